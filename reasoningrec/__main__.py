@@ -1,0 +1,3 @@
+from reasoningrec.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""The ``reasoningrec`` command line: one typer app, one command per pipeline stage.
+
+Commands live in ``reasoningrec/commands/<area>.py`` and import their stage lazily inside the
+command body, so ``reasoningrec --help`` never pays for torch, transformers or MLflow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from reasoningrec.app import app
+from reasoningrec.commands import data, model, ops, report, synthesis  # noqa: F401  (registers)
+from reasoningrec.errors import ReasoningRecError
+
+
+def main() -> None:
+    """Entry point: run the app, turning user-facing errors into one clear line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except ReasoningRecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

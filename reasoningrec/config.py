@@ -1,0 +1,219 @@
+"""Typed settings, loaded once from ``params.yaml``.
+
+Every section of ``params.yaml`` is named after the stage that reads it (the DVC convention), and
+each maps to one model below. Unknown keys are rejected so a typo never silently falls back to a
+default. Nothing happens at import time: call :func:`load_params`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reasoningrec.errors import ConfigError
+
+PARAMS_ENV = "REASONINGREC_PARAMS"
+DATA_DIR_ENV = "REASONINGREC_DATA_DIR"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    data_dir: Path = Path("data/raw")
+    work_dir: Path = Path("data/work")
+    cache_dir: Path = Path("cache")
+    models_dir: Path = Path("models")
+
+
+class KCoreConfig(_Section):
+    k: int = Field(5, ge=1)
+    # "user": drop users with fewer than k interactions (the paper's code);
+    # "iterative": alternate user and item filtering until both have at least k.
+    mode: Literal["user", "iterative"] = "user"
+
+
+class DatasetConfig(_Section):
+    source: Literal["movielens100k", "movielens1m", "amazon2018", "amazon2023", "paper", "table"]
+    path: str
+    domain: Literal["movies", "beauty", "fashion", "generic"] = "generic"
+    kcore: KCoreConfig = KCoreConfig()
+    history_len: int = Field(10, ge=1)
+    # Optional extra files (Amazon metadata, item tables) and column names for the generic table source.
+    meta_path: str | None = None
+    columns: dict[str, str] = {}
+
+
+class DemoConfig(_Section):
+    dataset: str = "beauty"
+    max_users: int = Field(40, ge=1)
+
+
+class IngestConfig(_Section):
+    pass
+
+
+class ValidateConfig(_Section):
+    rating_min: float = 1
+    rating_max: float = 5
+    timestamp_min: int = 788918400
+    timestamp_max: int = 1893456000
+
+
+class PrepareConfig(_Section):
+    like_threshold: float = 3
+    profile_items: int = Field(15, ge=0)
+    reviews_per_item: int = Field(10, ge=0)
+    review_words: int = Field(50, ge=1)
+    seed: int = 42
+
+
+class LLMConfig(_Section):
+    backend: Literal["embedded", "hf", "openai"] = "embedded"
+    model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    quantization: Literal["none", "nf4", "int8"] = "none"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    batch_size: int = Field(8, ge=1)
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(120, gt=0)
+    max_retries: int = Field(5, ge=0)
+
+
+class GenerationConfig(_Section):
+    temperature: float = Field(0.01, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_new_tokens: int = Field(256, ge=1)
+    words: int | None = None
+
+
+class RecordsConfig(_Section):
+    k_shots: list[int] = [64, 128, 256]
+    valid_size: int = Field(100, ge=1)
+    max_length: int = Field(2048, ge=64)
+    seed: int = 42
+
+
+class TrainConfig(_Section):
+    base_model: str = "embedded"
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "v_proj"]
+    learning_rate: float = Field(3e-4, gt=0)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    patience: int = Field(5, ge=1)
+    answer_loss_weight: float = Field(1.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "nf4", "int8"] = "auto"
+    seed: int = 42
+
+
+class EvaluateConfig(_Section):
+    bertscore_model: str = "embedded"
+    bertscore_num_layers: int = Field(6, ge=1)
+    explain_max_new_tokens: int = Field(256, ge=1)
+    explain_limit: int | None = 50
+
+
+class BaselinesConfig(_Section):
+    epochs: int = Field(50, ge=1)
+    patience: int = Field(5, ge=1)
+    hidden: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    seeds: list[int] = [0, 1, 2]
+
+
+class TrackingConfig(_Section):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str = "reasoningrec"
+    model_prefix: str = "reasoningrec"
+
+
+class Params(_Section):
+    paths: PathsConfig = PathsConfig()
+    datasets: dict[str, DatasetConfig] = {}
+    demo: DemoConfig = DemoConfig()
+    ingest: IngestConfig = IngestConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    prepare: PrepareConfig = PrepareConfig()
+    llm: LLMConfig = LLMConfig()
+    describe: GenerationConfig = GenerationConfig(max_new_tokens=64, words=25)
+    profile: GenerationConfig = GenerationConfig(words=100)
+    reason: GenerationConfig = GenerationConfig(top_p=0.75)
+    records: RecordsConfig = RecordsConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, value: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
+        for name in value:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"dataset name {name!r} may hold only letters, digits, '-' and '_'")
+        return value
+
+    @property
+    def data_dir(self) -> Path:
+        """Raw data root: ``$REASONINGREC_DATA_DIR`` when set, else ``paths.data_dir``."""
+        env = os.environ.get(DATA_DIR_ENV)
+        return Path(env) if env else self.paths.data_dir
+
+    def dataset(self, name: str) -> DatasetConfig:
+        """The settings of one dataset, or a clear error listing the known names."""
+        try:
+            return self.datasets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.datasets)) or "none"
+            raise ConfigError(f"unknown dataset {name!r} (params.yaml defines: {known})") from None
+
+    def work_dir(self, dataset: str) -> Path:
+        """Folder that holds every pipeline output of one dataset."""
+        return self.paths.work_dir / dataset
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; errors name the file and the offending key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid settings: {problems}") from None
+
+
+def read_params(path: str | Path) -> Params:
+    """Read and validate one params file (no caching)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))
+
+
+@lru_cache(maxsize=8)
+def _cached(path: str) -> Params:
+    return read_params(path)
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """The settings of this run: ``path``, else ``$REASONINGREC_PARAMS``, else ``./params.yaml``."""
+    chosen = path or os.environ.get(PARAMS_ENV) or "params.yaml"
+    return _cached(str(Path(chosen).resolve()))
