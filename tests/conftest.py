@@ -47,3 +47,11 @@ def params():
     from reasoningrec.config import read_params
 
     return read_params(REPO_ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama chat model + tokenizer on disk (built once per test session)."""
+    from reasoningrec.testing import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model"))
