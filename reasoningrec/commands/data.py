@@ -1,5 +1,54 @@
-"""CLI commands: data stages."""
+"""CLI commands: data stages (ingest, prepare, download). Heavy imports stay inside the bodies."""
 
 from __future__ import annotations
 
-from reasoningrec.app import app  # noqa: F401
+from typing import Annotated
+
+import typer
+
+from reasoningrec.app import DatasetOption, ParamsOption, app, params_from
+
+
+@app.command()
+def ingest(dataset: DatasetOption, params: ParamsOption = None) -> None:
+    """Read a dataset's raw files into interactions.parquet + items.parquet (+ ingest.json)."""
+    from reasoningrec.data.ingest import run_ingest
+
+    s = run_ingest(params_from(params), dataset)
+    typer.echo(
+        f"ingest {dataset}: {s['rows']:,} ratings, {s['users']:,} users, {s['items']:,} items "
+        f"(time: {s['time_source']})"
+    )
+
+
+@app.command()
+def prepare(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    max_users: Annotated[
+        int | None, typer.Option("--max-users", min=1, help="Keep only the first N users (by id).")
+    ] = None,
+) -> None:
+    """Duplicates, k-core, chronological train/valid/test samples and sampled reviews."""
+    from reasoningrec.data.prepare import run_prepare
+
+    s = run_prepare(params_from(params), dataset, max_users=max_users)
+    n = s["samples"]
+    typer.echo(
+        f"prepare {dataset}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "
+        f"samples train/valid/test {n['train']}/{n['valid']}/{n['test']}, "
+        f"{s['positives_share']:.1%} likes"
+    )
+
+
+@app.command()
+def download(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if the files exist.")] = False,
+) -> None:
+    """Fetch a dataset's raw files from their public source into the raw data folder."""
+    from reasoningrec.data.download import run_download
+
+    s = run_download(params_from(params), dataset, force=force)
+    typer.echo(f"download {dataset}: {s['status']} -> {s['path']}")

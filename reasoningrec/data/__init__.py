@@ -1,0 +1,1 @@
+"""Data layer: source readers (ingest), k-core filtering, chronological samples, review sampling."""
