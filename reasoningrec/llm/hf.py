@@ -1,0 +1,240 @@
+"""Local Hugging Face chat backend: any hub id or local folder, batched, left-padded generation.
+
+Prompts go through the tokenizer's chat template, are sorted by length so each batch pads little, and
+the replies come back in input order. On CUDA the weights are bf16, or 4-bit NF4 / 8-bit with
+bitsandbytes per ``LLMConfig.quantization``; on CPU they are fp32 (bf16 when asked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from reasoningrec.llm.base import Generation, GenerationSettings, Message, check_messages
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- pure helpers (no torch needed)
+
+
+def length_order(lengths: Sequence[int]) -> list[int]:
+    """Indices that visit prompts from shortest to longest (stable for equal lengths)."""
+    return sorted(range(len(lengths)), key=lambda i: lengths[i])
+
+
+def sampling_kwargs(settings: GenerationSettings) -> dict[str, Any]:
+    """``generate`` keyword arguments for ``settings``: sampling when temperature > 0, else greedy."""
+    if settings.temperature > 0:
+        return {
+            "do_sample": True,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_new_tokens": settings.max_new_tokens,
+        }
+    return {"do_sample": False, "max_new_tokens": settings.max_new_tokens}
+
+
+def split_completion(
+    new_ids: Sequence[int], eos_ids: set[int], max_new_tokens: int
+) -> tuple[list[int], int, str]:
+    """Cut one generated id row at its first EOS.
+
+    Returns the reply ids (without EOS and the padding after it), the completion token count (EOS
+    included, as the OpenAI API counts it) and the finish reason: "stop" at an EOS, "length" when
+    ``max_new_tokens`` ran out first.
+    """
+    ids = list(new_ids)
+    for position, token in enumerate(ids):
+        if token in eos_ids:
+            return ids[:position], position + 1, "stop"
+    return ids, len(ids), "length" if len(ids) >= max_new_tokens else "stop"
+
+
+def pick_dtype(device: str, dtype: str) -> str:
+    """Weight dtype name: fp32 on CPU unless bf16 is asked; bf16 on CUDA unless fp32 is asked."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def eos_token_ids(tokenizer, generation_config) -> set[int]:
+    """Every id that ends a reply: the model's generation EOS ids plus the tokenizer's EOS."""
+    ids: set[int] = set()
+    configured = getattr(generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_model(
+    model: str,
+    *,
+    quantization: str = "none",
+    dtype: str = "auto",
+    device: str | None = None,
+):
+    """Load ``(model, tokenizer, device)`` for generation, ready for left-padded batches."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise ValueError(f"{model}: the tokenizer has no chat template (expected a chat/instruct model)")
+
+    torch_dtype = getattr(torch, pick_dtype(device, dtype))
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if quantization != "none" and device.startswith("cuda"):
+        from transformers import BitsAndBytesConfig
+
+        if quantization == "nf4":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_use_double_quant=True,
+            )
+        elif quantization == "int8":
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        else:
+            raise ValueError(f"unknown quantization {quantization!r} (expected none, nf4 or int8)")
+        kwargs["device_map"] = {"": torch.device(device).index or 0}
+    elif quantization != "none":
+        log.warning("quantization %r needs CUDA; loading %s unquantized on %s", quantization, model, device)
+
+    loaded = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+    if "device_map" not in kwargs:
+        loaded.to(device)
+    loaded.eval()
+    if loaded.generation_config.pad_token_id is None:
+        loaded.generation_config.pad_token_id = tokenizer.pad_token_id
+    return loaded, tokenizer, device
+
+
+# ---------------------------------------------------------------- backend
+
+
+class HFBackend:
+    """Batched chat generation with a local transformers causal LM.
+
+    Args:
+        model: hub id or local folder.
+        model_id: the name recorded in the cache key (default: ``model``).
+        quantization: ``none`` | ``nf4`` | ``int8`` (CUDA only; ignored with a warning on CPU).
+        dtype: ``auto`` | ``float32`` | ``bfloat16``.
+        batch_size: prompts per ``generate`` call.
+        device: ``cuda``, ``cuda:1``, ``cpu``...; default CUDA when present.
+        generate_kwargs: extra ``model.generate`` arguments (e.g. ``cache_implementation="static"``,
+            ``min_new_tokens`` for fixed-length benchmarks).
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        model_id: str | None = None,
+        quantization: str = "none",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        device: str | None = None,
+        generate_kwargs: dict[str, Any] | None = None,
+    ):
+        self.model_path = model
+        self.model_id = model_id or model
+        self.quantization = quantization
+        self.dtype = dtype
+        self.batch_size = max(1, batch_size)
+        self.device = device
+        self.generate_kwargs = dict(generate_kwargs or {})
+        self._loaded: tuple[Any, Any, str] | None = None
+
+    @classmethod
+    def from_loaded(cls, model, tokenizer, model_id: str, *, batch_size: int = 8, **kwargs) -> HFBackend:
+        """A backend around an already loaded model and tokenizer (shared between backends)."""
+        backend = cls(model_id, model_id=model_id, batch_size=batch_size, **kwargs)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        backend._loaded = (model, tokenizer, str(model.device))
+        return backend
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={self.model_id!r}, batch_size={self.batch_size})"
+
+    def load(self) -> tuple[Any, Any, str]:
+        """Load the model on first use (heavy: seconds to minutes)."""
+        if self._loaded is None:
+            from reasoningrec.llm.embedded import resolve_model  # embedded builds on this module
+
+            path = resolve_model(self.model_path)
+            log.info("loading %s (%s, quantization=%s)", path, self.dtype, self.quantization)
+            self._loaded = load_model(
+                path, quantization=self.quantization, dtype=self.dtype, device=self.device
+            )
+        return self._loaded
+
+    def prompt_texts(self, batch: Sequence[Sequence[Message]]) -> list[str]:
+        """Each conversation rendered with the chat template, ending with the assistant turn opener."""
+        _, tokenizer, _ = self.load()
+        return [
+            tokenizer.apply_chat_template(list(conv), tokenize=False, add_generation_prompt=True)
+            for conv in batch
+        ]
+
+    def generate(
+        self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
+    ) -> list[Generation]:
+        import torch
+
+        for index, conversation in enumerate(batch):
+            check_messages(conversation, index)
+        if not batch:
+            return []
+        model, tokenizer, device = self.load()
+        # Templates already hold the special tokens they need (e.g. BOS): do not add them twice.
+        encoded = [
+            tokenizer(text, add_special_tokens=False)["input_ids"] for text in self.prompt_texts(batch)
+        ]
+        order = length_order([len(ids) for ids in encoded])
+        eos_ids = eos_token_ids(tokenizer, model.generation_config)
+        kwargs = {**sampling_kwargs(settings), "pad_token_id": tokenizer.pad_token_id, **self.generate_kwargs}
+        torch.manual_seed(settings.seed)
+
+        results: list[Generation | None] = [None] * len(batch)
+        starts = range(0, len(order), self.batch_size)
+        for start in _progress(starts, progress, self.batch_size, len(order)):
+            part = order[start : start + self.batch_size]
+            inputs = tokenizer.pad(
+                {"input_ids": [encoded[i] for i in part]}, padding=True, return_tensors="pt"
+            ).to(device)
+            with torch.inference_mode():
+                output = model.generate(**inputs, **kwargs)
+            new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+            for i, row in zip(part, new_tokens, strict=True):
+                ids, count, reason = split_completion(row, eos_ids, settings.max_new_tokens)
+                text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                results[i] = Generation(text, len(encoded[i]), count, reason)
+        return [g for g in results if g is not None]
+
+
+def _progress(starts: range, label: str | None, batch_size: int, total: int):
+    """Iterate batch starts, with a tqdm bar when a progress label is given."""
+    if label is None:
+        return starts
+    from tqdm.auto import tqdm
+
+    return tqdm(starts, desc=label, unit="batch", total=len(starts), postfix={"prompts": total})
