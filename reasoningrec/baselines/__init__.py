@@ -1,0 +1,196 @@
+"""Baselines on the same samples, splits and metrics as ReasoningRec: SASRec, Caser and two heuristics.
+
+Entry point: :func:`run_baselines` (the ``reasoningrec baselines`` command and the DVC stage).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from reasoningrec.baselines.common import Encoded, ItemIndex
+    from reasoningrec.config import Params
+
+log = logging.getLogger(__name__)
+
+SEQUENTIAL = ("sasrec", "caser")
+HEURISTICS = ("user-like-rate", "item-like-rate")
+EVAL_SPLITS = ("valid", "test")
+
+
+def build_model(method: str, params: Params, num_items: int, k: int):
+    """A fresh SASRec or Caser sized from ``params.baselines``."""
+    cfg = params.baselines
+    if method == "sasrec":
+        from reasoningrec.baselines.sasrec import SASRec
+
+        return SASRec(num_items, k, cfg.hidden, cfg.layers, cfg.heads, cfg.dropout)
+    if method == "caser":
+        from reasoningrec.baselines.caser import Caser
+
+        return Caser(num_items, k, cfg.hidden, cfg.caser_h_filters, cfg.caser_v_filters, cfg.dropout)
+    raise ValueError(f"unknown sequential baseline {method!r}; expected one of {SEQUENTIAL}")
+
+
+def train_sequential(
+    method: str, params: Params, seed: int, index: ItemIndex, k: int, train: Encoded, valid: Encoded
+):
+    """Seed everything, build and fit one model; returns (model, FitResult)."""
+    from reasoningrec.baselines.common import FitSettings, fit, set_seed
+
+    cfg = params.baselines
+    set_seed(seed)
+    model = build_model(method, params, index.size, k)
+    settings = FitSettings(cfg.epochs, cfg.patience, cfg.learning_rate, cfg.batch_size, cfg.weight_decay, seed)
+    return model, fit(model, train, valid, settings)
+
+
+def _predictions(samples: pd.DataFrame, p_yes: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": samples["user_id"].astype(str).to_numpy(),
+            "split": samples["split"].astype(str).to_numpy(),
+            "label": samples["label"].astype(np.int8).to_numpy(),
+            "p_yes": np.asarray(p_yes, dtype=float),
+        }
+    )
+
+
+def _split_metrics(predictions: pd.DataFrame) -> dict[str, float]:
+    """Contract metrics: ``valid_auc`` plus ``test_auc/accuracy/log_loss/ece``."""
+    from reasoningrec.baselines.common import binary_metrics
+
+    out: dict[str, float] = {}
+    for split in EVAL_SPLITS:
+        rows = predictions[predictions["split"] == split]
+        if rows.empty:
+            continue
+        found = binary_metrics(rows["label"], rows["p_yes"])
+        if split == "valid":
+            out["valid_auc"] = found["auc"]
+        else:
+            out.update({f"test_{key}": value for key, value in found.items()})
+    return out
+
+
+def run_baselines(
+    params: Params,
+    dataset: str,
+    out_dir: str | Path | None = None,
+    seeds: list[int] | None = None,
+    methods: tuple[str, ...] = SEQUENTIAL + HEURISTICS,
+    track: bool = True,
+) -> dict[str, Any]:
+    """Run the heuristics and SASRec/Caser (one model per seed) on a prepared dataset.
+
+    Reads ``samples.parquet`` and ``interactions.parquet`` from ``out_dir`` (default
+    ``params.work_dir(dataset)``), writes ``baselines/baselines.json`` and one
+    ``baselines/<method>[-seed<S>].parquet`` of predictions (``user_id, split, label, p_yes``; valid
+    and test samples) per method and seed, and logs one MLflow run per (method, seed) through
+    :func:`reasoningrec.tracking.log_run` (``k_shots`` = ``all`` for SASRec/Caser, ``0`` for the
+    heuristics, which are deterministic and logged once with seed 0).
+    """
+    from reasoningrec.baselines import common, heuristics
+    from reasoningrec.io import write_json, write_parquet
+
+    unknown = [m for m in methods if m not in SEQUENTIAL + HEURISTICS]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; expected from {SEQUENTIAL + HEURISTICS}")
+    params.dataset(dataset)  # a clear ConfigError for an unknown name
+    work = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
+    dest = work / "baselines"
+    seeds = list(seeds) if seeds is not None else list(params.baselines.seeds)
+    k = params.baselines.max_history or params.dataset(dataset).history_len
+    command = f"reasoningrec baselines -d {dataset} --seeds {' '.join(map(str, seeds))}"
+
+    samples = common.read_samples(work / "samples.parquet")
+    interactions = common.read_interactions(work / "interactions.parquet")
+    sequences = common.training_sequences(
+        interactions, samples, params.prepare.like_threshold, str(work / "interactions.parquet")
+    )
+    evaluated = samples[samples["split"].isin(EVAL_SPLITS)].reset_index(drop=True)
+    global_rate = heuristics.global_like_rate(sequences)
+    summary: dict[str, Any] = {
+        "dataset": dataset,
+        "history_items": k,
+        "users": len(sequences),
+        "training_interactions": sum(len(s.items) for s in sequences.values()),
+        "global_like_rate": global_rate,
+        "seeds": seeds,
+        "command": command,
+        "methods": {},
+    }
+
+    def record(method: str, seed: int, predictions: pd.DataFrame, extra: dict[str, Any], history=()) -> None:
+        path = write_parquet(dest / (f"{method}.parquet" if method in HEURISTICS else f"{method}-seed{seed}.parquet"), predictions)
+        metrics = _split_metrics(predictions)
+        entry = {**metrics, **extra, "predictions": path.name}
+        if track:
+            entry["run_id"] = _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k)
+        summary["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = entry
+        log.info("%s %s seed %s: valid AUC %.4f, test AUC %.4f", dataset, method, seed,
+                 metrics.get("valid_auc", float("nan")), metrics.get("test_auc", float("nan")))
+
+    prior = params.baselines.item_prior_strength
+    if "user-like-rate" in methods:
+        record("user-like-rate", 0, _predictions(evaluated, heuristics.user_like_rate(evaluated, global_rate)), {})
+    if "item-like-rate" in methods:
+        rates = heuristics.item_like_rates(sequences, global_rate, prior)
+        p = heuristics.item_like_rate(evaluated, rates, global_rate)
+        record("item-like-rate", 0, _predictions(evaluated, p), {"prior_strength": prior})
+
+    wanted = [m for m in SEQUENTIAL if m in methods]
+    if wanted:
+        index = common.ItemIndex.from_sequences(sequences)
+        train = common.encode_training(sequences, index, k)
+        valid = common.encode_samples(samples[samples["split"] == "valid"], index, k)
+        encoded_eval = common.encode_samples(evaluated, index, k)
+        summary.update(items=len(index.ids), training_examples=len(train))
+        for method in wanted:
+            for seed in seeds:
+                started = time.perf_counter()
+                model, result = train_sequential(method, params, seed, index, k, train, valid)
+                p = common.predict(model, encoded_eval)
+                extra = {
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": len(result.train_loss),
+                    "train_seconds": round(time.perf_counter() - started, 2),
+                    "training_examples": len(train),
+                }
+                history = [
+                    {"epoch": i + 1, "train_loss": loss, "epoch_valid_auc": auc}
+                    for i, (loss, auc) in enumerate(zip(result.train_loss, result.valid_auc, strict=True))
+                ]
+                record(method, seed, _predictions(evaluated, p), extra, history)
+
+    for entry in summary["methods"].values():
+        aucs = [s["test_auc"] for s in entry["seeds"].values() if "test_auc" in s]
+        if aucs:
+            entry["test_auc_mean"] = float(np.mean(aucs))
+            entry["test_auc_std"] = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0
+    write_json(dest / "baselines.json", summary)
+    return summary
+
+
+def _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k) -> str:
+    from reasoningrec.tracking import log_run
+
+    settings = {"baselines": params.baselines.model_dump(), "history_items": k, **extra}
+    return log_run(
+        params,
+        dataset=dataset,
+        method=method,
+        k_shots="0" if method in HEURISTICS else "all",
+        seed=seed,
+        settings=settings,
+        metrics=metrics,
+        epoch_history=history,
+        predictions=predictions,
+        extra_tags={"command": command},
+    )
