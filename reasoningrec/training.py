@@ -1,0 +1,527 @@
+"""LoRA fine-tuning with TRL: answer-weighted completion loss, per-epoch validation AUC, early stopping.
+
+Reads top-down:
+
+1. precision from the hardware (:func:`choose_precision`),
+2. records rendered with the base model's chat template into a prompt/completion dataset,
+3. an :class:`AnswerWeightedSFTTrainer` (TRL ``SFTTrainer``, completion-only loss, optional extra
+   weight on the answer token),
+4. a :class:`ValidationAUCCallback` that scores the validation records with P(Yes) after every epoch,
+   keeps the best adapter and stops after ``train.patience`` epochs without improvement,
+5. resume from ``<out_dir>/checkpoints`` after an interruption.
+
+Output folder layout (``out_dir``)::
+
+    adapter/            best adapter: PEFT files + tokenizer + reasoningrec.json
+    checkpoints/        Trainer checkpoints (removed after a successful run)
+    train.json          summary (history, best epoch, precision, ...), also returned
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reasoningrec.errors import ConfigError, ReasoningRecError
+from reasoningrec.io import read_json, write_json
+from reasoningrec.records import (
+    METHOD_VARIANTS,
+    count_tokens,
+    kshot_column,
+    read_records,
+    render_chat,
+    render_example,
+)
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"
+CHECKPOINT_DIR = "checkpoints"
+CALLBACK_STATE = "reasoningrec_callback.json"
+# The answer token sits right after "Prediction:" at the start of the completion; look no further.
+ANSWER_SEARCH_TOKENS = 8
+
+
+class TrainingError(ReasoningRecError):
+    """Training produced an unusable result (e.g. an empty adapter)."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; ``history`` holds one dict per epoch (epoch, train_loss, valid_auc)."""
+
+    adapter_dir: Path
+    best_epoch: int
+    best_valid_auc: float
+    history: list[dict] = field(default_factory=list)
+    precision: str = "fp32"
+    epochs_run: int = 0
+    stopped_early: bool = False
+    train_records: int = 0
+    valid_records: int = 0
+    shortened_overlong: int = 0
+    seconds: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["adapter_dir"] = str(self.adapter_dir)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision
+# ---------------------------------------------------------------------------------------------
+
+
+def choose_precision(requested: str, *, cuda: bool | None = None, bf16_supported: bool | None = None) -> str:
+    """Resolve ``train.precision``: auto = bf16 LoRA on CUDA with bf16 support, else fp32 (CPU).
+
+    nf4 (QLoRA) and int8 (the paper's recipe) need bitsandbytes and are meant for CUDA; asked for on a
+    CPU they still run (slowly), with a warning.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if bf16_supported is None:
+        bf16_supported = cuda and torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        return "bf16" if cuda and bf16_supported else "fp32"
+    if requested not in {"fp32", "bf16", "nf4", "int8"}:
+        raise ConfigError(f"train.precision: unknown value {requested!r} (auto, fp32, bf16, nf4, int8)")
+    if requested in {"nf4", "int8"} and not cuda:
+        log.warning("train.precision=%s on a machine without CUDA: bitsandbytes runs on CPU, very slowly", requested)
+    return requested
+
+
+def load_base_model(path: str, precision: str):
+    """Load a causal LM for LoRA training in the chosen precision (quantized ones prepared for k-bit)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if precision in {"nf4", "int8"}:
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+        quant = (
+            BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=compute,
+                bnb_4bit_use_double_quant=True,
+            )
+            if precision == "nf4"
+            else BitsAndBytesConfig(load_in_8bit=True)
+        )
+        device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+        model = AutoModelForCausalLM.from_pretrained(
+            path, quantization_config=quant, dtype=compute, device_map=device_map
+        )
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=torch.cuda.is_available())
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer-weighted completion loss
+# ---------------------------------------------------------------------------------------------
+
+
+def answer_token_weights(shifted_labels, yes_id: int, no_id: int, weight: float):
+    """Per-token loss weights aligned with next-token labels: 0 on ignored (-100) positions, 1 on
+    completion tokens, ``weight`` on the answer token (the first " Yes"/" No" among the first
+    :data:`ANSWER_SEARCH_TOKENS` completion tokens of each row)."""
+    import torch
+
+    valid = shifted_labels != -100
+    rank = valid.long().cumsum(dim=1) - 1
+    candidate = valid & ((shifted_labels == yes_id) | (shifted_labels == no_id)) & (rank < ANSWER_SEARCH_TOKENS)
+    first = candidate & (candidate.long().cumsum(dim=1) == 1)
+    return valid.to(torch.float32).masked_fill(first, float(weight))
+
+
+def weighted_completion_loss(log_probs, shifted_labels, yes_id: int, no_id: int, weight: float, num_tokens=None):
+    """sum_i w_i * CE_i / N, with N the number of completion tokens (``num_tokens`` when the Trainer
+    accumulates gradients over several micro-batches). ``weight == 1`` is exactly the plain loss."""
+    import torch
+
+    weights = answer_token_weights(shifted_labels, yes_id, no_id, weight).to(log_probs.dtype)
+    count = (shifted_labels != -100).sum() if num_tokens is None else num_tokens
+    return -(log_probs * weights).sum() / torch.as_tensor(count, device=log_probs.device).clamp(min=1)
+
+
+def _sft_trainer_class():
+    from trl import SFTTrainer
+
+    class AnswerWeightedSFTTrainer(SFTTrainer):
+        """``SFTTrainer`` whose completion loss weighs the answer token ``answer_loss_weight`` times."""
+
+        def __init__(self, *args, answer_ids: tuple[int, int], answer_loss_weight: float = 1.0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.answer_ids = answer_ids
+            self.answer_loss_weight = float(answer_loss_weight)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.answer_loss_weight == 1.0 or return_outputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            inputs["use_cache"] = False
+            outputs = model(**inputs, fused_lm_head=True)
+            loss = weighted_completion_loss(
+                outputs.log_probs, inputs["labels"][:, 1:], *self.answer_ids, self.answer_loss_weight, num_items_in_batch
+            )
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            if self.model.training and "attention_mask" in inputs:
+                self._total_train_tokens += int(inputs["attention_mask"].sum().item())
+                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+    return AnswerWeightedSFTTrainer
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-epoch validation AUC, best adapter, early stopping
+# ---------------------------------------------------------------------------------------------
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class ValidationAUCCallback(_callback_base()):
+    """After each epoch: P(Yes) on the validation prompts -> AUC; save the adapter when it improves;
+    stop after ``patience`` epochs without improvement. ``scorer(model) -> scores`` and
+    ``save_best(model, epoch, auc)`` are injected so the logic is testable without a Trainer.
+    State survives resume through a JSON file written into each checkpoint."""
+
+    def __init__(
+        self,
+        scorer: Callable[[Any], np.ndarray],
+        labels: Sequence[int],
+        patience: int,
+        save_best: Callable[[Any, int, float], None],
+    ):
+        self.scorer, self.labels, self.patience, self.save_best = scorer, list(labels), patience, save_best
+        self.best_auc: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self._losses: list[float] = []
+
+    # Trainer hooks -------------------------------------------------------------------------
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._losses.append(float(logs["loss"]))
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        epoch = len(self.history) + 1
+        self.end_epoch(model, epoch, control)
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            write_json(folder / CALLBACK_STATE, self.state_dict())
+        return control
+
+    # Logic ----------------------------------------------------------------------------------
+    def end_epoch(self, model, epoch: int, control) -> float:
+        from reasoningrec.metrics import auc
+
+        started = time.perf_counter()
+        valid_auc = auc(self.labels, self.scorer(model))
+        train_loss = float(np.mean(self._losses)) if self._losses else None
+        self._losses = []
+        improved = not math.isnan(valid_auc) and (self.best_auc is None or valid_auc > self.best_auc)
+        if improved or self.best_auc is None:  # epoch 1 always gives a first adapter, even with nan AUC
+            self.best_auc, self.best_epoch, self.bad_epochs = valid_auc, epoch, 0
+            self.save_best(model, epoch, valid_auc)
+        else:
+            self.bad_epochs += 1
+        self.history.append(
+            {"epoch": epoch, "train_loss": train_loss, "valid_auc": valid_auc, "improved": bool(improved)}
+        )
+        log.info(
+            "epoch %d: train loss %s, valid AUC %.4f%s (scored in %.1f s)",
+            epoch, "n/a" if train_loss is None else f"{train_loss:.4f}", valid_auc,
+            " (best)" if improved else f", {self.bad_epochs} without improvement", time.perf_counter() - started,
+        )
+        if self.bad_epochs >= self.patience:
+            log.info("early stopping: %d epochs without a better validation AUC", self.bad_epochs)
+            control.should_training_stop = True
+        return valid_auc
+
+    def state_dict(self) -> dict:
+        return {
+            "best_auc": self.best_auc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_auc, self.best_epoch = state["best_auc"], state["best_epoch"]
+        self.bad_epochs, self.history = state["bad_epochs"], list(state["history"])
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+# ---------------------------------------------------------------------------------------------
+# Adapter files
+# ---------------------------------------------------------------------------------------------
+
+
+def save_adapter(model, tokenizer, adapter_dir: Path, meta: dict) -> Path:
+    """Write adapter + tokenizer + ``reasoningrec.json`` atomically (temp folder, then rename),
+    refusing an adapter whose LoRA B matrices are all zero (nothing was learned or saved)."""
+    adapter_dir = Path(adapter_dir)
+    tmp = adapter_dir.with_name(f".{adapter_dir.name}.tmp")
+    old = adapter_dir.with_name(f".{adapter_dir.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    check_adapter_not_empty(tmp)
+    write_json(tmp / "reasoningrec.json", meta)
+    shutil.rmtree(old, ignore_errors=True)
+    if adapter_dir.exists():
+        os.replace(adapter_dir, old)
+    os.replace(tmp, adapter_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return adapter_dir
+
+
+def check_adapter_not_empty(adapter_dir: Path) -> int:
+    """Number of LoRA B tensors with a non-zero entry; raises :class:`TrainingError` when there are none."""
+    from safetensors import safe_open
+
+    path = Path(adapter_dir) / "adapter_model.safetensors"
+    if not path.is_file():
+        raise TrainingError(f"{path}: adapter weights were not written")
+    nonzero = total = 0
+    with safe_open(str(path), framework="pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            if "lora_B" in key:
+                total += 1
+                nonzero += bool(handle.get_tensor(key).abs().sum() > 0)
+    if nonzero == 0:
+        raise TrainingError(f"{path}: adapter is empty ({total} LoRA B tensors, all zero): nothing would be applied")
+    return nonzero
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _records_frame(records) -> pd.DataFrame:
+    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+    missing = {"prompt_text", "completion_text", "label"} - set(frame.columns)
+    if missing:
+        raise ConfigError(f"training records lack columns {sorted(missing)}")
+    if frame.empty:
+        raise ConfigError("no training records (check records.k_shots and the records stage output)")
+    return frame.reset_index(drop=True)
+
+
+def train_adapter(
+    base_model: str,
+    train_records: pd.DataFrame | Sequence[dict],
+    valid_records: pd.DataFrame | Sequence[dict],
+    cfg,
+    out_dir: str | Path,
+    *,
+    max_length: int = 2048,
+    seed: int | None = None,
+    meta: dict | None = None,
+    score_batch_size: int = 8,
+    keep_checkpoints: bool = False,
+) -> TrainResult:
+    """Fine-tune a LoRA adapter on records (``prompt_text``, ``completion_text``, ``label``).
+
+    ``cfg`` is a :class:`reasoningrec.config.TrainConfig`. ``base_model`` is "embedded", a hub id or a
+    local folder (recorded as given in the adapter metadata). The best adapter by validation AUC ends
+    up in ``<out_dir>/adapter``. Re-running after an interruption resumes from the last checkpoint.
+    """
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
+    from reasoningrec.scoring import answer_token_ids, resolve_base_model, score_prompts
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = cfg.seed if seed is None else seed
+    set_seed(seed)
+    train = _records_frame(train_records)
+    valid = _records_frame(valid_records)
+
+    # 1. Precision and model ------------------------------------------------------------------
+    cuda = torch.cuda.is_available()
+    precision = choose_precision(cfg.precision)
+    log.info("training precision: %s (%s)", precision, torch.cuda.get_device_name() if cuda else "CPU")
+    resolved = resolve_base_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(resolved)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    answer_ids = answer_token_ids(tokenizer)
+    model = load_base_model(resolved, precision)
+
+    # 2. Records -> prompt/completion dataset ---------------------------------------------------
+    pairs = [render_example(tokenizer, p, c) for p, c in zip(train["prompt_text"], train["completion_text"], strict=True)]
+    overlong = sum(count_tokens(tokenizer, p, c) > max_length for p, c in pairs)
+    if overlong:
+        log.warning("%d training records exceed max_length=%d tokens for this tokenizer: their completions "
+                    "will be cut (rebuild records with this base model)", overlong, max_length)
+    dataset = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
+    valid_prompts = [render_chat(tokenizer, p) for p in valid["prompt_text"]]
+    valid_labels = valid["label"].astype(int).tolist()
+
+    # 3. Best adapter + early stopping ----------------------------------------------------------
+    adapter_meta = {
+        **(meta or {}),
+        "base_model": base_model,
+        "resolved_base_model": str(resolved),
+        "k_shots": (meta or {}).get("k_shots"),
+        "seed": seed,
+        "precision": precision,
+        "answer_token_ids": list(answer_ids),
+        "answer_loss_weight": cfg.answer_loss_weight,
+        "max_length": max_length,
+        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout,
+                 "target_modules": list(cfg.target_modules)},
+    }
+
+    def save_best(peft_model, epoch: int, valid_auc: float) -> None:
+        save_adapter(peft_model, tokenizer, out_dir / ADAPTER_DIR,
+                     {**adapter_meta, "best_epoch": epoch, "valid_auc": valid_auc})
+
+    callback = ValidationAUCCallback(
+        scorer=lambda m: score_prompts(m, tokenizer, valid_prompts, score_batch_size, answer_ids=answer_ids),
+        labels=valid_labels,
+        patience=cfg.patience,
+        save_best=save_best,
+    )
+
+    # 4. Trainer --------------------------------------------------------------------------------
+    checkpoints = out_dir / CHECKPOINT_DIR
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=0,
+        completion_only_loss=True,
+        max_length=max_length,
+        save_strategy="epoch",
+        save_total_limit=1,
+        eval_strategy="no",
+        logging_strategy="steps",
+        logging_steps=1,
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not cuda,
+        bf16=precision in {"bf16", "nf4", "int8"} and cuda and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        # Activation checkpointing saves GPU memory at long sequence lengths; on CPU it only costs time.
+        gradient_checkpointing=cuda,
+        seed=seed,
+        data_seed=seed,
+        dataset_num_proc=None,
+        restore_callback_states_from_checkpoint=False,
+    )
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    trainer = _sft_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[callback],
+        answer_ids=answer_ids,
+        answer_loss_weight=cfg.answer_loss_weight,
+    )
+
+    # 5. Train (resuming when a checkpoint exists) ----------------------------------------------
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if last and (Path(last) / CALLBACK_STATE).is_file():
+        callback.load_state_dict(read_json(Path(last) / CALLBACK_STATE))
+        log.info("resuming from %s (epoch %d done)", last, len(callback.history))
+    elif last:
+        last = None  # a checkpoint without our state predates this code path: start over
+    if callback.stopped_early or len(callback.history) >= cfg.epochs:
+        log.info("training already finished in %s", checkpoints)
+    else:
+        trainer.train(resume_from_checkpoint=last)
+    if not (out_dir / ADAPTER_DIR / "reasoningrec.json").is_file():
+        raise TrainingError(f"{out_dir / ADAPTER_DIR}: no adapter was saved (did any epoch finish?)")
+    if not keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+
+    result = TrainResult(
+        adapter_dir=out_dir / ADAPTER_DIR,
+        best_epoch=callback.best_epoch,
+        best_valid_auc=float("nan") if callback.best_auc is None else float(callback.best_auc),
+        history=callback.history,
+        precision=precision,
+        epochs_run=len(callback.history),
+        stopped_early=callback.stopped_early,
+        train_records=len(train),
+        valid_records=len(valid),
+        shortened_overlong=int(overlong),
+        seconds=round(time.perf_counter() - started, 1),
+        meta=adapter_meta,
+    )
+    return result
+
+
+def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: str | Path | None = None) -> dict:
+    """Train one adapter for (dataset, method, K, seed) from the dataset's ``records.parquet``.
+
+    ``method`` picks the record variant (reasoningrec=full, reasoningrec-no-profile,
+    reasoningrec-no-description, tallrec=titles, label-only). Default ``out_dir``:
+    ``<paths.models_dir>/<dataset>/<method>-k<K>-s<seed>``. Writes and returns ``train.json``.
+    """
+    if method not in METHOD_VARIANTS:
+        raise ConfigError(f"method {method!r} is not trained with LoRA (trainable: {', '.join(METHOD_VARIANTS)})")
+    variant = METHOD_VARIANTS[method]
+    records_path = params.work_dir(dataset) / "records.parquet"
+    records = read_records(records_path, variant)
+    column = kshot_column(k_shots)
+    if column not in records.columns:
+        raise ConfigError(f"{records_path}: no {k_shots}-shot set (records.k_shots builds {params.records.k_shots})")
+    train = records[(records["split"] == "train") & records[column]]
+    valid = records[records["split"] == "valid"]
+    out_dir = Path(out_dir) if out_dir is not None else params.paths.models_dir / dataset / f"{method}-k{k_shots}-s{seed}"
+    meta = {"dataset": dataset, "method": method, "variant": variant, "k_shots": k_shots}
+    result = train_adapter(
+        params.train.base_model, train, valid, params.train, out_dir,
+        max_length=params.records.max_length, seed=seed, meta=meta,
+    )
+    summary = result.to_dict()
+    write_json(out_dir / "train.json", summary)
+    return summary
