@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 
 from reasoningrec.app import app
-from reasoningrec.commands import data, model, ops, report, synthesis  # noqa: F401  (registers)
+from reasoningrec.commands import data, demo, model, ops, registry, report, synthesis, validate  # noqa: F401  (registers)
 from reasoningrec.errors import ReasoningRecError
+from reasoningrec.logs import setup_logging
 
 
 def main() -> None:
     """Entry point: run the app, turning user-facing errors into one clear line and exit code 2."""
+    setup_logging()
     try:
         app(standalone_mode=False)
     except ReasoningRecError as exc:

@@ -45,14 +45,30 @@ class DatasetConfig(_Section):
     domain: Literal["movies", "beauty", "fashion", "generic"] = "generic"
     kcore: KCoreConfig = KCoreConfig()
     history_len: int = Field(10, ge=1)
+    # Drop exact repeats of (user, item, timestamp) before k-core. The paper's processed Beauty and
+    # Fashion keep theirs (their sequences and SFT records include them), so those datasets set false.
+    drop_duplicates: bool = True
     # Optional extra files (Amazon metadata, item tables) and column names for the generic table source.
     meta_path: str | None = None
     columns: dict[str, str] = {}
+    # Folder (under data_dir) of pre-generated texts for `reasoningrec import-texts` (the paper
+    # authors' layout); for `source: paper` it defaults to `path`.
+    texts_path: str | None = None
 
 
 class DemoConfig(_Section):
+    """The README's main job: the whole pipeline on a small real slice, sized for a 2-core CPU."""
+
     dataset: str = "beauty"
     max_users: int = Field(40, ge=1)
+    # Items described by the embedded model (the rest keep the imported large-LLM text).
+    synthesize_items: int = Field(6, ge=0)
+    k_shots: int = Field(16, ge=2)
+    valid_size: int = Field(16, ge=2)
+    epochs: int = Field(2, ge=1)
+    explain_limit: int = Field(4, ge=0)
+    explain_max_new_tokens: int = Field(96, ge=1)
+    max_length: int = Field(1024, ge=64)
 
 
 class IngestConfig(_Section):
@@ -64,6 +80,11 @@ class ValidateConfig(_Section):
     rating_max: float = 5
     timestamp_min: int = 788918400
     timestamp_max: int = 1893456000
+    # Datasets whose raw interactions may repeat (user, item, timestamp): for them a repeat is a
+    # reported warning (prepare drops or keeps them per datasets.<name>.drop_duplicates), else an error.
+    allow_duplicates: list[str] = []
+    # Render GX Data Docs (HTML) beside validate_<stage>.json; ~1.5 s per stage.
+    data_docs: bool = True
 
 
 class PrepareConfig(_Section):
@@ -80,7 +101,8 @@ class LLMConfig(_Section):
     quantization: Literal["none", "nf4", "int8"] = "none"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(8, ge=1)
-    base_url: str = "http://127.0.0.1:8000/v1"
+    # One OpenAI-compatible server, or several (a list or comma-separated) shared round-robin.
+    base_url: str | list[str] = "http://127.0.0.1:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = Field(8, ge=1)
     timeout_s: float = Field(120, gt=0)
@@ -92,6 +114,7 @@ class GenerationConfig(_Section):
     top_p: float = Field(0.9, gt=0, le=1)
     max_new_tokens: int = Field(256, ge=1)
     words: int | None = None
+    seed: int = 0
 
 
 class RecordsConfig(_Section):
@@ -99,6 +122,15 @@ class RecordsConfig(_Section):
     valid_size: int = Field(100, ge=1)
     max_length: int = Field(2048, ge=64)
     seed: int = 42
+    # Record variants to build: full, no-profile, no-description (ablations), titles (TALLRec),
+    # label-only (full context, answer only). Each needs its inputs (records.py says which).
+    variants: list[Literal["full", "no-profile", "no-description", "titles", "label-only"]] = [
+        "full",
+        "no-profile",
+        "no-description",
+        "titles",
+        "label-only",
+    ]
 
 
 class TrainConfig(_Section):
@@ -130,6 +162,19 @@ class BaselinesConfig(_Section):
     hidden: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     seeds: list[int] = [0, 1, 2]
+    batch_size: int = Field(256, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    # SASRec self-attention blocks and heads (hidden must be divisible by heads).
+    layers: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    # Caser: number of horizontal filters per height and of vertical filters.
+    caser_h_filters: int = Field(16, ge=1)
+    caser_v_filters: int = Field(4, ge=1)
+    # Items of history fed to SASRec/Caser; null = the dataset's history_len (what the LLM sees).
+    max_history: int | None = Field(None, ge=1)
+    # Item like-rate heuristic: Beta prior worth this many pseudo-interactions at the global rate.
+    item_prior_strength: float = Field(5.0, ge=0)
 
 
 class TrackingConfig(_Section):
@@ -137,6 +182,24 @@ class TrackingConfig(_Section):
     artifact_location: str = "mlartifacts"
     experiment: str = "reasoningrec"
     model_prefix: str = "reasoningrec"
+
+
+class OrchestrationConfig(_Section):
+    """How Prefect runs the stages (DVC ignores this section)."""
+
+    # thread | process (built in) | dask | ray (need prefect-dask / prefect-ray installed)
+    task_runner: Literal["thread", "process", "dask", "ray"] = "thread"
+    max_workers: int = Field(4, ge=1)
+    # LLM synthesis fans out over this many item/user shards (one task each).
+    shards: int = Field(1, ge=1)
+    # Address of an existing Dask scheduler or Ray cluster; null starts a local one.
+    address: str | None = None
+    llm_retries: int = Field(3, ge=0)
+    retry_backoff_s: float = Field(10, gt=0)
+    # Methods trained per (K, seed) by train_evaluate / the DVC experiment matrix, and zero-shot ones (K = 0).
+    methods: list[str] = ["reasoningrec", "reasoningrec-no-profile", "reasoningrec-no-description", "tallrec"]
+    zero_shot_methods: list[str] = ["zeroshot-vanilla", "zeroshot-reasoningrec"]
+    seeds: list[int] = [42]
 
 
 class Params(_Section):
@@ -155,6 +218,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     tracking: TrackingConfig = TrackingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

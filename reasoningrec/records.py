@@ -354,8 +354,13 @@ def build_records(
     samples = samples.copy()
     samples["user_id"] = samples["user_id"].astype(str)
     reasons: dict[tuple[str, str], tuple[int, str]] = {}
+    unusable = 0
     if reasoning is not None:
-        for row in reasoning.itertuples(index=False):
+        # Rows the synthesis/import flagged invalid (empty, refused, or explaining another target)
+        # are neither training completions nor references.
+        usable = reasoning["valid"].fillna(False).astype(bool) if "valid" in reasoning else None
+        unusable = 0 if usable is None else int((~usable).sum())
+        for row in (reasoning if usable is None else reasoning[usable]).itertuples(index=False):
             reasons[(str(row.user_id), str(row.split))] = (int(row.label), str(row.reasoning or ""))
         has = [(u, s) in reasons or s == "test" for u, s in zip(samples["user_id"], samples["split"], strict=True)]
         excluded = int((~np.asarray(has)).sum())
@@ -414,6 +419,7 @@ def build_records(
         if overlong[variant]:
             log.warning("records %s: %d records exceed %d tokens even without history", variant, overlong[variant], max_length)
     summary = _summary(records, selected, k_shots, shortened, overlong, max_tokens, excluded, no_reference)
+    summary["reasoning_flagged_invalid"] = unusable
     return records, summary
 
 

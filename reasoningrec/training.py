@@ -466,6 +466,11 @@ def train_adapter(
         answer_loss_weight=cfg.answer_loss_weight,
     )
 
+    # disable_tqdm makes transformers print every logged dict; our callback logs one line per epoch.
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+
     # 5. Train (resuming when a checkpoint exists) ----------------------------------------------
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if last and (Path(last) / CALLBACK_STATE).is_file():

@@ -32,7 +32,18 @@ from reasoningrec.errors import ConfigError, DataError, ValidationFailed
 from reasoningrec.io import read_json, write_json
 from reasoningrec.validation_report import format_report, matches, summarize_suite
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
+EXPECTATIONS_ENV = "REASONINGREC_EXPECTATIONS_DIR"
+
+
+def expectations_dir() -> Path:
+    """The suites' folder: ``$REASONINGREC_EXPECTATIONS_DIR``, else the project's ``expectations/``
+    (beside the package in a checkout, or in the working directory for an installed package)."""
+    if os.environ.get(EXPECTATIONS_ENV):
+        return Path(os.environ[EXPECTATIONS_ENV])
+    beside = Path(__file__).resolve().parents[1] / "expectations"
+    return beside if beside.is_dir() else Path.cwd() / "expectations"
+
+
 STAGES = ("interactions", "samples")
 SPLITS = ("train", "valid", "test")
 INTERACTION_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
@@ -64,9 +75,9 @@ class Check:
 # Suites (JSON) and their run-time values
 
 
-def load_suite_spec(name: str, directory: Path = EXPECTATIONS_DIR) -> dict:
+def load_suite_spec(name: str, directory: Path | None = None) -> dict:
     """The JSON of suite ``name`` (``expectations/<name>.json``), checked for the keys GX needs."""
-    path = Path(directory) / f"{name}.json"
+    path = Path(directory or expectations_dir()) / f"{name}.json"
     if not path.is_file():
         raise ConfigError(f"{path}: expectation suite not found")
     try:
@@ -296,7 +307,7 @@ def _import_gx():
 
 
 def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Path | None = None,
-               directory: Path = EXPECTATIONS_DIR) -> list[dict]:
+               directory: Path | None = None) -> list[dict]:
     """Run each check's suite in one ephemeral GX context; summaries in order; Data Docs into ``docs_dir``."""
     gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -306,7 +317,7 @@ def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Pat
     if docs_dir is not None:
         context.add_data_docs_site(site_name=_DOCS_SITE, site_config={
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
     source = context.data_sources.add_pandas("reasoningrec")

@@ -22,20 +22,20 @@ def test_benchmark_runs_on_cpu_and_appends_its_row(tmp_path):
     model = build_tiny_chat_model(tmp_path / "tiny")
     out = tmp_path / "bench.md"
     argv = ["--model", str(model), "--device", "cpu", "--batch-size", "3", "--new-tokens", "4"]
-    result = bench.main(
+    (result,) = bench.main(
         [*argv, "--naive-prompts", "1", "--warmup", "0", "--hbm-gbps", "100", "--out", str(out)]
     )
     assert result.batched_tps > 0 and result.naive_tps > 0 and 0 < result.roofline < 1
     lines = out.read_text().splitlines()
     assert lines[:2] == bench.HEADER.splitlines()
-    assert len(lines) == 3 and lines[2].startswith(f"| {model} | cpu | float32 | 3 | 4 |")
+    assert len(lines) == 3 and lines[2].startswith(f"| {model} | cpu | float32 | generate | 3 | 4 |")
     assert lines[2] == result.row() and lines[2].endswith("% |")
 
 
 def test_rows_append_under_one_header(tmp_path):
     out = tmp_path / "docs" / "bench.md"
-    row = bench.Result("m", "cpu", "float32", 8, 16, 80.0, 10.0, None).row()
-    assert row == "| m | cpu | float32 | 8 | 16 | 80.0 | 10.0 | 8.0x | n/a |"
+    row = bench.Result("m", "cpu", "float32", "loop", 8, 16, 80.0, 10.0, 12.5, None).row()
+    assert row == "| m | cpu | float32 | loop | 8 | 16 | 80.0 | 10.0 | 8.0x | 12.5 | n/a |"
     bench.append_row(out, row)
     bench.append_row(out, row.replace("n/a", "41%"))
     assert out.read_text().splitlines() == [*bench.HEADER.splitlines(), row, row.replace("n/a", "41%")]
@@ -53,7 +53,53 @@ def test_random_llama2_is_shaped_like_the_real_7b():
     assert bench.weight_bytes_per_step(model.to(torch.bfloat16)) == 2 * (params - 32000 * 4096)
 
 
+def test_random_mistral_is_shaped_like_the_real_7b():
+    import torch
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(bench.mistral_7b_config())
+    assert sum(p.numel() for p in model.parameters()) == 7_241_732_096  # Mistral-7B-v0.1
+
+
+def test_static_loop_matches_greedy_generate():
+    """The compiled-loop engine decodes exactly what generate does (fp32, left-padded batch)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from reasoningrec.testing import build_tiny_tokenizer
+
+    torch.manual_seed(0)
+    config = bench.smoke_config(bench.mistral_7b_config())
+    config.vocab_size = 1024
+    model = LlamaForCausalLM(config).eval()
+    tok = build_tiny_tokenizer()
+    tok.padding_side = "left"
+    texts = [
+        tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in bench.make_prompts(3)
+    ]
+    enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    assert (enc["attention_mask"] == 0).any()  # the prompts differ in length: padding is exercised
+    loop = bench.StaticLoop(model, enc["input_ids"], enc["attention_mask"], 6, compile_step=False)
+    first, second = loop.run(), loop.run()  # a second run reuses the cache
+    with torch.inference_mode():
+        ref = model.generate(
+            **enc, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id
+        )
+    assert torch.equal(first, ref[:, enc["input_ids"].shape[1] :])
+    assert torch.equal(second, first)
+
+
+def test_smoke_run_covers_both_engines(tmp_path):
+    argv = ["--smoke", "--model", "mistral-7b-random", "--engines", "loop", "generate", "--batch-size", "2"]
+    results = bench.main([*argv, "--new-tokens", "3", "--naive-prompts", "1", "--warmup", "0"])
+    assert [r.engine for r in results] == ["loop", "generate"]
+    assert all(r.batched_tps > 0 and r.step_ms > 0 for r in results)
+
+
 def test_arguments_are_validated():
     with pytest.raises(SystemExit):
         bench.parse_args(["--batch-size", "0"])
     assert bench.parse_args(["--batch-size", "2", "--naive-prompts", "9"]).naive_prompts == 2
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--smoke", "--model", "embedded"])

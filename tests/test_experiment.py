@@ -1,0 +1,215 @@
+"""End to end: a tiny hand-built dataset folder -> run_experiment -> files, MLflow run, registry."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow_support import template_store, tracking_params
+
+from reasoningrec import experiment, tracking
+from reasoningrec.errors import ConfigError
+from reasoningrec.io import read_json, write_parquet
+
+N_USERS = 12
+TITLES = [
+    "Rose Hand Cream", "Citrus Shampoo", "Lavender Soap", "Vanilla Body Mist", "Argan Hair Oil",
+    "Mint Lip Balm", "Cedar Beard Wash", "Aloe Face Gel", "Coconut Conditioner", "Jasmine Perfume",
+]
+
+
+def _dataset_folder(folder: Path) -> None:
+    """Samples/items/descriptions/profiles/reasoning for 12 users, labels mixed in every split."""
+    items = pd.DataFrame({"item_id": [f"i{n}" for n in range(len(TITLES))], "title": TITLES})
+    descriptions = pd.DataFrame(
+        {"item_id": items["item_id"], "description": [f"A {t.lower()} with a gentle scent." for t in TITLES],
+         "source": "llm", "model": "test"}
+    )
+    samples, profiles, reasoning = [], [], []
+    for u in range(N_USERS):
+        user = f"u{u}"
+        profiles.append({"user_id": user, "profile": f"User {u} likes gentle scents.", "source": "llm", "model": "t"})
+        for s, split in enumerate(("train", "valid", "test")):
+            label = (u + s) % 2
+            history = [f"i{(u + s + j) % len(TITLES)}" for j in range(3)]
+            samples.append(
+                {
+                    "user_id": user, "split": split, "target_item": f"i{(u + s + 5) % len(TITLES)}",
+                    "target_rating": 5.0 if label else 1.0, "target_timestamp": 1_600_000_000 + 10 * u + s,
+                    "label": np.int8(label), "history_items": history, "history_labels": [1, 0, 1],
+                    "profile_items": [], "profile_labels": [],
+                }
+            )
+            reasoning.append(
+                {"user_id": user, "split": split, "label": np.int8(label), "source": "llm", "model": "t",
+                 "reasoning": f"Prediction: {'Yes' if label else 'No'}\nThe user {'enjoys' if label else 'avoids'} "
+                 "products with gentle scents like this one."}
+            )
+    write_parquet(folder / "samples.parquet", pd.DataFrame(samples))
+    write_parquet(folder / "items.parquet", items)
+    write_parquet(folder / "descriptions.parquet", descriptions)
+    write_parquet(folder / "profiles.parquet", pd.DataFrame(profiles))
+    write_parquet(folder / "reasoning.parquet", pd.DataFrame(reasoning))
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir, tmp_path_factory):
+    """Params for the tiny dataset (tiny model as base, 1 epoch) with its records built."""
+    from reasoningrec.records import run_records
+
+    tmp_path = tmp_path_factory.mktemp("experiment")
+    template = template_store(tmp_path_factory)
+    params = tracking_params(
+        tmp_path, template,
+        datasets={"tiny": {"source": "table", "path": "unused", "domain": "beauty"}},
+        records={"k_shots": [4], "valid_size": 6, "max_length": 512, "variants": ["full", "titles"]},
+        train={"base_model": str(tiny_model_dir), "epochs": 1, "batch_size": 4, "precision": "fp32",
+               "patience": 1},
+        llm={"batch_size": 4},
+        evaluate={"explain_limit": 3, "explain_max_new_tokens": 8},
+    )
+    folder = params.work_dir("tiny")
+    _dataset_folder(folder)
+    run_records(params, "tiny")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", params.tracking.tracking_uri)
+        yield params
+
+
+def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
+    params = setup
+    summary = experiment.run_experiment(params, "tiny", "reasoningrec", 4, 0)
+    out = params.work_dir("tiny") / "runs" / "reasoningrec-k4-s0"
+    assert Path(summary["run_dir"]) == out
+    assert read_json(out / "metrics.json")["run_id"] == summary["run_id"]
+
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert list(predictions.columns[:6]) == ["user_id", "split", "label", "p_yes", "explanation", "reference"]
+    assert predictions.groupby("split").size().to_dict() == {"test": N_USERS, "valid": 6}
+    assert predictions["p_yes"].between(0, 1).all()
+    explained = predictions[predictions["explanation"].notna()]
+    assert len(explained) == 3 and set(explained["split"]) == {"test"}
+    assert explained["reference"].str.startswith("The user").all()  # "Prediction: ..." stripped
+    assert {"test_roc.png", "test_calibration.csv"} <= {p.name for p in (out / "plots").iterdir()}
+    assert (out / "adapter" / "reasoningrec.json").is_file()
+
+    metrics = summary["metrics"]
+    for name in ("valid_auc", "test_auc", "test_accuracy", "test_log_loss", "test_ece",
+                 "test_bertscore_f1", "parse_failure_rate"):
+        assert metrics[name] is not None, name
+    assert 0 <= metrics["test_auc"] <= 1 and 0 <= metrics["parse_failure_rate"] <= 1
+    assert metrics["bertscore_pairs"] == 3
+
+    client = tracking.get_client(params)
+    run = client.get_run(summary["run_id"])
+    assert {k: run.data.tags[k] for k in ("dataset", "method", "k_shots", "seed")} == {
+        "dataset": "tiny", "method": "reasoningrec", "k_shots": "4", "seed": "0",
+    }
+    assert run.data.params["bertscore_model"] == "all-MiniLM-L6-v2 (embedded)"
+    assert run.data.params["train.epochs"] == "1"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_valid_auc")] == [1]
+    assert np.isclose(run.data.metrics["test_auc"], metrics["test_auc"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"adapter", "model", "plots", "predictions"} <= artifacts
+
+    assert summary["registration"]["version"] == 1 and summary["registration"]["alias"] == "champion"
+    champion = tracking.load_model(params, "tiny")
+    scored = champion.predict(pd.DataFrame({"prompt_text": [_test_prompt(params)]}))
+    test_rows = predictions[predictions["split"] == "test"].reset_index(drop=True)
+    assert np.isclose(scored["p_yes"].iloc[0], test_rows["p_yes"].iloc[0], atol=1e-5)
+
+
+def test_zero_shot_experiment_is_logged_but_not_registered(setup):
+    params = setup
+    summary = experiment.run_experiment(params, "tiny", "zeroshot-vanilla", 64, 0)
+    assert summary["k_shots"] == 0 and summary["registration"] is None
+    assert "test_bertscore_f1" not in summary["metrics"]  # the titles prompt asks for no reasoning
+    run = tracking.get_client(params).get_run(summary["run_id"])
+    assert run.data.tags["k_shots"] == "0" and run.data.tags["method"] == "zeroshot-vanilla"
+    predictions = pd.read_parquet(Path(summary["run_dir"]) / "predictions.parquet")
+    assert predictions["explanation"].isna().all()
+
+
+def test_unknown_method_is_a_config_error(setup):
+    with pytest.raises(ConfigError, match="unknown LLM method 'sasrec'"):
+        experiment.run_experiment(setup, "tiny", "sasrec", 4, 0)
+
+
+def test_strip_prediction_and_explain_subset():
+    assert experiment.strip_prediction("Prediction: **Yes**\nBecause it smells nice.") == "Because it smells nice."
+    assert experiment.strip_prediction("No prediction here") == "No prediction here"
+    test = pd.DataFrame({"reference": [None, "Prediction: No", "Prediction: Yes\nreason", "why"]})
+    assert experiment.explain_subset(test, 2).index.tolist() == [2, 3]  # referenced rows first
+    assert experiment.explain_subset(test, None).index.tolist() == [2, 3, 0, 1]
+
+
+def _test_prompt(params) -> str:
+    records = pd.read_parquet(params.work_dir("tiny") / "records.parquet")
+    test = records[(records["variant"] == "full") & (records["split"] == "test")]
+    return test["prompt_text"].iloc[0]
+
+
+def test_build_request_uses_the_test_split_history_and_profile(setup):
+    from reasoningrec.serving import load_request
+
+    request = load_request(setup, "tiny", "u1", "i0")
+    # u1's test sample (s=2): history items i3, i4, i5 with labels 1, 0, 1.
+    assert [h["title"] for h in request["history"]] == [TITLES[3], TITLES[4], TITLES[5]]
+    assert [h["liked"] for h in request["history"]] == [True, False, True]
+    assert request["history"][0]["description"] == f"A {TITLES[3].lower()} with a gentle scent."
+    assert request["profile"] == "User 1 likes gentle scents."
+    assert request["target"]["title"] == TITLES[0]
+    with pytest.raises(Exception, match=r"items.parquet, field 'item_id': item 'nope' not found"):
+        load_request(setup, "tiny", "u1", "nope")
+    with pytest.raises(Exception, match="user 'ghost' has no 'test' sample"):
+        load_request(setup, "tiny", "ghost", "i0")
+
+
+def test_explain_and_versions_commands(setup, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from reasoningrec.app import app
+    from reasoningrec.commands import registry  # noqa: F401  (registers the commands)
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(setup.model_dump(mode="json", by_alias=True)))
+    if tracking.champion_version(setup, "tiny") is None:  # run alone: register a model first
+        experiment.run_experiment(setup, "tiny", "reasoningrec", 4, 0)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["explain", "-d", "tiny", "--user", "u1", "--item", "i0", "--max-new-tokens", "5",
+              "--params", str(params_file)],
+    )
+    assert result.exit_code == 0, result.output
+    # Progress bars (stderr) share CliRunner's output, so read each field by its label.
+    keys = ("model", "user / item", "prediction", "P(Yes)", "explanation")
+    lines = {key: re.search(rf"{re.escape(key)}:(.*)", result.output).group(1) for key in keys}
+    assert lines["model"].strip().startswith("reasoningrec-tiny v") and "@champion" in lines["model"]
+    assert 0 <= float(lines["P(Yes)"]) <= 1
+    assert lines["prediction"].strip().split()[0] in {"Yes", "No"}
+    assert "explanation" in lines
+
+    listed = runner.invoke(app, ["versions", "-d", "tiny", "--params", str(params_file)])
+    assert listed.exit_code == 0 and "champion" in listed.output and "reasoningrec K=4" in listed.output
+
+
+def test_explanation_metrics_with_the_embedded_bertscore():
+    from reasoningrec.scoring import Explanation
+
+    same = "The user enjoys gentle floral scents, so they will like this cream."
+    explanations = [
+        Explanation(f"Prediction: Yes\n{same}", 1, same),
+        Explanation("Prediction: No", 0, ""),  # wrote no reasoning
+        Explanation("I cannot tell.", None, "I cannot tell."),  # parse failure, no reference
+    ]
+    references = [f"Prediction: Yes\n{same}", "Prediction: No\nThe user avoids strong scents.", None]
+    result, logged = experiment.evaluate_explanations(explanations, references, model="embedded", num_layers=6)
+    assert result["parse_failure_rate"] == pytest.approx(1 / 3)
+    assert result["bertscore_pairs"] == 2 and result["empty_explanation_rate"] == 0.5
+    # Identical text scores 1, the empty explanation 0: the mean is 0.5.
+    assert result["test_bertscore_f1"] == pytest.approx(0.5, abs=1e-4)
+    assert logged == {"bertscore_model": "all-MiniLM-L6-v2 (embedded)", "bertscore_num_layers": "6"}
