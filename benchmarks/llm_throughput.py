@@ -440,7 +440,8 @@ class SpmTokenizer:
             if pending:
                 out.append(pending.decode("utf-8", errors="replace"))
                 pending = bytearray()
-            out.append(self.pieces[index])
+            if 0 <= index < len(self.pieces):  # like the tokenizers library: unknown ids decode to nothing
+                out.append(self.pieces[index])
         if pending:
             out.append(pending.decode("utf-8", errors="replace"))
         text = "".join(out).replace("\u2581", " ")
@@ -535,7 +536,9 @@ def load_tokenizer(tokenizer: str | None, spm_impl: str = "auto"):
     return tok
 
 
-def random_7b(name: str, device: str, tokenizer: str | None, smoke: bool = False):
+def random_7b(
+    name: str, device: str, tokenizer: str | None, smoke: bool = False, spm_impl: str = "auto"
+):
     """A correctly shaped 7B (random bf16 weights, initialised on ``device``) and its tokenizer."""
     import torch
     from transformers import LlamaForCausalLM
@@ -548,7 +551,13 @@ def random_7b(name: str, device: str, tokenizer: str | None, smoke: bool = False
         model = LlamaForCausalLM._from_config(config, dtype=torch.bfloat16)
     model.eval()
     log.info("built %s on %s in %.1f s", name, device, time.perf_counter() - start)
-    tok = load_tokenizer(tokenizer)
+    tok = load_tokenizer(tokenizer, spm_impl)
+    if isinstance(tok, SpmTokenizer) and tok.sp is not None:
+        texts = [tok.apply_chat_template(p, add_generation_prompt=True) for p in make_prompts(16)]
+        bad = tok.mismatches(texts)
+        if bad:
+            raise RuntimeError(f"{tokenizer}: sentencepiece and the protobuf reader disagree on {bad}/16 prompts")
+        log.info("tokenizer check: sentencepiece and the protobuf reader agree on 16 prompts")
     if len(tok) > config.vocab_size:
         raise ValueError(f"tokenizer has {len(tok)} tokens, more than the model's {config.vocab_size}")
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -557,7 +566,7 @@ def random_7b(name: str, device: str, tokenizer: str | None, smoke: bool = False
 
 def load(args: argparse.Namespace, device: str):
     if args.model in RANDOM_MODELS:
-        return random_7b(args.model, device, args.tokenizer, smoke=args.smoke)
+        return random_7b(args.model, device, args.tokenizer, smoke=args.smoke, spm_impl=args.tokenizer_impl)
     from reasoningrec.llm.embedded import resolve_model
     from reasoningrec.llm.hf import load_model
 
@@ -784,6 +793,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tokenizer",
         default=None,
         help="tokenizer of a random 7B: SentencePiece .model file, .gguf or hub id",
+    )
+    parser.add_argument(
+        "--tokenizer-impl",
+        choices=SPM_IMPLS,
+        default="auto",
+        help="SentencePiece files: transformers' tokenizer, else (auto) or only the thin SpmTokenizer "
+        "over the sentencepiece package or the protobuf reader",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny architecture (random models only)")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to append the rows to")

@@ -20,6 +20,11 @@ Three stages, all through the package's stage entry points (docs/architecture.md
    next call). Zero-shot methods and the heuristics are deterministic: they run once (first seed).
 3. **Report**: ``reasoningrec.report.run_report`` -> ``<work-dir>/results.md`` (+ .html, PNGs).
 
+Two-phase mode for a GPU box without mlflow/bert-score (docs/quality_run.md): ``--tracking-uri none
+--set evaluate.bertscore_model=deferred`` there (runs keep in metrics.json what MLflow needs; no
+report), ``--export-state`` -> one archive; here ``--import-state A --log-results DIR`` logs every
+run (deferred BERTScore computed here) and writes the report.
+
 MLflow: ``--tracking-uri`` (default ``sqlite:///<work-dir>/mlflow.db``). Concurrent writers are
 serialised by the cross-process file lock of ``reasoningrec.tracking.store_lock``.
 
@@ -182,7 +187,8 @@ def is_done(job: Job, work_dir: Callable[[str], Path]) -> bool:
     for method in job.baselines:
         wanted = ["0"] if method in DETERMINISTIC_BASELINES else [str(s) for s in job.seeds]
         have = (found.get(method) or {}).get("seeds", {})
-        if any("run_id" not in (have.get(seed) or {}) for seed in wanted):
+        # "tracking": finished with tracking off (logged later by --log-results)
+        if any(not {"run_id", "tracking"} & set(have.get(seed) or {}) for seed in wanted):
             return False
     return True
 
@@ -501,6 +507,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="unpack this --export-state archive into --work-dir first (resume on a fresh machine)")
     parser.add_argument("--export-state", type=Path, default=None,
                         help="write the slim resumable state (no adapters/checkpoints) to this .tar.gz at the end")
+    parser.add_argument("--log-results", type=Path, default=None, metavar="DIR",
+                        help="no jobs: log the runs of work dir DIR made with --tracking-uri none to MLflow "
+                             "(deferred BERTScore computed here), then write the report")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
@@ -516,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reasoningrec.logs import setup_logging
 
     setup_logging()
+    if args.log_results is not None:
+        args.work_dir = args.log_results
     work = args.work_dir.resolve()
     state = work / STATE_DIR
     if args.import_state is not None:
@@ -533,8 +544,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = run_settings(load_settings(args.params, args.overlay, args.assignments),
                        work_dir=work, tracking_uri=tracking_uri, ks=args.k)
     params = parse_params(raw, str(args.params))
+    if args.log_results is not None:
+        return log_results(params, work, report=not args.no_report, n_bootstrap=args.report_bootstrap)
     for dataset in args.datasets:
         params.dataset(dataset)
+    from reasoningrec.tracking import tracking_enabled
+
+    tracked = tracking_enabled(params)
     status: dict[str, Any] = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                               "tracking_uri": tracking_uri, "datasets": {}, "jobs": {}}
     previous = state / "status.json"
@@ -573,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 2. Jobs ------------------------------------------------------------------------------------
     imports = set(third_party_modules()) - preloaded
     if pending:
-        _warm_up(params)  # model conversion and MLflow schema once, before the workers race for them
+        _warm_up(params, tracked)  # model conversion and MLflow schema once, before the workers race for them
     jobs_log = state / "jobs.jsonl"
 
     def on_result(result: dict) -> None:
@@ -594,7 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     status["stopped_at_hard_deadline"] = outcome.stopped
 
     # 3. Report ----------------------------------------------------------------------------------
-    if not args.no_report:
+    if not tracked:
+        status["report"] = "deferred: tracking off; run --log-results on the work dir where MLflow is"
+    elif not args.no_report:
         try:
             from reasoningrec.report import run_report
 
@@ -618,50 +636,224 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed or "report_error" in status else 0
 
 
+# --------------------------------------------------------------------------- phase 2: log results
+
+
+def saved_runs(work: Path) -> tuple[list[Path], list[str]]:
+    """(run dirs with a metrics.json, datasets with a baselines.json) under ``<work>/work/``, sorted."""
+    root = work / "work"
+    runs = sorted(p.parent for p in root.glob("*/runs/*/metrics.json"))
+    baselines = sorted(p.parent.parent.name for p in root.glob("*/baselines/baselines.json"))
+    return runs, baselines
+
+
+def log_results(params, work: Path, *, report: bool = True, n_bootstrap: int = 1000) -> int:
+    """Phase 2 (here, where MLflow is): log every run of a work dir made with tracking off — deferred
+    BERTScore included — then write the report. Runs logged already are skipped (resumable)."""
+    from reasoningrec.baselines import log_saved_baselines
+    from reasoningrec.experiment import log_saved_run
+    from reasoningrec.io import write_json
+    from reasoningrec.tracking import tracking_enabled
+
+    if not tracking_enabled(params):
+        raise SystemExit("--log-results needs a tracking store: drop --tracking-uri none / REASONINGREC_TRACKING=off")
+    runs, baselines = saved_runs(work)
+    outcome: dict[str, Any] = {"runs": {}, "baselines": {}, "unregistered": [], "failed": {}}
+    for run in runs:
+        name = f"{run.parent.parent.name}-{run.name}"
+        try:
+            summary = log_saved_run(params, run)
+        except Exception as exc:  # one damaged run must not stop the others
+            log.exception("%s: not logged", name)
+            outcome["failed"][name] = f"{type(exc).__name__}: {exc}"
+            continue
+        outcome["runs"][name] = summary["run_id"]
+        if summary.get("unregistered"):
+            outcome["unregistered"].append(name)
+        log.info("logged %s -> %s (BERTScore %s)", name, summary["run_id"], summary["metrics"].get("test_bertscore_f1"))
+    for dataset in baselines:
+        try:
+            summary = log_saved_baselines(params, dataset)
+        except Exception as exc:
+            log.exception("%s baselines: not logged", dataset)
+            outcome["failed"][f"{dataset}-baselines"] = f"{type(exc).__name__}: {exc}"
+            continue
+        outcome["baselines"][dataset] = {m: sorted(e["seeds"]) for m, e in summary["methods"].items()}
+    if outcome["unregistered"]:
+        log.warning("%d fine-tuned run(s) logged without a model version (adapter not brought back)",
+                    len(outcome["unregistered"]))
+    if report:
+        try:
+            from reasoningrec.report import run_report
+
+            outcome["report"] = str(run_report(params, out=work / "results.md", n_bootstrap=n_bootstrap))
+        except Exception as exc:
+            log.exception("report failed")
+            outcome["report_error"] = f"{type(exc).__name__}: {exc}"
+    write_json(work / STATE_DIR / "logged.json", outcome)
+    print(json.dumps({"runs": len(outcome["runs"]), "baselines": list(outcome["baselines"]),
+                      "unregistered": len(outcome["unregistered"]), "failed": sorted(outcome["failed"]),
+                      "report": outcome.get("report") or outcome.get("report_error")}, indent=2))
+    return 1 if outcome["failed"] or "report_error" in outcome else 0
+
+
+# --------------------------------------------------------------------------- state archive
+
+
 # Heavy, re-creatable parts left out of an exported state: adapters and pyfunc models (the MLflow
 # runs keep their params, metrics and predictions), Trainer checkpoints, converted base models.
 HEAVY_PARTS = frozenset({"adapter", "checkpoints", "model", "models", "cache"})
+ARCHIVE_LIMIT = 16 * 2**20  # the device returns files of at most 16 MiB
+LOG_KEEP = 64 * 1024  # bytes of a job log kept in the archive (its head and tail)
 
 
 def state_member_wanted(relative: str) -> bool:
-    """Whether a file of the work dir belongs in the slim state carried between machines."""
+    """Whether a file of the work dir belongs in the slim state carried between machines.
+
+    PNGs are left out (the report and log_saved_run redraw them from the CSV/JSON and predictions)."""
     parts = Path(relative).parts
-    if parts and parts[0] == "mlartifacts" and "plots" in parts:
-        return False  # the run folders keep the same curves
+    if relative.endswith(".png"):
+        return False
     return not (set(parts) & HEAVY_PARTS) and not relative.endswith(".lock")
 
 
-def export_state(work: Path, archive: Path) -> Path:
-    """A .tar.gz of the work dir without :data:`HEAVY_PARTS`: what a fresh machine needs to resume
-    (finished runs' metrics.json, mlflow.db, predictions, data files, status and logs)."""
+def rebuildable(relative: str) -> bool:
+    """Stage-1 data files (``work/<dataset>/<file>``): rebuilt by the next call when missing."""
+    parts = Path(relative).parts
+    return len(parts) == 3 and parts[0] == "work"
+
+
+def export_state(work: Path, archive: Path, limit: int = ARCHIVE_LIMIT) -> Path:
+    """ONE .tar.gz of the work dir without :data:`HEAVY_PARTS` and PNGs, logs cut to their head and
+    tail: every run's metrics.json, train.json, predictions, plot data, baselines, status (and the
+    MLflow store when tracking was on). Over ``limit`` bytes, the stage-1 data files are left out
+    (the next call rebuilds them); still over it, ``SystemExit`` (the device would not return it)."""
+    members = [
+        (path, path.relative_to(work).as_posix()) for path in sorted(work.rglob("*"))
+        if path.is_file() and path.resolve() != archive.resolve()
+        and state_member_wanted(path.relative_to(work).as_posix())
+    ]
+    _write_archive(archive, members)
+    if archive.stat().st_size > limit:
+        log.warning("state archive %.1f MiB > %.0f MiB: stage-1 data files left out (rebuilt next call)",
+                    archive.stat().st_size / 2**20, limit / 2**20)
+        _write_archive(archive, [(p, r) for p, r in members if not rebuildable(r)])
+    size = archive.stat().st_size
+    if size > limit:
+        raise SystemExit(f"{archive}: {size / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB a device call returns")
+    log.info("state archive %s: %.2f MiB", archive, size / 2**20)
+    return archive
+
+
+# Columns every run of a dataset shares (same samples, same order): stored once per distinct block.
+SHARED_COLUMNS = ("user_id", "split", "label", "reference", "target_item")
+SHARED_DIR = "shared-columns"
+_REST = ".rest.parquet"
+
+
+def _predictions_file(relative: str) -> bool:
+    parts = Path(relative).parts
+    return len(parts) >= 4 and parts[0] == "work" and parts[2] in ("runs", "baselines") and relative.endswith(".parquet")
+
+
+def split_shared(path: Path) -> tuple[bytes, str, bytes] | None:
+    """(shared-columns parquet, its sha256, the rest as parquet) of a predictions file; ``None``
+    when it has no shared columns. The rest keeps the file's schema metadata (pandas dtypes) and
+    names the block and the column order, so :func:`join_shared` rebuilds the file exactly."""
+    import hashlib
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    shared = [c for c in table.column_names if c in SHARED_COLUMNS]
+    if not shared:
+        return None
+    sink = io.BytesIO()
+    pq.write_table(table.select(shared).replace_schema_metadata(None), sink)
+    block = sink.getvalue()
+    digest = hashlib.sha256(block).hexdigest()
+    rest = table.select([c for c in table.column_names if c not in shared])
+    meta = {**(table.schema.metadata or {}), b"reasoningrec_shared": digest.encode(),
+            b"reasoningrec_columns": json.dumps(table.column_names).encode()}
+    if rest.num_columns == 0:  # keep the row count
+        rest = pa.table({"_rows": pa.nulls(table.num_rows, pa.int8())})
+    sink = io.BytesIO()
+    pq.write_table(rest.replace_schema_metadata(meta), sink)
+    return block, digest, sink.getvalue()
+
+
+def join_shared(rest_path: Path, shared_dir: Path) -> Path:
+    """Rebuild ``<name>.parquet`` from ``<name>.rest.parquet`` and its shared block; removes the rest file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reasoningrec.io import atomic_path
+
+    rest = pq.read_table(rest_path)
+    meta = dict(rest.schema.metadata or {})
+    shared = pq.read_table(shared_dir / f"{meta.pop(b'reasoningrec_shared').decode()}.parquet")
+    order = json.loads(meta.pop(b"reasoningrec_columns"))
+    columns = {name: (shared if name in shared.column_names else rest).column(name) for name in order}
+    target = rest_path.with_name(rest_path.name.removesuffix(_REST) + ".parquet")
+    with atomic_path(target) as tmp:
+        pq.write_table(pa.table(columns).replace_schema_metadata(meta), tmp)
+    rest_path.unlink()
+    return target
+
+
+def _write_archive(archive: Path, members: Sequence[tuple[Path, str]]) -> None:
+    import io
     import tarfile
 
     from reasoningrec.io import atomic_path
 
+    def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = len(data), int(mtime)
+        tar.addfile(info, io.BytesIO(data))
+
+    written: set[str] = set()
     with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
-        for path in sorted(work.rglob("*")):
-            relative = path.relative_to(work).as_posix()
-            if path.is_file() and state_member_wanted(relative) and path.resolve() != archive.resolve():
+        for path, relative in members:
+            parts = _predictions_file(relative) and split_shared(path)
+            if parts:
+                block, digest, rest = parts
+                if digest not in written:
+                    add_bytes(tar, f"{SHARED_DIR}/{digest}.parquet", block, path.stat().st_mtime)
+                    written.add(digest)
+                add_bytes(tar, relative.removesuffix(".parquet") + _REST, rest, path.stat().st_mtime)
+            elif relative.endswith(".log") and path.stat().st_size > LOG_KEEP:
+                data = path.read_bytes()
+                cut = data[: LOG_KEEP // 4] + b"\n[... cut for the state archive ...]\n" + data[-3 * LOG_KEEP // 4 :]
+                add_bytes(tar, relative, cut, path.stat().st_mtime)
+            else:
                 tar.add(path, arcname=relative)
-    return archive
 
 
 def import_state(archive: Path, work: Path) -> None:
     """Unpack an :func:`export_state` archive into the work dir (files already there are replaced)."""
+    import shutil
     import tarfile
 
     work.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(work, filter="data")
+    for rest in sorted(work.glob(f"work/*/*/**/*{_REST}")):
+        join_shared(rest, work / SHARED_DIR)
+    shutil.rmtree(work / SHARED_DIR, ignore_errors=True)
 
 
-def _warm_up(params) -> None:
+def _warm_up(params, tracked: bool = True) -> None:
     """Convert the embedded model (if used) and create the MLflow schema + experiment in this process."""
-    from reasoningrec import tracking
     from reasoningrec.scoring import resolve_base_model
 
     resolve_base_model(params.train.base_model)
-    tracking.experiment_id(tracking.get_client(params), params)
+    if tracked:
+        from reasoningrec import tracking
+
+        tracking.experiment_id(tracking.get_client(params), params)
 
 
 def _write_status(state: Path, status: dict) -> None:

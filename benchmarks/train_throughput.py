@@ -1,13 +1,20 @@
 """LoRA training throughput on CUDA for a correctly shaped 7B model: our default precision vs 8-bit.
 
 A Llama-2-7B configuration with random weights (the shapes, not the weights, set the speed), random
-token batches of ``--seq-len`` tokens, LoRA r=8 on q_proj/v_proj as in params.yaml, activation
-checkpointing on. Precisions: ``bf16`` (our default on CUDA: bf16 weights, bf16 LoRA) and ``int8``
-(the paper's recipe: LLM.int8 weights through bitsandbytes, prepared for k-bit training), optionally
-``nf4`` (QLoRA). MFU = 4 x parameters x tokens/s / peak bf16 FLOP/s (forward + activation gradients;
-frozen weights get no weight gradient, hence 4 rather than 6).
+token batches of ``--seq-len`` tokens, LoRA r=8 on q_proj/v_proj as in params.yaml, SDPA attention
+(flash kernel on CUDA). Precisions: ``bf16`` (our default on CUDA: bf16 weights, bf16 LoRA) and
+``int8`` (the paper's recipe: LLM.int8 weights through bitsandbytes, prepared for k-bit training),
+optionally ``nf4`` (QLoRA). MFU = 4 x parameters x tokens/s / peak bf16 FLOP/s (forward + activation
+gradients; frozen weights get no weight gradient, hence 4 rather than 6; the recomputed forward of
+activation checkpointing is not counted, as usual for MFU).
 
-    python -m benchmarks.train_throughput --precisions bf16 int8 --out docs/performance.md
+Each configuration is ``precision[:nockpt][:mbN][:compile]``: no activation checkpointing, micro-batch
+N (sequences per step), ``torch.compile`` of the model. One table row per configuration, so the table
+shows what each change buys; a configuration that runs out of memory gets an ``OOM`` row.
+
+    python -m benchmarks.train_throughput --out docs/performance.md   # the default configurations
+    python -m benchmarks.train_throughput --precisions bf16 --no-checkpointing --batch-size 2
+    python -m benchmarks.train_throughput --smoke                       # tiny model on CPU: the path only
 """
 
 from __future__ import annotations
@@ -17,23 +24,73 @@ import gc
 import sys
 import tempfile
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+
+# bitsandbytes warns once per int8 matmul call that bf16 inputs are cast: thousands of lines a run.
+warnings.filterwarnings("ignore", message=r".*MatMul8bitLt: inputs will be cast.*")
 
 LLAMA2_7B = dict(
     vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
     num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False,
 )
+SMOKE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
+DEFAULT_CONFIGS = ["bf16", "bf16:nockpt", "bf16:nockpt:mb2", "int8", "bf16:nockpt:compile"]
 
 
-def build_model(precision: str, layers: int | None, checkpoint_dir: Path):
+@dataclass(frozen=True)
+class RunConfig:
+    """One measured configuration."""
+
+    precision: str
+    checkpointing: bool = True
+    micro_batch: int = 1
+    compile: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> RunConfig:
+        """``bf16``, ``bf16:nockpt``, ``bf16:nockpt:mb2:compile``, ``int8:mb2``..."""
+        precision, *flags = text.split(":")
+        if precision not in ("bf16", "int8", "nf4"):
+            raise ValueError(f"config {text!r}: precision {precision!r}, expected bf16, int8 or nf4")
+        kwargs: dict = {}
+        for flag in flags:
+            if flag == "nockpt":
+                kwargs["checkpointing"] = False
+            elif flag == "compile":
+                kwargs["compile"] = True
+            elif flag.startswith("mb") and flag[2:].isdigit() and int(flag[2:]) >= 1:
+                kwargs["micro_batch"] = int(flag[2:])
+            else:
+                raise ValueError(f"config {text!r}: unknown flag {flag!r} (nockpt, mbN, compile)")
+        return cls(precision, **kwargs)
+
+    @property
+    def label(self) -> str:
+        parts = [self.precision, "checkpointing" if self.checkpointing else "no checkpointing",
+                 f"micro-batch {self.micro_batch}"]
+        return ", ".join(parts + (["torch.compile"] if self.compile else []))
+
+
+def model_config(layers: int | None, smoke: bool):
+    from transformers import LlamaConfig
+
+    shape = {**LLAMA2_7B, **(SMOKE if smoke else {})}
+    return LlamaConfig(**{**shape, **({"num_hidden_layers": layers} if layers else {})}, attn_implementation="sdpa")
+
+
+def build_model(precision: str, layers: int | None, checkpoint_dir: Path, device: str = "cuda", smoke: bool = False):
     import torch
-    from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import BitsAndBytesConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
-    config = LlamaConfig(**{**LLAMA2_7B, **({"num_hidden_layers": layers} if layers else {})})
+    hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars fill the log
+    config = model_config(layers, smoke)
     if precision == "bf16":
         torch.set_default_dtype(torch.bfloat16)
         try:
-            with torch.device("cuda"):
+            with torch.device(device):
                 model = LlamaForCausalLM(config)
         finally:
             torch.set_default_dtype(torch.float32)
@@ -57,56 +114,77 @@ def build_model(precision: str, layers: int | None, checkpoint_dir: Path):
                                 bnb_4bit_use_double_quant=True)
     )
     model = LlamaForCausalLM.from_pretrained(checkpoint_dir, quantization_config=quant, dtype=torch.bfloat16,
-                                             device_map={"": 0})
+                                             device_map={"": 0}, attn_implementation="sdpa")
     return model, config
 
 
-def measure(precision: str, args, checkpoint_dir: Path) -> dict:
+def measure(run: RunConfig, args, checkpoint_dir: Path, device: str = "cuda") -> dict:
+    """tokens/s, MFU and peak memory of ``run``; an ``oom`` row when it does not fit."""
+    import torch
+
+    try:
+        return _measure(run, args, checkpoint_dir, device)
+    except torch.cuda.OutOfMemoryError as exc:
+        print(f"{run.label}: out of memory ({str(exc).splitlines()[0]})", file=sys.stderr)
+        return {"config": run, "oom": True}
+    finally:
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _measure(run: RunConfig, args, checkpoint_dir: Path, device: str) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    model, config = build_model(precision, args.layers, checkpoint_dir)
+    model, config = build_model(run.precision, args.layers, checkpoint_dir, device, args.smoke)
     n_params = sum(p.numel() for p in model.parameters())
-    if precision in {"int8", "nf4"}:
+    if run.precision in {"int8", "nf4"}:
         # bitsandbytes stores int8/4-bit weights in fewer elements; count the model's logical size instead.
         n_params = _logical_params(config)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    else:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=run.checkpointing)
+    elif run.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+    model.config.use_cache = False
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
                                              target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     model.train()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4)
-    gen = torch.Generator(device="cuda").manual_seed(0)
+    forward = torch.compile(model) if run.compile else model
+    gen = torch.Generator(device=device).manual_seed(0)
 
-    def step(model=model, optim=optim):
-        ids = torch.randint(0, config.vocab_size, (args.batch_size, args.seq_len), device="cuda", generator=gen)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
+    def step():
+        ids = torch.randint(0, config.vocab_size, (run.micro_batch, args.seq_len), device=device, generator=gen)
+        with torch.autocast(device, dtype=torch.bfloat16):
+            loss = forward(input_ids=ids, labels=ids).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
+        return loss
 
-    torch.cuda.reset_peak_memory_stats()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
     for _ in range(args.warmup):
-        step()
-    torch.cuda.synchronize()
+        loss = step()
+    sync()
+    warmup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(args.steps):
-        step()
-    torch.cuda.synchronize()
+        loss = step()
+    sync()
     seconds = time.perf_counter() - t0
-    tokens_per_s = args.steps * args.batch_size * args.seq_len / seconds
-    result = {
-        "precision": precision, "params": n_params, "tokens_per_s": tokens_per_s,
+    if not torch.isfinite(loss.detach().float()):
+        raise RuntimeError(f"{run.label}: loss {loss.item()} is not finite")
+    tokens_per_s = args.steps * run.micro_batch * args.seq_len / seconds
+    return {
+        "config": run, "precision": run.precision, "params": n_params, "tokens_per_s": tokens_per_s,
         "mfu": 4 * n_params * tokens_per_s / (args.peak_tflops * 1e12),
-        "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "step_s": seconds / args.steps,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan"),
+        "step_s": seconds / args.steps, "warmup_s": warmup_s,
     }
-    model = optim = step = None
-    gc.collect()
-    torch.cuda.empty_cache()
-    return result
 
 
 def _logical_params(config) -> int:
@@ -115,54 +193,97 @@ def _logical_params(config) -> int:
     return n * per_layer + 2 * v * h + h
 
 
+def configs_from(args) -> list[RunConfig]:
+    """The configurations to measure: ``--configs``, else ``--precisions`` with the modifiers."""
+    if args.configs:
+        runs = [RunConfig.parse(text) for text in args.configs]
+    elif args.precisions:
+        runs = [RunConfig(p, not args.no_checkpointing, args.batch_size, args.compile) for p in args.precisions]
+    else:
+        runs = [RunConfig.parse(text) for text in DEFAULT_CONFIGS]
+    return runs
+
+
+def table(rows: list[dict], args, hardware: str) -> str:
+    """The markdown table of ``rows`` with its caption, and the speed-up of the best default-precision
+    row over int8."""
+    layers = args.layers or (SMOKE if args.smoke else LLAMA2_7B)["num_hidden_layers"]
+    lines = [
+        f"### LoRA training throughput, Llama-2-7B shape{' (smoke: tiny model)' if args.smoke else ''} "
+        f"({time.strftime('%Y-%m-%d')})",
+        "",
+        f"{hardware}; {layers} layers, random weights; seq len {args.seq_len}; LoRA r=8 on q_proj/v_proj; "
+        f"SDPA attention; {args.steps} timed steps after {args.warmup} warm-up; "
+        f"MFU = 4 x params x tokens/s / {args.peak_tflops:g} TFLOP/s.",
+        "",
+        "| precision | checkpointing | micro-batch | compile | params (B) | tokens/s | s/step | MFU | peak memory (GiB) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        run = r["config"]
+        head = (f"| {run.precision} | {'on' if run.checkpointing else 'off'} | {run.micro_batch} | "
+                f"{'yes' if run.compile else 'no'} |")
+        if r.get("oom"):
+            lines.append(f"{head} - | OOM | - | - | - |")
+        else:
+            lines.append(f"{head} {r['params'] / 1e9:.2f} | {r['tokens_per_s']:,.0f} | {r['step_s']:.2f} | "
+                         f"{r['mfu']:.1%} | {r['peak_gib']:.1f} |")
+    done = [r for r in rows if not r.get("oom")]
+    base = next((r for r in done if r["precision"] == "int8"), None)
+    best = max((r for r in done if r["precision"] == "bf16"), key=lambda r: r["tokens_per_s"], default=None)
+    if base and best:
+        lines.append(f"\nbf16 ({best['config'].label}) is {best['tokens_per_s'] / base['tokens_per_s']:.2f}x the "
+                     f"tokens/s of int8 ({base['config'].label}); best bf16 MFU {best['mfu']:.1%}.")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precisions", nargs="+", default=["bf16", "int8"], choices=["bf16", "int8", "nf4"])
-    parser.add_argument("--seq-len", type=int, default=2048)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--configs", nargs="+", help=f"precision[:nockpt][:mbN][:compile] (default: {' '.join(DEFAULT_CONFIGS)})")
+    parser.add_argument("--precisions", nargs="+", choices=["bf16", "int8", "nf4"],
+                        help="instead of --configs: these precisions with the modifiers below")
+    parser.add_argument("--no-checkpointing", action="store_true", help="with --precisions: no activation checkpointing")
+    parser.add_argument("--compile", action="store_true", help="with --precisions: torch.compile the model")
+    parser.add_argument("--batch-size", type=int, default=1, help="with --precisions: micro-batch (sequences/step)")
+    parser.add_argument("--seq-len", type=int, help="tokens per sequence (default 2048; 64 with --smoke)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--layers", type=int, help="fewer layers for a quick try (default: all 32)")
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak (H100 SXM: 989)")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak (H100/H200 SXM: 989)")
     parser.add_argument("--tmp-dir", help="where the random weights are written for quantized loading")
+    parser.add_argument("--smoke", action="store_true", help="tiny model on CPU (bf16, no compile): checks the path")
     parser.add_argument("--out", help="append the markdown table to this file")
     args = parser.parse_args(argv)
+    args.seq_len = args.seq_len or (64 if args.smoke else 2048)
+    try:
+        runs = configs_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     import torch
 
-    if not torch.cuda.is_available():
-        print("train_throughput needs a CUDA GPU", file=sys.stderr)
+    if args.smoke:
+        device, hardware = "cpu", "CPU (smoke)"
+        skipped = [r for r in runs if r.precision != "bf16" or r.compile]
+        runs = [r for r in runs if r not in skipped]
+        for r in skipped:
+            print(f"smoke: skipping {r.label} (CUDA only, or compile: too slow on CPU)", file=sys.stderr)
+    elif not torch.cuda.is_available():
+        print("train_throughput needs a CUDA GPU (or --smoke)", file=sys.stderr)
         return 2
+    else:
+        device, hardware = "cuda", torch.cuda.get_device_name()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
-        for precision in args.precisions:
-            rows.append(measure(precision, args, Path(tmp)))
-            print(rows[-1], flush=True)
-    layers = args.layers or LLAMA2_7B["num_hidden_layers"]
-    lines = [
-        f"### LoRA training throughput, Llama-2-7B shape ({time.strftime('%Y-%m-%d')})",
-        "",
-        f"{torch.cuda.get_device_name()}; {layers} layers, random weights; seq len {args.seq_len}, batch "
-        f"{args.batch_size}; LoRA r=8 on q_proj/v_proj; activation checkpointing; {args.steps} timed steps after "
-        f"{args.warmup} warm-up; MFU = 4 x params x tokens/s / {args.peak_tflops:g} TFLOP/s.",
-        "",
-        "| precision | params (B) | tokens/s | s/step | MFU | peak memory (GiB) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['precision']} | {r['params'] / 1e9:.2f} | {r['tokens_per_s']:,.0f} | {r['step_s']:.2f} | "
-                     f"{r['mfu']:.1%} | {r['peak_gib']:.1f} |")
-    if len(rows) > 1:
-        base = next((r for r in rows if r["precision"] == "int8"), rows[-1])
-        for r in rows:
-            if r is not base:
-                lines.append(f"\n{r['precision']} is {r['tokens_per_s'] / base['tokens_per_s']:.2f}x the tokens/s of {base['precision']}.")
-    table = "\n".join(lines) + "\n"
-    print(table)
+        for run in runs:
+            rows.append(measure(run, args, Path(tmp), device))
+            print({**rows[-1], "config": run.label}, flush=True)
+    text = table(rows, args, hardware)
+    print(text)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as handle:
-            handle.write("\n" + table)
-    return 0
+            handle.write("\n" + text)
+    return 0 if any(not r.get("oom") for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -144,7 +144,10 @@ class TrainConfig(_Section):
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
     patience: int = Field(5, ge=1)
-    answer_loss_weight: float = Field(1.0, gt=0)
+    answer_loss_weight: float = Field(50.0, gt=0)
+    # Recompute activations in the backward pass: saves GPU memory, costs ~40% of LoRA throughput
+    # (benchmarks: 7B bf16 at 2048 tokens runs in 23 GB without it). Off unless memory is short.
+    gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16", "nf4", "int8"] = "auto"
     seed: int = 42
 

@@ -128,26 +128,45 @@ def format_summary(results: dict[str, Any], params: Params) -> str:
     lines = [
         "",
         f"ReasoningRec demo on {results['dataset']} finished in {results['total_s']} s",
-        f"  test AUC            {metrics.get('test_auc', float('nan')):.3f}"
-        f"   (valid AUC {metrics.get('valid_auc', float('nan')):.3f})",
+        f"  test AUC            {_fmt(metrics.get('test_auc'))}   (valid AUC {_fmt(metrics.get('valid_auc'))})",
     ]
-    if "test_bertscore_f1" in metrics:
-        lines.append(
-            f"  BERTScore F1        {metrics['test_bertscore_f1']:.3f}   (backbone: {exp.get('bertscore_model', 'see MLflow run')})"
-        )
+    if metrics.get("test_bertscore_f1") is not None:
+        backbone = exp.get("settings", {}).get("bertscore_model") or params.evaluate.bertscore_model
+        lines.append(f"  BERTScore F1        {_fmt(metrics['test_bertscore_f1'])}   (backbone: {backbone})")
     if registration:
         lines.append(
-            f"  registered model    {registration.get('name')} version {registration.get('version')}"
+            f"  registered model    {registration.get('registered_model')} version {registration.get('version')}"
             f" -> alias {registration.get('alias')}"
         )
+    user, item = _example_pair(exp)
     lines += [
         f"  MLflow run          {exp.get('run_id')}",
         f"  outputs             {results['work_dir']}",
-        f"  explanations        {exp.get('predictions_path', results['work_dir'] + '/runs')}",
+        f"  predictions         {Path(exp.get('run_dir', results['work_dir'])) / 'predictions.parquet'}",
         "",
         "Next:",
         "  reasoningrec ui                       # MLflow UI on http://127.0.0.1:5000",
-        f"  reasoningrec explain -d {results['dataset']} --user <id> --item <id>",
+        f"  reasoningrec explain --demo -d {results['dataset']} --user {user} --item {item}",
         "  reasoningrec report                   # docs/results.md from the MLflow runs",
     ]
     return "\n".join(lines)
+
+
+def _example_pair(experiment: dict[str, Any]) -> tuple[str, str]:
+    """A (user, target item) of the demo's test split, for the ``explain`` hint."""
+    import pandas as pd
+
+    path = Path(experiment.get("run_dir", "")) / "predictions.parquet"
+    if path.is_file():
+        test = pd.read_parquet(path, columns=["user_id", "split", "target_item"])
+        test = test[test["split"] == "test"]
+        if len(test):
+            return str(test["user_id"].iloc[0]), str(test["target_item"].iloc[0])
+    return "<user>", "<item>"
+
+
+def _fmt(value: float | None) -> str:
+    """A metric for people: three decimals, or 'n/a' where it is undefined (e.g. one class only)."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.3f}"

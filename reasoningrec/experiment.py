@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 ZERO_SHOT_VARIANTS = {"zeroshot-vanilla": "titles", "zeroshot-reasoningrec": "full"}
 # Variants whose prompt asks for reasoning after the prediction (the others answer with a label).
 REASONING_VARIANTS = frozenset({"full", "no-profile", "no-description"})
+# ``evaluate.bertscore_model`` values that defer BERTScore (a GPU box without bert-score installed).
+DEFERRED_BERTSCORE = frozenset({"none", "deferred"})
+DEFERRED_BERTSCORE_PARAM = "deferred"
 _LEADING_PREDICTION = re.compile(r"^\s*Prediction\s*:\s*\**\s*(yes|no)\b[\s.:*-]*", re.IGNORECASE)
 
 
@@ -104,14 +107,39 @@ def evaluate_explanations(
     from reasoningrec import metrics
 
     out: dict[str, float] = {"parse_failure_rate": metrics.parse_failure_rate([e.label for e in explanations])}
-    pairs = [(e.reasoning.strip(), strip_prediction(r)) for e, r in zip(explanations, references, strict=True)]
-    pairs = [(c, r) for c, r in pairs if r]
     out["explained"] = len(explanations)
+    scores, settings = bertscore_metrics(
+        [e.reasoning for e in explanations], references, model=model, num_layers=num_layers
+    )
+    return {**out, **scores}, settings
+
+
+def bertscore_deferred(model: str) -> bool:
+    """Whether ``evaluate.bertscore_model`` asks to skip BERTScore now (computed when the run is logged)."""
+    return model.strip().lower() in DEFERRED_BERTSCORE
+
+
+def bertscore_metrics(
+    candidates: list, references: list, *, model: str, num_layers: int | None
+) -> tuple[dict[str, float], dict[str, str]]:
+    """BERTScore F1 of explanations against their references (pairs without a reference left out).
+
+    Returns (metrics, params): ``test_bertscore_f1``, ``bertscore_pairs``, ``empty_explanation_rate``
+    and the backbone's name. With a deferred ``model`` only the pair count is returned and the
+    backbone param reads ``deferred``: explanations and references stay in predictions.parquet.
+    """
+    from reasoningrec import metrics
+
+    pairs = [(str(c or "").strip(), strip_prediction(r)) for c, r in zip(candidates, references, strict=True)]
+    pairs = [(c, r) for c, r in pairs if r]
     if not pairs:
-        return out, {}
+        return {}, {}
     # An empty explanation (the model wrote only "Prediction: ...") shares nothing with its
     # reference: F1 0. bert-score itself cannot encode an empty string under transformers 5.
     written = [(c, r) for c, r in pairs if c]
+    out: dict[str, float] = {"bertscore_pairs": len(pairs), "empty_explanation_rate": (len(pairs) - len(written)) / len(pairs)}
+    if bertscore_deferred(model):
+        return out, {"bertscore_model": DEFERRED_BERTSCORE_PARAM}
     f1 = [0.0] * (len(pairs) - len(written))
     backbone = "all-MiniLM-L6-v2 (embedded)" if model == metrics.EMBEDDED_BERTSCORE else model
     if written:
@@ -119,8 +147,6 @@ def evaluate_explanations(
         f1 += score.per_item
         backbone, num_layers = score.backbone, score.num_layers
     out["test_bertscore_f1"] = float(sum(f1) / len(f1))
-    out["bertscore_pairs"] = len(pairs)
-    out["empty_explanation_rate"] = (len(pairs) - len(written)) / len(pairs)
     return out, {"bertscore_model": backbone, "bertscore_num_layers": str(num_layers)}
 
 
@@ -134,7 +160,7 @@ def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int) -
     fine-tuned methods, ``registration`` (version and the alias it got).
     """
     from reasoningrec import metrics as metric_fns
-    from reasoningrec import scoring, serving, tracking
+    from reasoningrec import scoring, tracking
     from reasoningrec.io import write_json, write_parquet
     from reasoningrec.records import read_records, render_chat
 
@@ -213,33 +239,114 @@ def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int) -
         {"epoch": row["epoch"], "train_loss": row.get("train_loss"), "epoch_valid_auc": row.get("valid_auc")}
         for row in train_summary.get("history", [])
     ]
+    extra_tags = {"variant": variant, "fine_tuned": str(fine_tuned).lower()}
+    summary = {
+        "dataset": dataset, "method": method, "k_shots": k_shots, "seed": seed, "variant": variant,
+        "run_id": None, "metrics": {k: _json_number(v) for k, v in results.items()},
+        "registration": None, "run_dir": str(out),
+        "bertscore_model": settings_extra.get("bertscore_model"),
+    }
+    if tracking.tracking_enabled(params):
+        summary["run_id"], summary["registration"] = _log_and_register(
+            params, out, dataset=dataset, method=method, k_shots=k_shots, seed=seed, settings=settings,
+            metrics=results, history=history, predictions=predictions, extra_tags=extra_tags,
+            adapter=Path(train_summary["adapter_dir"]) if fine_tuned else None,
+        )
+    else:
+        # Everything log_run needs, to log the run later on another machine (log_saved_run).
+        summary["tracking"] = {
+            "logged": False, "settings": settings, "epoch_history": history, "extra_tags": extra_tags,
+            "provenance": tracking.provenance_tags(params, dataset),
+            "adapter": _relative(train_summary["adapter_dir"], out) if fine_tuned else None,
+        }
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(out / "metrics.json", summary)
+    log.info("%s %s K=%s seed=%s: test AUC %.4f (run %s)", dataset, method, k_shots, seed,
+             results.get("test_auc", math.nan), summary["run_id"] or "not logged: tracking off")
+    return summary
+
+
+def _log_and_register(
+    params, out: Path, *, dataset: str, method: str, k_shots: int, seed: int, settings: dict,
+    metrics: dict, history: list[dict], predictions: pd.DataFrame, extra_tags: dict[str, str],
+    adapter: Path | None, provenance: dict[str, str] | None = None,
+) -> tuple[str, dict | None]:
+    """The MLflow run of an experiment (+ its adapter as a pyfunc model version, when given)."""
+    from reasoningrec import serving, tracking
+
     artifacts = {"plots": out / "plots"}
     with tempfile.TemporaryDirectory(prefix="reasoningrec-pyfunc-") as tmp:
-        if fine_tuned:
-            adapter = Path(train_summary["adapter_dir"])
+        if adapter is not None:
             artifacts["adapter"] = adapter
             artifacts[tracking.MODEL_ARTIFACT] = serving.save_pyfunc_model(
-                adapter, Path(tmp) / "model", batch_size=batch,
+                adapter, Path(tmp) / "model", batch_size=params.llm.batch_size,
                 max_new_tokens=params.evaluate.explain_max_new_tokens,
                 extra_config={"domain": params.dataset(dataset).domain},
             )
         run_id = tracking.log_run(
             params, dataset=dataset, method=method, k_shots=k_shots, seed=seed, settings=settings,
-            metrics=results, epoch_history=history, artifacts=artifacts, predictions=predictions,
-            extra_tags={"variant": variant, "fine_tuned": str(fine_tuned).lower()},
+            metrics=metrics, epoch_history=history, artifacts=artifacts, predictions=predictions,
+            extra_tags=extra_tags, provenance=provenance,
         )
-    registration = tracking.register_run_model(params, dataset, run_id).to_dict() if fine_tuned else None
+    registration = tracking.register_run_model(params, dataset, run_id).to_dict() if adapter is not None else None
+    return run_id, registration
 
-    summary = {
-        "dataset": dataset, "method": method, "k_shots": k_shots, "seed": seed, "variant": variant,
-        "run_id": run_id, "metrics": {k: _json_number(v) for k, v in results.items()},
-        "registration": registration, "run_dir": str(out),
-        "bertscore_model": settings_extra.get("bertscore_model"),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    write_json(out / "metrics.json", summary)
-    log.info("%s %s K=%s seed=%s: test AUC %.4f (run %s)", dataset, method, k_shots, seed,
-             results.get("test_auc", math.nan), run_id)
+
+def log_saved_run(params, run_dir: str | Path, *, bertscore_model: str | None = None) -> dict[str, Any]:
+    """Log a run made with tracking off (its ``metrics.json`` + files, e.g. brought back from a GPU
+    box) as :func:`run_experiment` would have: same params, metrics, epoch history, tags (the
+    ``hardware``/``git_commit`` of the machine that ran it), plots and predictions. A deferred
+    BERTScore is computed here with ``bertscore_model`` (default ``evaluate.bertscore_model``, or
+    the embedded backbone when that is deferred too). The adapter is registered only if its folder
+    is there; else the run is logged unregistered (``registration`` null, ``unregistered`` says why).
+
+    Returns the updated summary, written back to ``metrics.json`` (a logged run is skipped next time).
+    """
+    from reasoningrec import metrics as metric_fns
+    from reasoningrec.errors import DataError
+    from reasoningrec.io import read_json, write_json
+
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / "metrics.json")
+    if summary.get("run_id"):
+        return summary
+    saved = summary.get("tracking")
+    missing = [key for key in ("settings", "epoch_history", "extra_tags", "provenance") if key not in (saved or {})]
+    if missing:
+        raise DataError(f"{run_dir / 'metrics.json'}: field 'tracking' lacks {missing}: "
+                        "expected a run made with tracking off (tracking.tracking_uri: none)")
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    results = {k: v for k, v in summary["metrics"].items() if v is not None}
+    settings = dict(saved["settings"])
+    if settings.get("bertscore_model") == DEFERRED_BERTSCORE_PARAM:
+        model = bertscore_model or params.evaluate.bertscore_model
+        model = metric_fns.EMBEDDED_BERTSCORE if bertscore_deferred(model) else model
+        layers = params.evaluate.bertscore_num_layers
+        explained = predictions[(predictions["split"] == "test") & predictions["explanation"].notna()]
+        scores, extra = bertscore_metrics(explained["explanation"].tolist(), explained["reference"].tolist(),
+                                          model=model, num_layers=layers)
+        results.update(scores)
+        settings.update(extra)
+        settings["evaluate"] = {**settings.get("evaluate", {}), "bertscore_model": model, "bertscore_num_layers": layers}
+    test = predictions[predictions["split"] == "test"]
+    if not (run_dir / "plots" / "test_roc.png").is_file():  # PNGs stay behind on the GPU box: redrawn
+        metric_fns.write_curves(test["label"].astype(int), test["p_yes"], run_dir / "plots", prefix="test_")
+    adapter = run_dir / saved["adapter"] if saved.get("adapter") else None
+    if adapter is not None and not adapter.is_dir():
+        log.warning("%s: adapter folder not brought back: logged without registering a model version", run_dir)
+        summary["unregistered"] = f"adapter folder {adapter.name}/ not brought back"
+        adapter = None
+    summary["run_id"], summary["registration"] = _log_and_register(
+        params, run_dir, dataset=summary["dataset"], method=summary["method"], k_shots=summary["k_shots"],
+        seed=summary["seed"], settings=settings, metrics=results, history=saved["epoch_history"],
+        predictions=predictions, extra_tags={**saved["extra_tags"], "logged_later": "true"},
+        adapter=adapter, provenance=saved["provenance"],
+    )
+    summary["metrics"] = {k: _json_number(v) for k, v in results.items()}
+    summary["bertscore_model"] = settings.get("bertscore_model")
+    summary["run_dir"] = str(run_dir)
+    summary["tracking"] = {**saved, "logged": True}
+    write_json(run_dir / "metrics.json", summary)
     return summary
 
 
@@ -308,6 +415,11 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
     with atomic_path(path) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def _relative(path: str | Path, root: Path) -> str:
+    path = Path(path)
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
 def _json_number(value: Any) -> Any:

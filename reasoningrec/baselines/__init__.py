@@ -127,12 +127,21 @@ def run_baselines(
         "methods": {},
     }
 
+    from reasoningrec.tracking import provenance_tags, tracking_enabled
+
+    track = track and tracking_enabled(params)
+    provenance = None if track else provenance_tags(params, dataset)
+
     def record(method: str, seed: int, predictions: pd.DataFrame, extra: dict[str, Any], history=()) -> None:
         path = write_parquet(dest / (f"{method}.parquet" if method in HEURISTICS else f"{method}-seed{seed}.parquet"), predictions)
         metrics = _split_metrics(predictions)
         entry = {**metrics, **extra, "predictions": path.name}
         if track:
             entry["run_id"] = _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k)
+        else:  # what _log needs, to log the run later (log_saved_baselines)
+            entry["tracking"] = {"logged": False, "metrics": metrics, "extra": extra, "epoch_history": list(history),
+                                 "history_items": k, "provenance": provenance,
+                                 "settings": {"baselines": params.baselines.model_dump()}}
         summary["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = entry
         log.info("%s %s seed %s: valid AUC %.4f, test AUC %.4f", dataset, method, seed,
                  metrics.get("valid_auc", float("nan")), metrics.get("test_auc", float("nan")))
@@ -178,10 +187,40 @@ def run_baselines(
     return summary
 
 
-def _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k) -> str:
+def log_saved_baselines(params: Params, dataset: str, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Log the baseline runs of a ``baselines.json`` written with tracking off (e.g. on a GPU box)
+    as :func:`run_baselines` would have, with the saved settings, history and machine tags; their
+    run ids are written back, so entries logged already are skipped next time. Returns the summary."""
+    from reasoningrec.errors import DataError
+    from reasoningrec.io import read_json, write_json
+
+    dest = (Path(out_dir) if out_dir is not None else params.work_dir(dataset)) / "baselines"
+    summary = read_json(dest / "baselines.json")
+    for method, entry in summary.get("methods", {}).items():
+        for seed, run in entry.get("seeds", {}).items():
+            if run.get("run_id"):
+                continue
+            saved = run.get("tracking")
+            if not saved:
+                raise DataError(f"{dest / 'baselines.json'}: methods.{method}.seeds.{seed} has neither "
+                                "'run_id' nor 'tracking': expected a run made with tracking off")
+            predictions = pd.read_parquet(dest / run["predictions"])
+            run["run_id"] = _log(
+                params, summary["dataset"], method, int(seed), saved["metrics"], saved["extra"],
+                saved["epoch_history"], predictions, summary["command"], saved["history_items"],
+                baselines_settings=saved["settings"]["baselines"], provenance=saved["provenance"],
+            )
+            saved["logged"] = True
+            write_json(dest / "baselines.json", summary)  # after each run: an interruption loses none
+    return summary
+
+
+def _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k, *,
+         baselines_settings: dict | None = None, provenance: dict | None = None) -> str:
     from reasoningrec.tracking import log_run
 
-    settings = {"baselines": params.baselines.model_dump(), "history_items": k, **extra}
+    settings = {"baselines": baselines_settings or params.baselines.model_dump(), "history_items": k, **extra}
+    tags = {"command": command, **({"logged_later": "true"} if provenance is not None else {})}
     return log_run(
         params,
         dataset=dataset,
@@ -192,5 +231,6 @@ def _log(params, dataset, method, seed, metrics, extra, history, predictions, co
         metrics=metrics,
         epoch_history=history,
         predictions=predictions,
-        extra_tags={"command": command},
+        extra_tags=tags,
+        provenance=provenance,
     )

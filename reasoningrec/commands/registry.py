@@ -97,6 +97,7 @@ def explain(
     user: Annotated[str, typer.Option("--user", help="User id (as in samples.parquet).")],
     item: Annotated[str, typer.Option("--item", help="Target item id (as in items.parquet).")],
     max_new_tokens: Annotated[int | None, typer.Option(help="Explanation length cap.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Use the demo's outputs and its registered model.")] = False,
     params: ParamsOption = None,
 ) -> None:
     """Ask the champion model whether USER will like ITEM, with its explanation."""
@@ -108,6 +109,10 @@ def explain(
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the answer readable
     settings = params_from(params)
+    if demo:
+        from reasoningrec.demo import demo_params
+
+        settings = demo_params(settings)
     request = serving.load_request(settings, dataset, user, item)
     model = tracking.load_model(settings, dataset)
     run_params = {"explain": True}

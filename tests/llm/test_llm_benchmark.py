@@ -103,3 +103,70 @@ def test_arguments_are_validated():
     assert bench.parse_args(["--batch-size", "2", "--naive-prompts", "9"]).naive_prompts == 2
     with pytest.raises(SystemExit):
         bench.parse_args(["--smoke", "--model", "embedded"])
+
+
+def _tiny_spm_model(path: Path) -> Path:
+    """A small SentencePiece BPE model file (Llama layout: unk, bos, eos, 256 byte pieces, then
+    pieces scored by rank), written with the protobuf schema transformers ships."""
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    proto.trainer_spec.model_type, proto.trainer_spec.byte_fallback = 2, True
+    proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 0, 1, 2
+    proto.trainer_spec.pad_id = -1
+    proto.normalizer_spec.name, proto.normalizer_spec.add_dummy_prefix = "identity", True
+    proto.normalizer_spec.escape_whitespaces, proto.normalizer_spec.remove_extra_whitespaces = True, False
+    for piece, kind in [("<unk>", 2), ("<s>", 3), ("</s>", 3)] + [(f"<0x{b:02X}>", 6) for b in range(256)]:
+        proto.pieces.add(piece=piece, score=0.0, type=kind)
+    merged = ["▁▁", "▁t", "he", "▁the", "in", "▁a", "er", "▁in", "re", "on", "▁w", "ll", "▁the▁", "ou", "▁u",
+              "se", "▁use", "▁user", "ike", "▁l", "▁like", "ed", "▁liked", "ye", "▁ye", "s", "▁yes"]
+    chars = sorted(set("".join(merged) + "abcdefghijklmnopqrstuvwxyz:.?,PYN"))
+    for rank, piece in enumerate(merged + [c for c in chars if c not in merged]):
+        proto.pieces.add(piece=piece, score=-float(rank), type=1)
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def test_protobuf_bpe_matches_the_transformers_tokenizer(tmp_path):
+    """The sentencepiece-free encoder gives transformers' ids on plain text (byte fallback included)."""
+    model = _tiny_spm_model(tmp_path / "tiny.model")
+    reference = bench.load_spm_tokenizer(model)
+    ours = bench.SpmTokenizer(model, impl="protobuf")
+    assert ours.impl == "protobuf" and len(ours) == len(reference)
+    texts = ["the user liked the", "Prediction: Yes", "will they like it?", "inner rewrite, sound",
+             "héllo wörld 🎉", "yes"]
+    for text in texts:
+        expected = reference(text, add_special_tokens=False)["input_ids"]
+        assert ours.encode(text, add_special_tokens=False) == expected, text
+        assert ours.decode(expected) == text
+    # Leading whitespace gets the dummy prefix too, so "▁▁" (ranked first) merges first.
+    assert [ours.pieces[i] for i in ours.encode(" the", add_special_tokens=False)] == ["▁▁", "t", "he"]
+
+
+def test_spm_tokenizer_pads_left_and_parses_control_pieces(tmp_path):
+    tok = bench.SpmTokenizer(_tiny_spm_model(tmp_path / "tiny.model"), impl="protobuf")
+    tok.chat_template = bench.LLAMA2_TEMPLATE
+    tok.pad_token = tok.unk_token
+    text = tok.apply_chat_template([{"role": "user", "content": "liked?"}], add_generation_prompt=True)
+    assert text.startswith("<s>[INST]")
+    ids = tok.encode(text, add_special_tokens=False)
+    assert ids[0] == tok.bos_token_id == 1 and ids.count(1) == 1
+    assert tok.decode(ids, skip_special_tokens=True) == "[INST] liked? [/INST]"
+    long, short = (tok.encode(t, add_special_tokens=False) for t in ["liked yes", "yes"])
+    assert len(short) == 1 and len(long) > 1
+    batch = tok(["liked yes", "yes"], add_special_tokens=False, padding=True, return_tensors="pt")
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, len(long))
+    assert batch["input_ids"].tolist() == [long, [0] * (len(long) - 1) + short]
+    assert batch["attention_mask"][1].tolist() == [0] * (len(long) - 1) + [1]
+    assert tok.pad({"input_ids": [[5], [5, 6, 7]]})["attention_mask"] == [[0, 0, 1], [1, 1, 1]]
+
+
+def test_smoke_run_with_the_forced_fallback_tokenizer(tmp_path):
+    """The benchmark end to end with the SentencePiece file read by the protobuf fallback."""
+    model = _tiny_spm_model(tmp_path / "tiny.model")
+    argv = ["--smoke", "--model", "llama2-7b-random", "--tokenizer", str(model), "--tokenizer-impl", "protobuf"]
+    (result,) = bench.main([*argv, "--batch-size", "2", "--new-tokens", "3", "--naive-prompts", "1", "--warmup", "0"])
+    assert result.engine == "generate" and result.batched_tps > 0
+    assert isinstance(bench.load_tokenizer(str(model), "protobuf"), bench.SpmTokenizer)
+    with pytest.raises(ValueError, match="cannot load it"):
+        bench.load_tokenizer(str(tmp_path / "missing.model"), "protobuf")
