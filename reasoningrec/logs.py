@@ -65,3 +65,5 @@ def setup_logging(level: str | None = None) -> None:
     logging.getLogger("reasoningrec").setLevel(level)
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # bitsandbytes warns on every CPU import about optional kernels it cannot use there.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

@@ -213,7 +213,29 @@ def k_sort_key(k: str) -> tuple[int, int]:
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+    base = base_method(method)
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def base_method(label: str) -> str:
+    """``reasoningrec`` of a row label such as ``reasoningrec (answer_loss_weight=50)``."""
+    return label.split(" (", 1)[0]
+
+
+def method_label(record: RunRecord) -> str:
+    """Row label: the method, with its answer-token loss weight when it is not the paper's plain 1."""
+    weight = record.answer_weight
+    return record.method if weight == 1.0 else f"{record.method} (answer_loss_weight={weight:g})"
+
+
+def labelled_cells(records: Iterable[RunRecord]) -> dict[tuple, Cell]:
+    """Cells keyed by (dataset, row label, K): one row per method and loss setting, never mixed."""
+    cells: dict[tuple, Cell] = {}
+    for record in records:
+        label = method_label(record)
+        key = (record.dataset, label, record.k_shots)
+        cells.setdefault(key, Cell(record.dataset, label, record.k_shots)).runs.append(record)
+    return cells
 
 
 # --------------------------------------------------------------------------- document model
@@ -253,7 +275,7 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
     rows = []
     for method in methods:
         rows.append([method] + [fmt_cell(mine.get((dataset, method, k)), mark=(dataset, method, k) in marked) for k in ks])
-        if method == PAPER_METHOD and paper_name:
+        if method == PAPER_METHOD and paper_name:  # the paper's row follows its plain-loss method
             rows.append([f"{method} (paper, {paper_name})"] + [_paper(paper_name, k) for k in ks])
     if paper_name and PAPER_METHOD not in methods:
         rows.append([f"{PAPER_METHOD} (paper, {paper_name})"] + [_paper(paper_name, k) for k in ks])
@@ -300,7 +322,7 @@ def _paper(paper_name: str, k: str) -> str:
 
 def _ablation_blocks(dataset: str, mine: dict, weighted: dict, ks: list[str]) -> list[Block]:
     blocks: list[Block] = []
-    present = [m for m in ABLATIONS if any(c.method == m for c in mine.values())]
+    present = sorted({c.method for c in mine.values() if base_method(c.method) in ABLATIONS}, key=method_sort_key)
     learned_ks = [k for k in ks if k.isdigit() and k != "0"]
     if len(present) > 1:
         rows = [[m] + [fmt_cell(mine.get((dataset, m, k))) for k in learned_ks] for m in present]
@@ -357,8 +379,7 @@ def auc_vs_k_png(dataset: str, cells: dict[tuple, Cell]) -> bytes | None:
 
 def build_blocks(records: list[RunRecord], source: str) -> list[Block]:
     """The whole report as blocks (pure: no MLflow, no files)."""
-    plain = [r for r in records if r.answer_weight == 1.0]
-    cells = group_cells(plain)
+    cells = labelled_cells(records)
     weighted = group_cells(records, by_weight=True)
     datasets = sorted({r.dataset for r in records})
     blocks = [
