@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -493,7 +494,13 @@ def collect_runs(params: Params, n_bootstrap: int = 1000) -> tuple[list[RunRecor
     records = latest_per_seed(records)
     if n_bootstrap:
         records = [_with_ci(client, r, n_bootstrap) for r in records]
-    return records, f"tracking store {tracking_uri(params)}, experiment {params.tracking.experiment!r}"
+    return records, f"tracking store {_portable(tracking_uri(params))}, experiment {params.tracking.experiment!r}"
+
+
+def _portable(uri: str) -> str:
+    """The store's URI with this checkout's absolute path made relative (reports are committed)."""
+    cwd = os.getcwd().rstrip("/") + "/"
+    return uri.replace(f"sqlite:///{cwd}", "sqlite:///").replace(cwd, "")
 
 
 def _with_ci(client, record: RunRecord, n_bootstrap: int) -> RunRecord:
