@@ -442,6 +442,7 @@ def train_adapter(
         fp16=False,
         # Activation checkpointing trades ~40% of throughput for memory; on CPU it only costs time.
         gradient_checkpointing=cuda and cfg.gradient_checkpointing,
+        torch_compile=cuda and cfg.compile,
         seed=seed,
         data_seed=seed,
         dataset_num_proc=None,
