@@ -66,3 +66,9 @@ def check_messages(conversation: list[Message], index: int = 0) -> None:
             )
         if not isinstance(message.get("content"), str):
             raise ValueError(f"conversation {index}, message {position}: content must be a string")
+
+
+def check_batch(batch: list[list[Message]]) -> None:
+    """Check every conversation of a batch (``check_messages``), naming the first malformed one."""
+    for index, conversation in enumerate(batch):
+        check_messages(conversation, index)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from reasoningrec.llm.base import ChatBackend, Generation, GenerationSettings, Message, check_messages
+from reasoningrec.llm.base import ChatBackend, Generation, GenerationSettings, Message, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,7 @@ class CachedBackend:
     def generate(
         self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
     ) -> list[Generation]:
-        for index, conversation in enumerate(batch):
-            check_messages(conversation, index)
+        check_batch(batch)
         requests = [request_json(self.name, self.model_id, conv, settings) for conv in batch]
         keys = [hashlib.sha256(r.encode("utf-8")).hexdigest() for r in requests]
         found = self.store.get_many(keys)

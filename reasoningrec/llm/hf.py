@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from reasoningrec.llm.base import Generation, GenerationSettings, Message, check_messages
+from reasoningrec.llm.base import Generation, GenerationSettings, Message, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +200,7 @@ class HFBackend:
     ) -> list[Generation]:
         import torch
 
-        for index, conversation in enumerate(batch):
-            check_messages(conversation, index)
+        check_batch(batch)
         if not batch:
             return []
         model, tokenizer, device = self.load()

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
-from reasoningrec.llm.base import Generation, GenerationSettings, LLMBackendError, Message, check_messages
+from reasoningrec.llm.base import Generation, GenerationSettings, LLMBackendError, Message, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,7 @@ class OpenAIBackend:
     def generate(
         self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
     ) -> list[Generation]:
-        for index, conversation in enumerate(batch):
-            check_messages(conversation, index)
+        check_batch(batch)
         if not batch:
             return []
         results: list[Generation | None] = [None] * len(batch)
