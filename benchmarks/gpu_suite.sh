@@ -116,7 +116,7 @@ run_piece() {  # name cap log command...: run under timeout, record exit code an
   local t rc
   t=$(date +%s)
   echo "## $name (cap ${cap}s): $*"
-  timeout -k 10 "$cap" "$@" 2>&1 | tee "$log"
+  timeout -k 10 "$cap" "$@" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
   note "$name" "$rc" $(($(date +%s) - t)) "$([ "$rc" = 124 ] && echo "TIMED OUT at ${cap}s")"
 }
@@ -125,15 +125,19 @@ TOK=.carry/tok/tokenizer.model.v1
 [ -f "$TOK" ] || { echo "WARNING: $TOK missing: the random 7B gets a fallback tokenizer"; TOK=""; }
 
 # ---------------------------------------------------------------- 1. generation throughput
+# LLM_MODELS: random 7B shapes; LLM_ENGINES: static (the backend's default on CUDA) and/or generate.
 if wants llm; then
   if [ $SMOKE = 1 ]; then
     set -- --smoke --device cpu --batch-size 4 --new-tokens 8 --naive-prompts 2
   else
-    set -- --batch-size 64 --new-tokens 128 --naive-prompts 4
+    set -- --batch-size ${LLM_BATCHES:-64} --new-tokens 128 --naive-prompts 4
   fi
-  run_piece llm_throughput "$CAP_LLM" "$OUT/llm_throughput.log" \
-    $PY -m benchmarks.llm_throughput --model llama2-7b-random ${TOK:+--tokenizer "$TOK"} \
-    --engines loop generate --keep-going "$@" --out "$OUT/llm_throughput.md"
+  for model in ${LLM_MODELS:-llama2-7b-random}; do
+    run_piece "llm_throughput:$model" "$CAP_LLM" "$OUT/llm_throughput.log" \
+      $PY -m benchmarks.llm_throughput --model "$model" ${TOK:+--tokenizer "$TOK"} \
+      --engines ${LLM_ENGINES:-static generate} --keep-going "$@" --out "$OUT/llm_throughput.md" \
+      ${LLM_PROFILE:+--profile "$OUT/llm_profile.txt"}
+  done
 fi
 
 # ---------------------------------------------------------------- 2. LoRA training throughput
@@ -146,8 +150,10 @@ if wants train; then
     configs="bf16 bf16:nockpt bf16:nockpt:mb2 bf16:nockpt:mb4"
     if $PY -c "import bitsandbytes" 2>/dev/null; then configs="$configs int8"; else echo "no bitsandbytes: no int8 row"; fi
     configs="$configs ${TRAIN_COMPILE-bf16:nockpt:mb2:compile}"
+    # TRAIN_CONFIGS replaces the list (e.g. the product's SFTTrainer path: bf16:nockpt:mb2:compile:trainer).
     run_piece train_throughput "$CAP_TRAIN" "$OUT/train_throughput.log" \
-      $PY -m benchmarks.train_throughput --configs $configs --out "$OUT/train_throughput.md"
+      $PY -m benchmarks.train_throughput --configs ${TRAIN_CONFIGS:-$configs} ${TOK:+--tokenizer "$TOK"} \
+      --out "$OUT/train_throughput.md"
   fi
 fi
 

@@ -5,10 +5,10 @@ Every run uses one loaded model, greedy decoding and a fixed output length (``mi
 
 * ``generate``: the project's :class:`HFBackend` (``model.generate``); on CUDA with a static KV cache,
   which makes transformers compile the decode step.
-* ``loop``: a greedy decode loop over the same HF model with a static KV cache and the decode step
-  compiled with CUDA graphs (``torch.compile(mode="reduce-overhead")``); the next token stays on the
-  GPU, so no step waits for the CPU. It shows what the hardware allows when ``generate``'s per-step
-  Python work (20-35 ms/step, measured) is out of the way.
+* ``static``: the same backend with ``engine="static"`` (:mod:`reasoningrec.llm.static_decode`, the
+  default on CUDA): a static KV cache and the decode step compiled into a CUDA graph
+  (``torch.compile(mode="reduce-overhead")``); the next token stays on the GPU, so no step waits for
+  the CPU, where ``generate`` spends 20-35 ms of Python per step (measured).
 
 The naive baseline is ``HFBackend`` at batch 1 with the default dynamic cache (what a plain loop over
 ``generate`` does). Every timed shape is warmed up once first. The decode roofline fraction is
@@ -24,7 +24,7 @@ Examples::
     python -m benchmarks.llm_throughput --model embedded --device cpu --batch-size 8 --new-tokens 16
     python -m benchmarks.llm_throughput --smoke --model llama2-7b-random --tokenizer tokenizer.model.v1
     python -m benchmarks.llm_throughput --model llama2-7b-random --tokenizer tokenizer.model.v1 \\
-        --engines loop generate --batch-size 64 --new-tokens 128 --out docs/bench.md
+        --engines static generate --batch-size 64 --new-tokens 128 --out docs/bench.md
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ log = logging.getLogger("benchmarks.llm_throughput")
 RANDOM_7B = "llama2-7b-random"
 RANDOM_MISTRAL = "mistral-7b-random"
 RANDOM_MODELS = (RANDOM_7B, RANDOM_MISTRAL)
-ENGINES = ("generate", "loop")
+ENGINES = ("generate", "static")
 # Tokenizers with Llama-2's 32000-token vocabulary that may sit in the offline HF cache.
 LLAMA_TOKENIZERS = (
     "meta-llama/Llama-2-7b-hf",
@@ -592,90 +592,6 @@ def timed(backend, batches, settings, device: str) -> tuple[int, float]:
     return tokens, time.perf_counter() - start
 
 
-class StaticLoop:
-    """Greedy decoding with a static KV cache and a compiled, CUDA-graphed decode step.
-
-    Left-padded prompts; the 2D attention mask spans the whole cache from the start (future
-    positions are hidden by causality), so every decode step has the same shapes and one graph
-    replays. Built once per (batch, prompt length, new tokens) shape.
-    """
-
-    def __init__(self, model, input_ids, attention_mask, new_tokens: int, compile_step: bool):
-        import torch
-        from transformers import StaticCache
-
-        self.model, self.new_tokens = model, new_tokens
-        batch, length = input_ids.shape
-        device = input_ids.device
-        self.input_ids = input_ids
-        self.mask = torch.ones(batch, length + new_tokens, dtype=attention_mask.dtype, device=device)
-        self.mask[:, :length] = attention_mask
-        self.positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        self.cache = StaticCache(config=model.config, max_cache_len=length + new_tokens)
-        self.step = (
-            torch.compile(self._step, mode="reduce-overhead", fullgraph=True) if compile_step else self._step
-        )
-
-    def _step(self, token, position_ids, cache_position):
-        logits = self.model(
-            input_ids=token,
-            attention_mask=self.mask,
-            position_ids=position_ids,
-            past_key_values=self.cache,
-            cache_position=cache_position,
-            use_cache=True,
-        ).logits
-        return logits[:, -1].argmax(-1, keepdim=True)
-
-    def run(self):
-        """Generate ``new_tokens`` ids per row (a [batch, new_tokens] tensor on the device)."""
-        import torch
-
-        batch, length = self.input_ids.shape
-        device = self.input_ids.device
-        out = torch.empty(batch, self.new_tokens, dtype=torch.long, device=device)
-        with torch.inference_mode():
-            self.cache.reset()  # in place: the captured graphs keep pointing at the same tensors
-            logits = self.model(
-                input_ids=self.input_ids,
-                attention_mask=self.mask[:, :length],
-                position_ids=self.positions,
-                past_key_values=self.cache,
-                cache_position=torch.arange(length, device=device),
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits
-            token = logits[:, -1].argmax(-1, keepdim=True)
-            position = self.positions[:, -1:] + 1
-            for i in range(self.new_tokens):
-                out[:, i : i + 1] = token
-                if i + 1 == self.new_tokens:
-                    break
-                cache_position = torch.tensor([length + i], device=device)
-                token = self.step(token, position, cache_position).clone()
-                position = position + 1
-        return out
-
-
-def loop_throughput(model, tok, prompts, new_tokens: int, repeats: int, warmup: int, device: str):
-    """(tokens, seconds) of the compiled static-cache loop over one left-padded batch of ``prompts``."""
-    texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    tok.padding_side = "left"
-    enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(device)
-    loop = StaticLoop(model, enc["input_ids"], enc["attention_mask"], new_tokens, device.startswith("cuda"))
-    for _ in range(max(warmup, 2 if device.startswith("cuda") else 0)):  # compile, then record graphs
-        loop.run()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = loop.run()
-    _sync(device)
-    seconds = time.perf_counter() - start
-    if out.shape != (len(prompts), new_tokens):
-        raise RuntimeError(f"loop generated shape {tuple(out.shape)}, expected {(len(prompts), new_tokens)}")
-    return len(prompts) * new_tokens * repeats, seconds
-
-
 def run(args: argparse.Namespace) -> list[Result]:
     import torch
 
@@ -688,7 +604,9 @@ def run(args: argparse.Namespace) -> list[Result]:
     fixed = {"min_new_tokens": args.new_tokens}
 
     # Naive: one prompt per generate call, the default dynamic cache (no compilation).
-    naive = HFBackend.from_loaded(model, tok, args.model, batch_size=1, generate_kwargs=fixed)
+    naive = HFBackend.from_loaded(
+        model, tok, args.model, batch_size=1, generate_kwargs=fixed, engine="generate"
+    )
     singles = [[p] for p in make_prompts(args.naive_prompts)]
     for _ in range(min(args.warmup, 1)):
         naive.generate(singles[0], settings)
@@ -726,17 +644,18 @@ def measure_engine(args, engine, batch_size, model, tok, device, static, setting
 
     prompts = make_prompts(batch_size)
     start = time.perf_counter()
-    if engine == "loop":
-        b_tokens, b_seconds = loop_throughput(
-            model, tok, prompts, args.new_tokens, args.repeats, args.warmup, device
-        )
-    else:
-        fixed = {"min_new_tokens": args.new_tokens}
-        extra = {**fixed, **({"cache_implementation": "static"} if static else {})}
-        batched = HFBackend.from_loaded(model, tok, args.model, batch_size=batch_size, generate_kwargs=extra)
-        for _ in range(args.warmup):  # compile / allocate at the exact shapes that are timed
-            batched.generate(prompts, settings)
-        b_tokens, b_seconds = timed(batched, [prompts] * args.repeats, settings, device)
+    fixed = {"min_new_tokens": args.new_tokens}
+    if engine == "generate" and static:
+        fixed["cache_implementation"] = "static"
+    batched = HFBackend.from_loaded(
+        model, tok, args.model, batch_size=batch_size, generate_kwargs=fixed, engine=engine
+    )
+    # Compile / record graphs / allocate at the exact shapes that are timed (CUDA graphs: 2 passes).
+    for _ in range(max(args.warmup, 2 if engine == "static" and device.startswith("cuda") else 0)):
+        batched.generate(prompts, settings)
+    b_tokens, b_seconds = timed(batched, [prompts] * args.repeats, settings, device)
+    if args.profile:
+        profile_step(batched, prompts, settings, device, args.profile)
     expected = batch_size * args.new_tokens * args.repeats
     if b_tokens != expected:
         raise RuntimeError(f"{engine} run generated {b_tokens} tokens, expected {expected}")
@@ -745,7 +664,7 @@ def measure_engine(args, engine, batch_size, model, tok, device, static, setting
         "model": args.model + (" (smoke)" if args.smoke else ""),
         "device": "",
         "dtype": "",
-        "engine": engine + ("+static" if engine == "generate" and static else ""),
+        "engine": engine + ("+static cache" if engine == "generate" and static else ""),
         "batch_size": batch_size,
         "new_tokens": args.new_tokens,
         "batched_tps": b_tokens / b_seconds,
@@ -753,6 +672,21 @@ def measure_engine(args, engine, batch_size, model, tok, device, static, setting
         "step_ms": 1000 * b_seconds / (args.new_tokens * args.repeats),
         "roofline": None,
     }
+
+
+def profile_step(backend, prompts, settings, device: str, path: Path) -> None:
+    """One more timed pass under ``torch.profiler``: the kernels by total GPU time, written to
+    ``path`` (where a decode step's time goes: GEMMs, attention, the rest)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=activities) as prof:
+        backend.generate(prompts, settings)
+        _sync(device)
+    sort = "cuda_time_total" if device.startswith("cuda") else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(f"# {backend!r}, batch {len(prompts)}, {settings.max_new_tokens} new tokens\n{table}\n")
 
 
 def append_row(path: Path, row: str) -> None:
@@ -800,6 +734,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="SentencePiece files: transformers' tokenizer, else (auto) or only the thin SpmTokenizer "
         "over the sentencepiece package or the protobuf reader",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="append a torch.profiler kernel table per engine/batch here"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny architecture (random models only)")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to append the rows to")

@@ -288,8 +288,14 @@ def records_cover(path: Path, variants: Sequence[str], ks: Sequence[int]) -> boo
 
 
 def prepare_dataset(params, dataset: str, methods: Sequence[str], ks: Sequence[int], *,
-                    validate: bool, redo: bool) -> dict:
-    """Stage 1 for one dataset; returns {"methods": runnable, "skipped": [...], "steps": {...}}."""
+                    validate: bool, redo: bool, synthesize: bool = False,
+                    synthesis_batch_size: int | None = None) -> dict:
+    """Stage 1 for one dataset; returns {"methods": runnable, "skipped": [...], "steps": {...}}.
+
+    ``synthesize``: a dataset without importable texts gets them from ``params.llm`` (the embedded
+    SmolLM2 by default) through the describe -> profile -> reason stages, one model load for the
+    three, at ``synthesis_batch_size`` prompts per batch (default ``llm.batch_size``); the LLM response
+    cache under ``paths.cache_dir`` makes an interrupted synthesis resume."""
     from reasoningrec.data.ingest import run_ingest
     from reasoningrec.data.prepare import run_prepare
     from reasoningrec.experiment import method_variant
@@ -321,6 +327,8 @@ def prepare_dataset(params, dataset: str, methods: Sequence[str], ks: Sequence[i
         from reasoningrec.importer import run_import
 
         step("import-texts", folder / "import.json", lambda: run_import(params, dataset))
+    elif wants_texts and synthesize:
+        synthesize_texts(params, dataset, step, synthesis_batch_size)
     runnable, skipped = runnable_methods(methods, available_inputs(folder))
     variants = sorted({method_variant(m)[0] for m in runnable if m not in BASELINE_METHODS})
     if variants:
@@ -336,6 +344,21 @@ def prepare_dataset(params, dataset: str, methods: Sequence[str], ks: Sequence[i
         log.warning("%s: no large-LLM texts (descriptions/profiles/reasoning) for %s: skipped",
                     dataset, ", ".join(skipped))
     return {"methods": runnable, "skipped": skipped, "variants": variants, "steps": steps}
+
+
+def synthesize_texts(params, dataset: str, step: Callable[[str, Path, Callable[[], Any]], None],
+                     batch_size: int | None = None) -> None:
+    """describe, profile and reason for ``dataset`` with ``params.llm`` (each kept when done)."""
+    from reasoningrec.llm import make_backend
+    from reasoningrec.synthesis.stages import run_describe, run_profile, run_reason
+
+    if batch_size:
+        params = params.model_copy(update={"llm": params.llm.model_copy(update={"batch_size": batch_size})})
+    backend = make_backend(params.llm, params.paths.cache_dir)  # loads lazily, once for the three
+    folder = params.work_dir(dataset)
+    step("describe", folder / "describe.json", lambda: run_describe(params, dataset, backend=backend))
+    step("profile", folder / "profile.json", lambda: run_profile(params, dataset, backend=backend))
+    step("reason", folder / "reason.json", lambda: run_reason(params, dataset, backend=backend))
 
 
 # --------------------------------------------------------------------------- stage 2: worker side
@@ -500,6 +523,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="end jobs still running at this many seconds (they resume next call)")
     parser.add_argument("--skip-validation", action="store_true", help="skip the Great Expectations checks")
     parser.add_argument("--redo-data", action="store_true", help="rebuild stage-1 files that exist")
+    parser.add_argument("--synthesize", action="store_true",
+                        help="datasets without importable texts get descriptions, profiles and reasoning "
+                             "from params.llm (the embedded SmolLM2 by default) before their records")
+    parser.add_argument("--synthesis-batch-size", type=int, default=None,
+                        help="prompts per generation batch while synthesizing (default llm.batch_size)")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--report-bootstrap", type=int, default=1000)
     parser.add_argument("--dry-run", action="store_true", help="print the job plan after stage 1 and stop")
@@ -567,7 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for dataset in args.datasets:
         started = time.perf_counter()
         try:
-            info = prepare_dataset(params, dataset, args.methods, args.k, validate=validate, redo=args.redo_data)
+            info = prepare_dataset(params, dataset, args.methods, args.k, validate=validate, redo=args.redo_data,
+                                   synthesize=args.synthesize, synthesis_batch_size=args.synthesis_batch_size)
         except Exception as exc:  # one broken dataset must not stop the others
             log.exception("%s: stage 1 failed", dataset)
             status["datasets"][dataset] = {"error": f"{type(exc).__name__}: {exc}"}

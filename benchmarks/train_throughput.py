@@ -8,9 +8,13 @@ optionally ``nf4`` (QLoRA). MFU = 4 x parameters x tokens/s / peak bf16 FLOP/s (
 gradients; frozen weights get no weight gradient, hence 4 rather than 6; the recomputed forward of
 activation checkpointing is not counted, as usual for MFU).
 
-Each configuration is ``precision[:nockpt][:mbN][:compile]``: no activation checkpointing, micro-batch
-N (sequences per step), ``torch.compile`` of the model. One table row per configuration, so the table
-shows what each change buys; a configuration that runs out of memory gets an ``OOM`` row.
+Each configuration is ``precision[:nockpt][:mbN][:compile][:trainer]``: no activation checkpointing,
+micro-batch N (sequences per step), ``torch.compile`` of the model, and ``trainer``: the step runs
+through the product's own training path instead of this file's loop (TRL ``SFTTrainer`` with
+:func:`reasoningrec.training.sft_arguments`, the answer-weighted completion loss, ``train.compile`` as
+``torch_compile``) on prompt/completion texts of ``--seq-len`` tokens (``--tokenizer``: a SentencePiece
+file, default the offline Llama tokenizers or the tiny test one). One table row per configuration, so
+the table shows what each change buys; a configuration that runs out of memory gets an ``OOM`` row.
 
     python -m benchmarks.train_throughput --out docs/performance.md   # the default configurations
     python -m benchmarks.train_throughput --precisions bf16 --no-checkpointing --batch-size 2
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import sys
 import tempfile
 import time
@@ -47,6 +52,7 @@ class RunConfig:
     checkpointing: bool = True
     micro_batch: int = 1
     compile: bool = False
+    trainer: bool = False
 
     @classmethod
     def parse(cls, text: str) -> RunConfig:
@@ -60,17 +66,20 @@ class RunConfig:
                 kwargs["checkpointing"] = False
             elif flag == "compile":
                 kwargs["compile"] = True
+            elif flag == "trainer":
+                kwargs["trainer"] = True
             elif flag.startswith("mb") and flag[2:].isdigit() and int(flag[2:]) >= 1:
                 kwargs["micro_batch"] = int(flag[2:])
             else:
-                raise ValueError(f"config {text!r}: unknown flag {flag!r} (nockpt, mbN, compile)")
+                raise ValueError(f"config {text!r}: unknown flag {flag!r} (nockpt, mbN, compile, trainer)")
         return cls(precision, **kwargs)
 
     @property
     def label(self) -> str:
         parts = [self.precision, "checkpointing" if self.checkpointing else "no checkpointing",
                  f"micro-batch {self.micro_batch}"]
-        return ", ".join(parts + (["torch.compile"] if self.compile else []))
+        extra = (["torch.compile"] if self.compile else []) + (["SFTTrainer"] if self.trainer else [])
+        return ", ".join(parts + extra)
 
 
 def model_config(layers: int | None, smoke: bool):
@@ -134,6 +143,8 @@ def measure(run: RunConfig, args, checkpoint_dir: Path, device: str = "cuda") ->
 
 
 def _measure(run: RunConfig, args, checkpoint_dir: Path, device: str) -> dict:
+    if run.trainer:
+        return _measure_trainer(run, args, checkpoint_dir, device)
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -187,6 +198,84 @@ def _measure(run: RunConfig, args, checkpoint_dir: Path, device: str) -> dict:
     }
 
 
+def trainer_texts(tokenizer, n: int, seq_len: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` (prompt, completion) pairs of more than ``seq_len`` tokens together: a prompt of random
+    words (a third of ``seq_len``) and ``Prediction: Yes|No`` plus reasoning words (cut to ``seq_len``
+    by the trainer)."""
+    import random
+
+    rng = random.Random(seed)
+    words = ["the", "user", "liked", "a", "gentle", "cream", "with", "lasting", "scent", "and", "soft",
+             "leather", "boots", "but", "disliked", "cheap", "fabric", "so", "will", "enjoy", "this"]
+    per_word = len(tokenizer(" ".join(words * 4))["input_ids"]) / (4 * len(words))
+    prompt_words, reason_words = int(seq_len / 3 / per_word), int(seq_len * 1.2 / per_word)
+    pairs = []
+    for i in range(n):
+        prompt = " ".join(rng.choices(words, k=prompt_words))
+        reason = " ".join(rng.choices(words, k=reason_words))
+        pairs.append((prompt, f"Prediction: {'Yes' if i % 2 else 'No'}\nReasoning: {reason}"))
+    if n and len(tokenizer(pairs[0][0] + pairs[0][1])["input_ids"]) < seq_len:
+        raise RuntimeError("trainer texts are shorter than --seq-len for this tokenizer")
+    return pairs
+
+
+def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) -> dict:
+    """tokens/s of ``run.warmup + steps`` optimizer steps through ``reasoningrec.training``'s
+    SFTTrainer (bf16 only; every example fills ``--seq-len`` tokens, so nothing is padded)."""
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    from benchmarks.llm_throughput import load_tokenizer
+    from reasoningrec.config import TrainConfig
+    from reasoningrec.scoring import answer_token_ids
+    from reasoningrec.training import _sft_trainer_class, lora_config, sft_arguments
+
+    if run.precision != "bf16":
+        raise ValueError(f"{run.label}: the trainer path is measured in bf16 only")
+    model, config = build_model(run.precision, args.layers, checkpoint_dir, device, args.smoke)
+    n_params = sum(p.numel() for p in model.parameters())
+    tokenizer = load_tokenizer(args.tokenizer)
+    cfg = TrainConfig(precision="bf16", batch_size=run.micro_batch, gradient_checkpointing=run.checkpointing,
+                      compile=run.compile, epochs=1)
+    steps = args.warmup + args.steps
+    pairs = trainer_texts(tokenizer, steps * run.micro_batch, args.seq_len)
+    dataset = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
+    cuda = device == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    marks: list[float] = []
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, *_, **__):
+            sync()
+            marks.append(time.perf_counter())
+
+    sft_args = sft_arguments(cfg, checkpoint_dir / "trainer", cuda=cuda, precision="bf16", max_length=args.seq_len,
+                             seed=0, max_steps=steps, save_strategy="no", logging_steps=steps,
+                             use_cpu=not cuda, bf16=cuda)
+    trainer = _sft_trainer_class()(
+        model=model, args=sft_args, train_dataset=dataset, processing_class=tokenizer,
+        peft_config=lora_config(cfg), callbacks=[StepClock()], answer_ids=answer_token_ids(tokenizer),
+        answer_loss_weight=cfg.answer_loss_weight,
+    )
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    output = trainer.train()
+    if len(marks) != steps:
+        raise RuntimeError(f"{run.label}: {len(marks)} steps timed, expected {steps}")
+    if not math.isfinite(output.training_loss):
+        raise RuntimeError(f"{run.label}: training loss {output.training_loss} is not finite")
+    seconds = marks[-1] - marks[args.warmup - 1] if args.warmup else marks[-1] - t0
+    tokens_per_s = args.steps * run.micro_batch * args.seq_len / seconds
+    return {
+        "config": run, "precision": run.precision, "params": n_params, "tokens_per_s": tokens_per_s,
+        "mfu": 4 * n_params * tokens_per_s / (args.peak_tflops * 1e12),
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+        "step_s": seconds / args.steps, "warmup_s": (marks[args.warmup - 1] - t0) if args.warmup else 0.0,
+    }
+
+
 def _logical_params(config) -> int:
     h, i, v, n = config.hidden_size, config.intermediate_size, config.vocab_size, config.num_hidden_layers
     per_layer = 4 * h * h + 3 * h * i + 2 * h
@@ -216,13 +305,13 @@ def table(rows: list[dict], args, hardware: str) -> str:
         f"SDPA attention; {args.steps} timed steps after {args.warmup} warm-up; "
         f"MFU = 4 x params x tokens/s / {args.peak_tflops:g} TFLOP/s.",
         "",
-        "| precision | checkpointing | micro-batch | compile | params (B) | tokens/s | s/step | MFU | peak memory (GiB) |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "| precision | checkpointing | micro-batch | compile | step | params (B) | tokens/s | s/step | MFU | peak memory (GiB) |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         run = r["config"]
         head = (f"| {run.precision} | {'on' if run.checkpointing else 'off'} | {run.micro_batch} | "
-                f"{'yes' if run.compile else 'no'} |")
+                f"{'yes' if run.compile else 'no'} | {'SFTTrainer' if run.trainer else 'own loop'} |")
         if r.get("oom"):
             lines.append(f"{head} - | OOM | - | - | - |")
         else:
@@ -239,7 +328,7 @@ def table(rows: list[dict], args, hardware: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", help=f"precision[:nockpt][:mbN][:compile] (default: {' '.join(DEFAULT_CONFIGS)})")
+    parser.add_argument("--configs", nargs="+", help=f"precision[:nockpt][:mbN][:compile][:trainer] (default: {' '.join(DEFAULT_CONFIGS)})")
     parser.add_argument("--precisions", nargs="+", choices=["bf16", "int8", "nf4"],
                         help="instead of --configs: these precisions with the modifiers below")
     parser.add_argument("--no-checkpointing", action="store_true", help="with --precisions: no activation checkpointing")
@@ -250,6 +339,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--layers", type=int, help="fewer layers for a quick try (default: all 32)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak (H100/H200 SXM: 989)")
+    parser.add_argument("--tokenizer", help="trainer configurations: a SentencePiece .model file (Llama-2/Mistral)")
     parser.add_argument("--tmp-dir", help="where the random weights are written for quantized loading")
     parser.add_argument("--smoke", action="store_true", help="tiny model on CPU (bf16, no compile): checks the path")
     parser.add_argument("--out", help="append the markdown table to this file")

@@ -103,6 +103,9 @@ class LLMConfig(_Section):
     quantization: Literal["none", "nf4", "int8"] = "none"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(8, ge=1)
+    # Local decoding: generate (model.generate) | static (static KV cache, CUDA-graphed step) |
+    # auto (static on CUDA without quantization).
+    decode: Literal["auto", "generate", "static"] = "auto"
     # One OpenAI-compatible server, or several (a list or comma-separated) shared round-robin.
     base_url: str | list[str] = "http://127.0.0.1:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"
@@ -162,6 +165,7 @@ class EvaluateConfig(_Section):
     bertscore_num_layers: int = Field(6, ge=1)
     explain_max_new_tokens: int = Field(256, ge=1)
     explain_limit: int | None = 50
+    explain_decode: Literal["auto", "generate", "static"] = "auto"  # as llm.decode
 
 
 class BaselinesConfig(_Section):

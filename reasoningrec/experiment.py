@@ -208,6 +208,7 @@ def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int) -
         generated = scoring.generate_explanations(
             model, tokenizer, [render_chat(tokenizer, t) for t in chosen["prompt_text"]],
             max_new_tokens=params.evaluate.explain_max_new_tokens, batch_size=batch,
+            engine=params.evaluate.explain_decode,
         )
         explanations = {int(i): e.reasoning for i, e in zip(chosen.index, generated, strict=True)}
         references = chosen["reference"].tolist() if "reference" in chosen else [None] * len(chosen)

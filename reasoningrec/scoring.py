@@ -129,32 +129,49 @@ def score_prompts(
 
 
 def generate_explanations(
-    model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 8
+    model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 8,
+    engine: str = "auto",
 ) -> list[Explanation]:
     """Greedy completions (``Prediction: ...`` + reasoning) for rendered prompts, batched by length.
+
+    ``engine``: ``generate`` (``model.generate``), ``static`` (static KV cache, the decode step as a
+    CUDA graph on GPUs: :mod:`reasoningrec.llm.static_decode`) or ``auto`` (static on CUDA for
+    unquantized weights). Both are greedy and give the same tokens.
 
     Parse failures (no ``Prediction: Yes|No`` in the text) come back with ``label=None`` and are
     counted in the log; :func:`reasoningrec.metrics.parse_failure_rate` turns them into the metric.
     """
     import torch
 
+    from reasoningrec.llm.hf import eos_token_ids
+    from reasoningrec.llm.static_decode import StaticDecoder, pick_engine
+
     encoded = [_encode(tokenizer, prompt) for prompt in prompts]
     texts: list[str] = [""] * len(prompts)
     pad_id = _pad_id(tokenizer)
+    device = _device(model)
+    quantized = bool(getattr(model, "is_quantized", False))
+    decoder = StaticDecoder(model) if pick_engine(engine, str(device), quantized) == "static" else None
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             for rows in _length_batches(encoded, batch_size):
-                ids, mask = _left_pad([encoded[i] for i in rows], pad_id, _device(model))
-                out = model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=pad_id,
-                )
-                for row, seq in zip(rows, out[:, ids.shape[1] :], strict=True):
+                ids, mask = _left_pad([encoded[i] for i in rows], pad_id, device)
+                if decoder is not None:
+                    new = decoder.generate(
+                        ids, mask, max_new_tokens=max_new_tokens, pad_id=pad_id,
+                        eos_ids=eos_token_ids(tokenizer, model.generation_config),
+                    )
+                else:
+                    new = model.generate(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=pad_id,
+                    )[:, ids.shape[1] :]
+                for row, seq in zip(rows, new, strict=True):
                     texts[row] = tokenizer.decode(seq, skip_special_tokens=True).strip()
     finally:
         model.train(was_training)

@@ -336,6 +336,58 @@ def _records_frame(records) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def sft_arguments(cfg, output_dir: str | Path, *, cuda: bool, precision: str, max_length: int, seed: int,
+                  **overrides):
+    """The ``SFTConfig`` of a training run (``cfg``: a :class:`reasoningrec.config.TrainConfig`):
+    completion-only loss, a checkpoint per epoch, the settings of ``cfg``; ``overrides`` win (the
+    training benchmark sets ``max_steps`` and turns saving off)."""
+    import torch
+    from trl import SFTConfig
+
+    settings = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=0,
+        completion_only_loss=True,
+        max_length=max_length,
+        save_strategy="epoch",
+        save_total_limit=1,
+        eval_strategy="no",
+        logging_strategy="steps",
+        logging_steps=1,
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not cuda,
+        bf16=precision in {"bf16", "nf4", "int8"} and cuda and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        # Activation checkpointing trades ~40% of throughput for memory; on CPU it only costs time.
+        gradient_checkpointing=cuda and cfg.gradient_checkpointing,
+        torch_compile=cuda and cfg.compile,
+        seed=seed,
+        data_seed=seed,
+        dataset_num_proc=None,
+        restore_callback_states_from_checkpoint=False,
+    )
+    return SFTConfig(**{**settings, **overrides})
+
+
+def lora_config(cfg):
+    """The PEFT ``LoraConfig`` of ``cfg`` (r, alpha, dropout, target modules)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
 def train_adapter(
     base_model: str,
     train_records: pd.DataFrame | Sequence[dict],
@@ -357,10 +409,8 @@ def train_adapter(
     """
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoTokenizer, set_seed
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig
 
     from reasoningrec.scoring import answer_token_ids, resolve_base_model, score_prompts
 
@@ -421,41 +471,8 @@ def train_adapter(
 
     # 4. Trainer --------------------------------------------------------------------------------
     checkpoints = out_dir / CHECKPOINT_DIR
-    args = SFTConfig(
-        output_dir=str(checkpoints),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=0,
-        completion_only_loss=True,
-        max_length=max_length,
-        save_strategy="epoch",
-        save_total_limit=1,
-        eval_strategy="no",
-        logging_strategy="steps",
-        logging_steps=1,
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=not cuda,
-        bf16=precision in {"bf16", "nf4", "int8"} and cuda and torch.cuda.is_bf16_supported(),
-        fp16=False,
-        # Activation checkpointing trades ~40% of throughput for memory; on CPU it only costs time.
-        gradient_checkpointing=cuda and cfg.gradient_checkpointing,
-        torch_compile=cuda and cfg.compile,
-        seed=seed,
-        data_seed=seed,
-        dataset_num_proc=None,
-        restore_callback_states_from_checkpoint=False,
-    )
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed)
+    lora = lora_config(cfg)
     trainer = _sft_trainer_class()(
         model=model,
         args=args,

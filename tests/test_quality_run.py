@@ -437,3 +437,39 @@ def test_state_archive_of_120_runs_fits_one_device_file(tmp_path):
     assert (fresh / "quality_run" / "logs" / "big.log").stat().st_size <= qr.LOG_KEEP + 100
     with pytest.raises(SystemExit, match="MiB"):
         qr.export_state(work, tmp_path / "small.tgz", limit=100_000)
+
+
+def test_dataset_without_texts_gets_them_synthesized_once(tiny_model_dir, tmp_path):
+    """--synthesize: describe -> profile -> reason with params.llm (here the tiny model through the hf
+    backend) fill in what a dataset without importable texts lacks; a second prepare keeps them."""
+    import pandas as pd
+
+    from reasoningrec.config import parse_params
+    from reasoningrec.io import read_json
+
+    folder = tmp_path / "work" / "tiny"
+    _tiny_dataset(folder)
+    for name in qr.SYNTHESISED:
+        (folder / f"{name}.parquet").unlink()
+    raw = qr.run_settings(qr.load_settings(REPO_ROOT / "benchmarks" / "quality_params.yaml", [], [
+        "datasets.tiny={source: table, path: unused, domain: beauty}", "records.k_shots=[4]",
+        "records.valid_size=6", "llm.backend=hf", f"llm.model={tiny_model_dir}", "llm.batch_size=2",
+        "describe.max_new_tokens=6", "profile.max_new_tokens=6", "reason.max_new_tokens=6",
+    ]), work_dir=tmp_path, tracking_uri="none", ks=[4])
+    params = parse_params(raw, "test")
+
+    assert qr.prepare_dataset(params, "tiny", ["reasoningrec"], [4], validate=False, redo=False)["skipped"] == [
+        "reasoningrec"]
+    info = qr.prepare_dataset(params, "tiny", ["reasoningrec"], [4], validate=False, redo=False, synthesize=True,
+                              synthesis_batch_size=8)
+    assert [info["steps"][s] != "kept" for s in ("describe", "profile", "reason")] == [True] * 3
+    assert info["methods"] == ["reasoningrec"] and info["skipped"] == []
+    samples = pd.read_parquet(folder / "samples.parquet")
+    reasoning = pd.read_parquet(folder / "reasoning.parquet")
+    assert len(reasoning) == len(samples) and set(reasoning["model"]) == {str(tiny_model_dir)}
+    assert read_json(folder / "describe.json")["count"] == len(pd.read_parquet(folder / "descriptions.parquet"))
+    reason = read_json(folder / "reason.json")
+    assert reason["backend_generations"] > 0 and reason["count"] == len(samples)
+
+    again = qr.prepare_dataset(params, "tiny", ["reasoningrec"], [4], validate=False, redo=False, synthesize=True)
+    assert [again["steps"][s] for s in ("describe", "profile", "reason")] == ["kept"] * 3

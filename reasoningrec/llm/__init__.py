@@ -38,7 +38,7 @@ def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
     if llm.backend == "embedded":
         from reasoningrec.llm.embedded import EmbeddedBackend
 
-        backend = EmbeddedBackend(dtype=llm.dtype, batch_size=llm.batch_size)
+        backend = EmbeddedBackend(dtype=llm.dtype, batch_size=llm.batch_size, engine=llm.decode)
     elif llm.backend == "hf":
         from reasoningrec.llm.hf import HFBackend
 
@@ -48,6 +48,7 @@ def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
             quantization=llm.quantization,
             dtype=llm.dtype,
             batch_size=llm.batch_size,
+            engine=llm.decode,
         )
     elif llm.backend == "openai":
         from reasoningrec.llm.openai_http import OpenAIBackend

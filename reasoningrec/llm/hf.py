@@ -137,7 +137,10 @@ class HFBackend:
         batch_size: prompts per ``generate`` call.
         device: ``cuda``, ``cuda:1``, ``cpu``...; default CUDA when present.
         generate_kwargs: extra ``model.generate`` arguments (e.g. ``cache_implementation="static"``,
-            ``min_new_tokens`` for fixed-length benchmarks).
+            ``min_new_tokens`` for fixed-length benchmarks; the static engine honours
+            ``min_new_tokens`` only).
+        engine: ``auto`` | ``generate`` | ``static`` (:mod:`reasoningrec.llm.static_decode`: static
+            KV cache, decode step as a CUDA graph); ``auto`` = static on CUDA without quantization.
     """
 
     name = "hf"
@@ -152,7 +155,14 @@ class HFBackend:
         batch_size: int = 8,
         device: str | None = None,
         generate_kwargs: dict[str, Any] | None = None,
+        engine: str = "auto",
     ):
+        from reasoningrec.llm.static_decode import ENGINES
+
+        if engine not in ENGINES:
+            raise ValueError(f"unknown decode engine {engine!r} (expected one of {ENGINES})")
+        self.engine = engine
+        self._decoder = None
         self.model_path = model
         self.model_id = model_id or model
         self.quantization = quantization
@@ -173,7 +183,10 @@ class HFBackend:
         return backend
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model_id={self.model_id!r}, batch_size={self.batch_size})"
+        return (
+            f"{type(self).__name__}(model_id={self.model_id!r}, batch_size={self.batch_size}, "
+            f"engine={self.engine!r})"
+        )
 
     def load(self) -> tuple[Any, Any, str]:
         """Load the model on first use (heavy: seconds to minutes)."""
@@ -186,6 +199,18 @@ class HFBackend:
                 path, quantization=self.quantization, dtype=self.dtype, device=self.device
             )
         return self._loaded
+
+    def static_decoder(self):
+        """The :class:`StaticDecoder` when this backend's engine resolves to ``static``, else None."""
+        from reasoningrec.llm.static_decode import StaticDecoder, pick_engine
+
+        model, _, device = self.load()
+        quantized = bool(getattr(model, "is_quantized", False)) or self.quantization != "none"
+        if pick_engine(self.engine, device, quantized) != "static":
+            return None
+        if self._decoder is None or self._decoder.model is not model:
+            self._decoder = StaticDecoder(model)
+        return self._decoder
 
     def prompt_texts(self, batch: Sequence[Sequence[Message]]) -> list[str]:
         """Each conversation rendered with the chat template, ending with the assistant turn opener."""
@@ -208,7 +233,10 @@ class HFBackend:
         encoded = [
             tokenizer(text, add_special_tokens=False)["input_ids"] for text in self.prompt_texts(batch)
         ]
+        decoder = self.static_decoder()
         order = length_order([len(ids) for ids in encoded])
+        if decoder is not None:
+            order.reverse()  # longest first: later batches fit the first one's cache and graph
         eos_ids = eos_token_ids(tokenizer, model.generation_config)
         kwargs = {**sampling_kwargs(settings), "pad_token_id": tokenizer.pad_token_id, **self.generate_kwargs}
         torch.manual_seed(settings.seed)
@@ -220,9 +248,22 @@ class HFBackend:
             inputs = tokenizer.pad(
                 {"input_ids": [encoded[i] for i in part]}, padding=True, return_tensors="pt"
             ).to(device)
-            with torch.inference_mode():
-                output = model.generate(**inputs, **kwargs)
-            new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+            if decoder is not None:
+                new_tokens = decoder.generate(
+                    inputs["input_ids"],
+                    inputs["attention_mask"],
+                    max_new_tokens=settings.max_new_tokens,
+                    eos_ids=eos_ids,
+                    pad_id=tokenizer.pad_token_id,
+                    temperature=settings.temperature,
+                    top_p=settings.top_p,
+                    seed=settings.seed,
+                    min_new_tokens=int(self.generate_kwargs.get("min_new_tokens", 0)),
+                ).tolist()
+            else:
+                with torch.inference_mode():
+                    output = model.generate(**inputs, **kwargs)
+                new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
             for i, row in zip(part, new_tokens, strict=True):
                 ids, count, reason = split_completion(row, eos_ids, settings.max_new_tokens)
                 text = tokenizer.decode(ids, skip_special_tokens=True).strip()

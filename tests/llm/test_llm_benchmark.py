@@ -34,8 +34,8 @@ def test_benchmark_runs_on_cpu_and_appends_its_row(tmp_path):
 
 def test_rows_append_under_one_header(tmp_path):
     out = tmp_path / "docs" / "bench.md"
-    row = bench.Result("m", "cpu", "float32", "loop", 8, 16, 80.0, 10.0, 12.5, None).row()
-    assert row == "| m | cpu | float32 | loop | 8 | 16 | 80.0 | 10.0 | 8.0x | 12.5 | n/a |"
+    row = bench.Result("m", "cpu", "float32", "static", 8, 16, 80.0, 10.0, 12.5, None).row()
+    assert row == "| m | cpu | float32 | static | 8 | 16 | 80.0 | 10.0 | 8.0x | 12.5 | n/a |"
     bench.append_row(out, row)
     bench.append_row(out, row.replace("n/a", "41%"))
     assert out.read_text().splitlines() == [*bench.HEADER.splitlines(), row, row.replace("n/a", "41%")]
@@ -62,11 +62,14 @@ def test_random_mistral_is_shaped_like_the_real_7b():
     assert sum(p.numel() for p in model.parameters()) == 7_241_732_096  # Mistral-7B-v0.1
 
 
-def test_static_loop_matches_greedy_generate():
-    """The compiled-loop engine decodes exactly what generate does (fp32, left-padded batch)."""
+def test_static_engine_matches_greedy_generate_on_the_7b_family_shape():
+    """The backend's static engine decodes exactly what generate does on a tiny Mistral-shaped
+    model (grouped-query attention, fp32, left-padded batch, fixed length)."""
     import torch
     from transformers import LlamaForCausalLM
 
+    from reasoningrec.llm.base import GenerationSettings
+    from reasoningrec.llm.hf import HFBackend
     from reasoningrec.testing import build_tiny_tokenizer
 
     torch.manual_seed(0)
@@ -74,26 +77,24 @@ def test_static_loop_matches_greedy_generate():
     config.vocab_size = 1024
     model = LlamaForCausalLM(config).eval()
     tok = build_tiny_tokenizer()
-    tok.padding_side = "left"
-    texts = [
-        tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in bench.make_prompts(3)
-    ]
-    enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-    assert (enc["attention_mask"] == 0).any()  # the prompts differ in length: padding is exercised
-    loop = bench.StaticLoop(model, enc["input_ids"], enc["attention_mask"], 6, compile_step=False)
-    first, second = loop.run(), loop.run()  # a second run reuses the cache
-    with torch.inference_mode():
-        ref = model.generate(
-            **enc, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id
-        )
-    assert torch.equal(first, ref[:, enc["input_ids"].shape[1] :])
-    assert torch.equal(second, first)
+    prompts = bench.make_prompts(3)
+    fixed = {"min_new_tokens": 6}
+    settings = GenerationSettings(temperature=0, max_new_tokens=6)
+    runs = {
+        engine: HFBackend.from_loaded(model, tok, "m", batch_size=3, generate_kwargs=fixed, engine=engine)
+        for engine in ("static", "generate")
+    }
+    static = [g.text for g in runs["static"].generate(prompts, settings)]
+    assert static == [g.text for g in runs["generate"].generate(prompts, settings)]
+    assert static == [g.text for g in runs["static"].generate(prompts, settings)]  # cache reused
 
 
 def test_smoke_run_covers_both_engines(tmp_path):
-    argv = ["--smoke", "--model", "mistral-7b-random", "--engines", "loop", "generate", "--batch-size", "2"]
-    results = bench.main([*argv, "--new-tokens", "3", "--naive-prompts", "1", "--warmup", "0"])
-    assert [r.engine for r in results] == ["loop", "generate"]
+    argv = ["--smoke", "--model", "mistral-7b-random", "--engines", "static", "generate", "--batch-size", "2"]
+    profile = tmp_path / "profile.txt"
+    results = bench.main([*argv, "--new-tokens", "3", "--naive-prompts", "1", "--warmup", "0", "--profile", str(profile)])
+    assert [r.engine for r in results] == ["static", "generate"]
+    assert profile.read_text().count("new tokens") == 2  # a kernel table per engine
     assert all(r.batched_tps > 0 and r.step_ms > 0 for r in results)
 
 
