@@ -99,3 +99,42 @@ def test_rows_stop_at_eos_and_padding_rows_are_dropped(tiny_model):
     reference = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
     greedy = decoder.generate(ids, mask, max_new_tokens=6, eos_ids=set(), pad_id=0)
     assert torch.equal(greedy, reference[:, 4:])
+
+
+def test_decode_attention_equals_sdpa_for_grouped_heads_and_padding():
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from reasoningrec.llm.static_decode import decode_attention
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 4, True
+    query, key, value = torch.randn(3, 8, 1, 16), torch.randn(3, 2, 10, 16), torch.randn(3, 2, 10, 16)
+    mask = torch.ones(3, 1, 1, 10, dtype=torch.bool)
+    mask[0, ..., :3] = False  # left padding
+    mask[1, ..., 7:] = False  # empty cache slots
+    ours, _ = decode_attention(module, query, key, value, mask, scaling=0.25)
+    reference, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.25)
+    assert ours.shape == reference.shape == (3, 1, 8, 16)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    prefill, _ = decode_attention(module, torch.randn(3, 8, 4, 16), key, value, None)  # > 1 query: SDPA
+    assert prefill.shape == (3, 4, 8, 16)
+
+
+def test_static_engine_with_decode_attention_still_equals_generate(tiny_model):
+    import torch
+
+    from reasoningrec.llm.static_decode import DECODE_ATTENTION
+
+    generate, _ = backends(tiny_model)
+    model, tokenizer, _ = generate.load()
+    ids = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    reference = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
+    decoder = StaticDecoder(model, compile_step=False, cache_bucket=8, fast_attention=True)
+    try:
+        assert model.config._attn_implementation == DECODE_ATTENTION
+        assert torch.equal(decoder.generate(ids, mask, max_new_tokens=8, eos_ids=set(), pad_id=0), reference[:, 4:])
+    finally:
+        model.set_attn_implementation("sdpa")
