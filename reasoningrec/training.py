@@ -46,6 +46,7 @@ from reasoningrec.records import (
 log = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
+COMPILE_MIN_PARAMS = 1_000_000_000  # train.compile: auto compiles models from this size on
 CHECKPOINT_DIR = "checkpoints"
 CALLBACK_STATE = "reasoningrec_callback.json"
 # The answer token sits right after "Prediction:" at the start of the completion; look no further.
@@ -336,13 +337,25 @@ def _records_frame(records) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def wants_compile(setting, cuda: bool, n_params: int) -> bool:
+    """Whether to ``torch.compile`` the model: never on CPU; ``auto`` = for models of at least
+    :data:`COMPILE_MIN_PARAMS` parameters."""
+    if not cuda:
+        return False
+    return n_params >= COMPILE_MIN_PARAMS if setting == "auto" else bool(setting)
+
+
 def sft_arguments(cfg, output_dir: str | Path, *, cuda: bool, precision: str, max_length: int, seed: int,
-                  **overrides):
+                  compile_model: bool | None = None, **overrides):
     """The ``SFTConfig`` of a training run (``cfg``: a :class:`reasoningrec.config.TrainConfig`):
     completion-only loss, a checkpoint per epoch, the settings of ``cfg``; ``overrides`` win (the
-    training benchmark sets ``max_steps`` and turns saving off)."""
+    training benchmark sets ``max_steps`` and turns saving off). ``compile_model``: the resolved
+    ``cfg.compile`` (:func:`wants_compile`); None = ``cfg.compile is True``."""
     import torch
     from trl import SFTConfig
+
+    if compile_model is None:
+        compile_model = cfg.compile is True
 
     settings = dict(
         output_dir=str(output_dir),
@@ -365,7 +378,7 @@ def sft_arguments(cfg, output_dir: str | Path, *, cuda: bool, precision: str, ma
         fp16=False,
         # Activation checkpointing trades ~40% of throughput for memory; on CPU it only costs time.
         gradient_checkpointing=cuda and cfg.gradient_checkpointing,
-        torch_compile=cuda and cfg.compile,
+        torch_compile=cuda and compile_model,
         seed=seed,
         data_seed=seed,
         dataset_num_proc=None,
@@ -471,7 +484,9 @@ def train_adapter(
 
     # 4. Trainer --------------------------------------------------------------------------------
     checkpoints = out_dir / CHECKPOINT_DIR
-    args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed)
+    compile_model = wants_compile(cfg.compile, cuda, sum(p.numel() for p in model.parameters()))
+    args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed,
+                         compile_model=compile_model)
     lora = lora_config(cfg)
     trainer = _sft_trainer_class()(
         model=model,

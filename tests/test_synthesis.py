@@ -6,7 +6,16 @@ import pytest
 
 from reasoningrec.llm.base import Generation, GenerationSettings
 from reasoningrec.synthesis.generate import generate_guarded
-from reasoningrec.synthesis.guards import ECHO, EMPTY, REFUSAL, TRUNCATED, check_output, count_problems
+from reasoningrec.synthesis.guards import (
+    ECHO,
+    EMPTY,
+    REFUSAL,
+    REPEAT_THRESHOLD,
+    REPETITIVE,
+    TRUNCATED,
+    check_output,
+    count_problems,
+)
 from reasoningrec.synthesis.prompting import ItemText, describe_prompt, profile_prompt, reason_prompt
 from reasoningrec.synthesis.text import postprocess_output, sanitize_untrusted
 
@@ -82,7 +91,25 @@ def test_check_output(text, finish, problem):
 
 def test_count_problems_has_every_kind():
     assert count_problems([None, "empty", "empty", float("nan")]) == {
-        "empty": 2, "refusal": 0, "echo": 0, "truncated": 0}
+        "empty": 2, "refusal": 0, "echo": 0, "repetitive": 0, "truncated": 0}
+
+
+def test_loops_and_copied_inputs_are_caught_on_real_smollm2_outputs():
+    """Replies SmolLM2-135M wrote for ML-100K (quality run, 2026-11-26) that the first guards passed."""
+    looped = ("The movie Tombstone is a western action film with a strong focus on violence and a complex "
+              "narrative. It has a strong focus on violence and a complex narrative. It also has a strong "
+              "focus on violence and a complex narrative.")
+    assert check_output(looped) is None  # the loop check is opt-in (imports of finished texts skip it)
+    assert check_output(looped, repeat_threshold=REPEAT_THRESHOLD) == REPETITIVE
+    prompt = ("The user watched these movies, oldest first, and liked or disliked each:\n1. Liked: "
+              "<title>Contact</title>\n2. Disliked: <title>Full Monty, The</title>\n3. Disliked: <title>Edge, "
+              "The</title>\nTask: write the user's profile in at most 100 words.")
+    copied = ("The user watched these movies, oldest first, and liked or disliked each: 1. Liked: Contact "
+              "2. Disliked: Full Monty, The 3. Disliked: Edge, The.")
+    assert check_output(copied, instruction="Task: write the user's profile in at most 100 words.") is None
+    assert check_output(copied, instruction="Task: write the user's profile.", prompt=prompt) == ECHO
+    fine = "The user likes thoughtful science fiction such as Contact and avoids broad comedies."
+    assert check_output(fine, prompt=prompt) is None
 
 
 # --- prompt builders ---------------------------------------------------------------------------

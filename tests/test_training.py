@@ -224,3 +224,13 @@ def test_smollm2_end_to_end(tmp_path):
     scores = score_prompts(model, tok, prompts)
     assert ((scores > 0) & (scores < 1)).all()
     assert len(generate_explanations(model, tok, prompts[:2], max_new_tokens=16)) == 2
+
+
+def test_compile_setting_resolves_by_device_and_model_size():
+    from reasoningrec.config import TrainConfig
+    from reasoningrec.training import COMPILE_MIN_PARAMS, wants_compile
+
+    assert TrainConfig().compile == "auto"
+    assert wants_compile("auto", True, 7_000_000_000) and not wants_compile("auto", True, 135_000_000)
+    assert not wants_compile("auto", False, 7_000_000_000) and not wants_compile(True, False, COMPILE_MIN_PARAMS)
+    assert wants_compile(True, True, 1) and not wants_compile(False, True, COMPILE_MIN_PARAMS)

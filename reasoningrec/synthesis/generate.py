@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from reasoningrec.synthesis.guards import check_output, count_problems
+from reasoningrec.synthesis.guards import REPEAT_THRESHOLD, check_output, count_problems
 from reasoningrec.synthesis.prompting import Prompt
 from reasoningrec.synthesis.text import postprocess_output
 
@@ -72,7 +72,8 @@ def _judge(prompt: Prompt, generation) -> tuple[str, str | None]:
     text = postprocess_output(generation.text)
     # A backend error ends the reply early: treated like a cut-off ("length") reply.
     finish = "length" if generation.finish_reason == "error" else generation.finish_reason
-    return text, check_output(text, finish, prompt.instruction)
+    full = "\n".join(content for _, content in prompt.messages)
+    return text, check_output(text, finish, prompt.instruction, prompt=full, repeat_threshold=REPEAT_THRESHOLD)
 
 
 def generate_guarded(
