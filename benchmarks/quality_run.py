@@ -6,8 +6,9 @@ Three stages, all through the package's stage entry points (docs/architecture.md
    pre-generated texts: the paper's Beauty/Fashion, Mixtral-written) -> records. A step whose output
    exists is skipped (``--redo-data`` forces it). Records are built only for the variants the chosen
    methods need *and* whose inputs exist: ML-100K has no large-LLM texts, so there only ``tallrec``,
-   ``zeroshot-vanilla`` and the baselines run, unless descriptions/profiles/reasoning parquet files
-   were put in its work folder beforehand (then the other methods run too).
+   ``zeroshot-vanilla`` and the baselines run, unless ``--synthesize`` writes them with ``params.llm``
+   (describe -> profile -> reason after prepare) or descriptions/profiles/reasoning parquet files were
+   put in its work folder beforehand (then the other methods run too).
 2. **Jobs**: one job per (dataset, LLM method, K, seed) -> ``reasoningrec.experiment.run_experiment``,
    plus one job per dataset -> ``reasoningrec.baselines.run_baselines`` (SASRec, Caser, heuristics).
    A pool of ``--workers`` spawned processes shares the one GPU (SmolLM2-135M leaves most of it idle

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from reasoningrec.errors import ConfigError, DataError
+from reasoningrec.synthesis.guards import TRUNCATED
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +272,21 @@ def kshot_members(labels: Sequence[int], k_shots: Sequence[int], seed: int) -> d
 # ---------------------------------------------------------------------------------------------
 
 
+def usable_texts(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Rows of a descriptions/profiles frame worth showing a model: valid ones, and ones only cut off
+    at the token limit (their start still says something); texts that loop, echo the prompt, refuse
+    or are empty are left out (the item then shows its title and details, the user no profile)."""
+    if frame is None or "valid" not in frame.columns:
+        return frame
+    keep = frame["valid"].fillna(False).astype(bool)
+    if "problem" in frame.columns:
+        keep |= frame["problem"].astype("object").eq(TRUNCATED)
+    return frame[keep]
+
+
 def _item_texts(items: pd.DataFrame, descriptions: pd.DataFrame | None) -> dict[str, ItemText]:
     described = {}
+    descriptions = usable_texts(descriptions)
     if descriptions is not None:
         described = dict(zip(descriptions["item_id"].astype(str), descriptions["description"].fillna(""), strict=True))
     texts = {}
@@ -371,6 +385,7 @@ def build_records(
 
     texts = _item_texts(items, descriptions)
     profile_of = {}
+    profiles = usable_texts(profiles)
     if profiles is not None:
         profile_of = dict(zip(profiles["user_id"].astype(str), profiles["profile"].fillna(""), strict=True))
 
