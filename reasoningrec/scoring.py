@@ -144,14 +144,14 @@ def generate_explanations(
     import torch
 
     from reasoningrec.llm.hf import eos_token_ids
-    from reasoningrec.llm.static_decode import StaticDecoder, pick_engine
+    from reasoningrec.llm.static_decode import decoder_for
 
     encoded = [_encode(tokenizer, prompt) for prompt in prompts]
     texts: list[str] = [""] * len(prompts)
     pad_id = _pad_id(tokenizer)
     device = _device(model)
-    quantized = bool(getattr(model, "is_quantized", False))
-    decoder = StaticDecoder(model) if pick_engine(engine, str(device), quantized) == "static" else None
+    decoder = decoder_for(model, engine)
+    eos_ids = eos_token_ids(tokenizer, model.generation_config)
     was_training = model.training
     model.eval()
     try:
@@ -161,7 +161,7 @@ def generate_explanations(
                 if decoder is not None:
                     new = decoder.generate(
                         ids, mask, max_new_tokens=max_new_tokens, pad_id=pad_id,
-                        eos_ids=eos_token_ids(tokenizer, model.generation_config),
+                        eos_ids=eos_ids,
                     )
                 else:
                     new = model.generate(

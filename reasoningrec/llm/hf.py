@@ -162,7 +162,6 @@ class HFBackend:
         if engine not in ENGINES:
             raise ValueError(f"unknown decode engine {engine!r} (expected one of {ENGINES})")
         self.engine = engine
-        self._decoder = None
         self.model_path = model
         self.model_id = model_id or model
         self.quantization = quantization
@@ -201,16 +200,11 @@ class HFBackend:
         return self._loaded
 
     def static_decoder(self):
-        """The :class:`StaticDecoder` when this backend's engine resolves to ``static``, else None."""
-        from reasoningrec.llm.static_decode import StaticDecoder, pick_engine
+        """The model's :class:`StaticDecoder` when this backend's engine resolves to ``static``, else None."""
+        from reasoningrec.llm.static_decode import decoder_for
 
-        model, _, device = self.load()
-        quantized = bool(getattr(model, "is_quantized", False)) or self.quantization != "none"
-        if pick_engine(self.engine, device, quantized) != "static":
-            return None
-        if self._decoder is None or self._decoder.model is not model:
-            self._decoder = StaticDecoder(model)
-        return self._decoder
+        model, _, _ = self.load()
+        return decoder_for(model, self.engine, quantized=self.quantization != "none")
 
     def prompt_texts(self, batch: Sequence[Sequence[Message]]) -> list[str]:
         """Each conversation rendered with the chat template, ending with the assistant turn opener."""

@@ -15,6 +15,7 @@ Greedy decoding equals ``generate``'s; sampling (temperature, top-p) uses a seed
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,23 @@ def use_decode_attention(model) -> bool:
         log.debug("set_attn_implementation(%s) refused (%s); setting the config", DECODE_ATTENTION, exc)
         config._attn_implementation = DECODE_ATTENTION
     return config._attn_implementation == DECODE_ATTENTION
+
+
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def decoder_for(model, engine: str = "auto", *, quantized: bool = False) -> StaticDecoder | None:
+    """The model's :class:`StaticDecoder` when ``engine`` resolves to ``static`` for it, else None.
+
+    One decoder per model, kept as long as the model lives: its caches and compiled graphs are reused
+    by every later call (a new decoder per call would recompile)."""
+    device = str(next(model.parameters()).device)
+    quantized = quantized or bool(getattr(model, "is_quantized", False))
+    if pick_engine(engine, device, quantized) != "static":
+        return None
+    if model not in _DECODERS:
+        _DECODERS[model] = StaticDecoder(model)
+    return _DECODERS[model]
 
 
 class StaticDecoder:

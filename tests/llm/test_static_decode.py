@@ -138,3 +138,14 @@ def test_static_engine_with_decode_attention_still_equals_generate(tiny_model):
         assert torch.equal(decoder.generate(ids, mask, max_new_tokens=8, eos_ids=set(), pad_id=0), reference[:, 4:])
     finally:
         model.set_attn_implementation("sdpa")
+
+
+def test_one_decoder_per_model_and_none_where_generate_is_chosen(tiny_model):
+    from reasoningrec.llm.static_decode import decoder_for
+
+    generate, static = backends(tiny_model)
+    model, _, _ = generate.load()
+    assert decoder_for(model, "auto") is None  # CPU: generate
+    assert decoder_for(model, "static", quantized=True) is not None  # an explicit choice wins
+    assert decoder_for(model, "static") is decoder_for(model, "static") is static.static_decoder()
+    assert generate.static_decoder() is None
