@@ -619,7 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 2. Jobs ------------------------------------------------------------------------------------
     imports = set(third_party_modules()) - preloaded
     if pending:
-        _warm_up(params, tracked)  # model conversion and MLflow schema once, before the workers race for them
+        # model conversion and MLflow schema once, before the workers race for them
+        _warm_up(params, tracked, needs_model=any(job.method != BASELINES for job in pending))
     jobs_log = state / "jobs.jsonl"
 
     def on_result(result: dict) -> None:
@@ -875,11 +876,13 @@ def import_state(archive: Path, work: Path) -> None:
     shutil.rmtree(work / SHARED_DIR, ignore_errors=True)
 
 
-def _warm_up(params, tracked: bool = True) -> None:
-    """Convert the embedded model (if used) and create the MLflow schema + experiment in this process."""
+def _warm_up(params, tracked: bool = True, needs_model: bool = True) -> None:
+    """Convert the embedded model (when a job uses it: the baselines need none) and create the
+    MLflow schema + experiment in this process."""
     from reasoningrec.scoring import resolve_base_model
 
-    resolve_base_model(params.train.base_model)
+    if needs_model:
+        resolve_base_model(params.train.base_model)
     if tracked:
         from reasoningrec import tracking
 

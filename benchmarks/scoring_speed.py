@@ -99,8 +99,10 @@ def train_quick_adapter(args) -> Path:
     valid = _balanced(frame[frame["split"] == "valid"], max(8, args.train_limit // 8), args.seed)
     if train.empty or valid.empty:
         raise SystemExit(f"{args.records}: variant {args.variant} needs train and valid records to train on")
+    overrides = {"learning_rate": args.train_lr, "answer_loss_weight": args.answer_loss_weight}
     cfg = TrainConfig(base_model=args.model, epochs=args.train_epochs, patience=args.train_epochs,
-                      batch_size=args.train_batch_size, seed=args.seed)
+                      batch_size=args.train_batch_size, seed=args.seed,
+                      **{key: value for key, value in overrides.items() if value is not None})
     result = train_adapter(args.model, train, valid, cfg, args.train_adapter, seed=args.seed,
                            score_batch_size=args.batch_size)
     print(f"trained {result.adapter_dir} on {len(train)} records in {result.seconds:.0f} s "
@@ -175,6 +177,10 @@ def main(argv=None) -> int:
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--train-limit", type=int, default=256, help="train records (label-balanced)")
     parser.add_argument("--train-batch-size", type=int, default=8)
+    parser.add_argument("--train-lr", type=float, help="default: train.learning_rate's default")
+    parser.add_argument("--answer-loss-weight", type=float, help="default: train.answer_loss_weight's default")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="weights of both recipes (auto: bf16 on a CUDA GPU, fp32 on CPU)")
     parser.add_argument("--records", help="records.parquet of the pipeline")
     parser.add_argument("--variant", default="full")
     parser.add_argument("--dataset", default="beauty", help="paper dataset for real records (beauty, fashion)")
@@ -205,15 +211,16 @@ def main(argv=None) -> int:
     )
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = default_dtype() if args.dtype == "auto" else getattr(torch, args.dtype)
     if args.train_adapter:
         args.adapter = str(train_quick_adapter(args))
     if args.adapter:
-        model, tokenizer, _ = load_adapter(args.adapter, device=device)
+        model, tokenizer, _ = load_adapter(args.adapter, device=device, dtype=dtype)
         name = f"{args.adapter} (adapter)"
     else:
         path = resolve_base_model(args.model)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=default_dtype()).to(device).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         name = args.model
     texts, labels, source = load_records(args)
     prompts = [render_chat(tokenizer, t) for t in texts]
@@ -246,7 +253,7 @@ def main(argv=None) -> int:
         f"### Scoring speed: one forward pass vs the paper's generate-256 recipe ({time.strftime('%Y-%m-%d')})",
         "",
         f"Model {name}; {len(prompts)} records from {source} (prompt tokens {min(lengths)}-{max(lengths)}, "
-        f"mean {np.mean(lengths):.0f}); batch {args.batch_size}; {hardware}; "
+        f"mean {np.mean(lengths):.0f}); batch {args.batch_size}; {hardware}, {str(dtype).removeprefix('torch.')}; "
         f"paper recipe: left-pad to {args.pad_to}, {args.new_tokens} new tokens.",
         "",
         "| method | seconds | records/s | AUC |",

@@ -251,12 +251,13 @@ def resolve_base_model(name_or_path: str) -> str:
     return resolve_model(name_or_path)
 
 
-def load_adapter(adapter_dir: str | Path, *, device: str | None = None) -> tuple[Any, Any, dict]:
+def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=None) -> tuple[Any, Any, dict]:
     """Load a trained LoRA adapter for scoring/serving: (PeftModel in eval mode, tokenizer, metadata).
 
     ``adapter_dir`` holds the PEFT files, the tokenizer, and ``reasoningrec.json`` (written by
     :func:`reasoningrec.training.train_adapter`); its ``base_model`` ("embedded", a hub id or a path)
-    is resolved again here, so an adapter moves between machines without its base model.
+    is resolved again here, so an adapter moves between machines without its base model. ``dtype``
+    (a torch dtype) overrides the default: bf16 on a CUDA device that supports it, fp32 elsewhere.
     """
     import torch
     from peft import PeftModel
@@ -275,7 +276,9 @@ def load_adapter(adapter_dir: str | Path, *, device: str | None = None) -> tuple
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir if has_tokenizer else base)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=default_dtype() if device != "cpu" else torch.float32)
+    if dtype is None:
+        dtype = default_dtype() if device != "cpu" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     model = PeftModel.from_pretrained(model, adapter_dir).to(device)
     model.eval()
     if "answer_token_ids" in meta and tuple(meta["answer_token_ids"]) != answer_token_ids(tokenizer):

@@ -119,6 +119,20 @@ def test_settings_put_outputs_under_work_dir_and_add_k(tmp_path):
         qr.parse_assignments(["train.epochs"])
 
 
+def test_warm_up_converts_the_model_only_when_a_job_needs_it(monkeypatch):
+    """A baselines-only run (SASRec/Caser, heuristics) must not need the embedded model installed."""
+    from reasoningrec import scoring
+    from reasoningrec.config import Params
+
+    resolved = []
+    monkeypatch.setattr(scoring, "resolve_base_model", resolved.append)
+    params = Params()
+    qr._warm_up(params, tracked=False, needs_model=False)
+    assert resolved == []
+    qr._warm_up(params, tracked=False)
+    assert resolved == [params.train.base_model]
+
+
 def test_quality_params_file_is_valid_and_uses_the_run_choices():
     from reasoningrec.config import read_params
 

@@ -158,3 +158,7 @@ def test_adapter_round_trip_gives_the_same_scores(tiny, tmp_path):
     # The adapter really changes the model (a silently dropped adapter would not).
     plain = score_prompts(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tok, rendered)
     assert np.abs(plain - after).max() > 1e-4
+    # An explicit dtype wins over the device default (fp32 scoring on a GPU for exact agreement).
+    half, _, _ = load_adapter(tmp_path / "adapter", device="cpu", dtype=torch.bfloat16)
+    assert next(half.parameters()).dtype == torch.bfloat16
+    np.testing.assert_allclose(score_prompts(half, tokenizer, rendered), after, atol=0.05)
