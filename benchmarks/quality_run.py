@@ -59,6 +59,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -170,14 +171,24 @@ def order_jobs(jobs: Sequence[Job], ks: Sequence[int], seeds: Sequence[int], dat
     return sorted(jobs, key=key)
 
 
-def is_done(job: Job, work_dir: Callable[[str], Path]) -> bool:
+def is_done(job: Job, work_dir: Callable[[str], Path],
+            fingerprint_of: Callable[[Job], str] | None = None) -> bool:
     """Whether a job's results are on disk already (resume across calls).
 
-    ``work_dir``: dataset -> its work folder (``params.work_dir``).
+    ``work_dir``: dataset -> its work folder (``params.work_dir``). ``fingerprint_of``: job -> the
+    fingerprint its run would have now (:func:`reasoningrec.experiment.run_fingerprint`); a run made
+    with another one (other settings, other records) is not done. Runs without a fingerprint
+    (made before fingerprints existed) count as done.
     """
+    from reasoningrec import fingerprint
+
     root = Path(work_dir(job.dataset))
     if job.method != BASELINES:
-        return (root / "runs" / f"{job.method}-k{job.k_shots}-s{job.seed}" / "metrics.json").is_file()
+        folder = root / "runs" / f"{job.method}-k{job.k_shots}-s{job.seed}"
+        if not (folder / "metrics.json").is_file():
+            return False
+        made_with = fingerprint.stored(folder)
+        return made_with is None or fingerprint_of is None or made_with == fingerprint_of(job)
     summary_path = root / "baselines" / "baselines.json"
     if not summary_path.is_file():
         return False
@@ -192,6 +203,24 @@ def is_done(job: Job, work_dir: Callable[[str], Path]) -> bool:
         if any(not {"run_id", "tracking"} & set(have.get(seed) or {}) for seed in wanted):
             return False
     return True
+
+
+def job_fingerprints(params) -> Callable[[Job], str]:
+    """job -> the fingerprint its run would be made with now (records read once per variant)."""
+    from functools import cache
+
+    from reasoningrec.experiment import method_variant, run_fingerprint
+    from reasoningrec.records import read_records
+
+    @cache
+    def records(dataset: str, variant: str):
+        return read_records(params.work_dir(dataset) / "records.parquet", variant)
+
+    def of(job: Job) -> str:
+        variant, _ = method_variant(job.method)
+        return run_fingerprint(params, job.dataset, job.method, job.k_shots, records(job.dataset, variant))[0]
+
+    return of
 
 
 def split_done(jobs: Iterable[Job], done: Callable[[Job], bool]) -> tuple[list[Job], list[Job]]:
@@ -381,7 +410,7 @@ def third_party_modules() -> list[str]:
                   and n not in {"reasoningrec", "quality_run", "benchmarks", "__main__", "__mp_main__"})
 
 
-def run_job(job: Job, raw_params: dict, log_dir: str, threads: int) -> dict:
+def run_job(job: Job, raw_params: dict, log_dir: str, threads: int, command: str | None = None) -> dict:
     """Run one job in this worker process; never raises (failures come back as a record)."""
     started = time.time()
     log_path = Path(log_dir) / f"{job.job_id}.log"
@@ -405,12 +434,13 @@ def run_job(job: Job, raw_params: dict, log_dir: str, threads: int) -> dict:
             if job.method == BASELINES:
                 from reasoningrec.baselines import run_baselines
 
-                summary = run_baselines(params, job.dataset, seeds=list(job.seeds), methods=job.baselines)
+                summary = run_baselines(params, job.dataset, seeds=list(job.seeds), methods=job.baselines,
+                                        command=command)
                 result["metrics"] = {m: e.get("test_auc_mean") for m, e in summary["methods"].items()}
             else:
                 from reasoningrec.experiment import run_experiment
 
-                summary = run_experiment(params, job.dataset, job.method, job.k_shots, job.seed)
+                summary = run_experiment(params, job.dataset, job.method, job.k_shots, job.seed, command=command)
                 result["metrics"] = {k: summary["metrics"].get(k) for k in ("valid_auc", "test_auc", "test_bertscore_f1")}
                 result["run_id"] = summary.get("run_id")
             result["status"] = "ok"
@@ -434,13 +464,22 @@ class PoolOutcome:
     stopped: list[str] = field(default_factory=list)  # running at the hard deadline, ended
 
 
+def out_of_memory(result: dict) -> bool:
+    """Whether a failed job's error is the GPU running out of memory (worth a retry with fewer jobs)."""
+    error = str(result.get("error") or "")
+    return result.get("status") == "failed" and ("OutOfMemoryError" in error or "CUDA out of memory" in error)
+
+
 def run_pool(
     jobs: Sequence[Job], raw_params: dict, *, workers: int, log_dir: Path, deadline: float,
     hard_deadline: float | None, on_result: Callable[[dict], None] = lambda r: None,
+    command: str | None = None, job_runner: Callable[..., dict] | None = None,
 ) -> PoolOutcome:
     """Run ``jobs`` in order on ``workers`` spawned processes; start none after ``deadline``
     (``time.monotonic()`` value); end running ones at ``hard_deadline``. A worker that dies (OOM,
-    segfault) fails its job and the pool is restarted for the rest."""
+    segfault) fails its job and the pool is restarted for the rest. A job that fails because the GPU
+    ran out of memory goes back to the end of the queue once, and one fewer job runs at a time from
+    then on (the others were holding the memory). ``command`` becomes the runs' ``command`` tag."""
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     queue = list(jobs)
     outcome = PoolOutcome()
@@ -451,13 +490,15 @@ def run_pool(
                                       initargs=(threads,))
 
     pool = new_pool()
+    runner = job_runner or run_job
     running: dict[cf.Future, Job] = {}
+    limit, retried = workers, set()
     try:
         while queue or running:
-            while queue and len(running) < workers and time.monotonic() < deadline:
+            while queue and len(running) < limit and time.monotonic() < deadline:
                 job = queue.pop(0)
                 log.info("start %s", job.job_id)
-                running[pool.submit(run_job, job, raw_params, str(log_dir), threads)] = job
+                running[pool.submit(runner, job, raw_params, str(log_dir), threads, command)] = job
             if not running:
                 break  # past the deadline with nothing in flight
             timeout = None if hard_deadline is None else max(0.0, hard_deadline - time.monotonic())
@@ -470,6 +511,12 @@ def run_pool(
                 except cf.process.BrokenProcessPool as exc:
                     broken = True
                     result = {"job": job.job_id, "status": "failed", "error": f"worker process died: {exc}"}
+                if out_of_memory(result) and job.job_id not in retried:
+                    retried.add(job.job_id)
+                    limit = max(1, limit - 1)
+                    queue.append(job)
+                    log.warning("%s ran out of GPU memory: queued again, now %d job(s) at a time", job.job_id, limit)
+                    continue
                 outcome.results.append(result)
                 on_result(result)
             if broken:
@@ -609,7 +656,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  ", ".join(info["methods"]))
 
     jobs = plan_jobs(methods_by_dataset, args.k, args.seeds)
-    pending, finished = split_done(jobs, lambda j: is_done(j, params.work_dir))
+    fingerprint_of = job_fingerprints(params)
+    pending, finished = split_done(jobs, lambda j: is_done(j, params.work_dir, fingerprint_of))
     log.info("%d jobs: %d done earlier, %d to run", len(jobs), len(finished), len(pending))
     if args.dry_run:
         for job in pending:
@@ -633,8 +681,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                  result.get("metrics") or result.get("error", ""))
 
     hard = None if args.hard_deadline_s is None else launched + args.hard_deadline_s
+    command = shlex.join(["python", "-m", "benchmarks.quality_run", *(sys.argv[1:] if argv is None else argv)])
     outcome = run_pool(pending, raw, workers=args.workers, log_dir=state / "logs",
-                       deadline=launched + args.deadline_s, hard_deadline=hard, on_result=on_result)
+                       deadline=launched + args.deadline_s, hard_deadline=hard, on_result=on_result,
+                       command=command)
     for job in finished:
         status["jobs"].setdefault(job.job_id, {"job": job.job_id, "status": "ok"})
     status["not_started"] = outcome.not_started
@@ -733,7 +783,8 @@ def log_results(params, work: Path, *, report: bool = True, n_bootstrap: int = 1
 
 # Heavy, re-creatable parts left out of an exported state: adapters and pyfunc models (the MLflow
 # runs keep their params, metrics and predictions), Trainer checkpoints, converted base models.
-HEAVY_PARTS = frozenset({"adapter", "checkpoints", "model", "models", "cache"})
+# Runs moved aside because their settings changed (``.superseded``) stay where they were made.
+HEAVY_PARTS = frozenset({"adapter", "checkpoints", "model", "models", "cache", ".superseded"})
 ARCHIVE_LIMIT = 16 * 2**20  # the device returns files of at most 16 MiB
 LOG_KEEP = 64 * 1024  # bytes of a job log kept in the archive (its head and tail)
 

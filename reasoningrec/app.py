@@ -25,6 +25,14 @@ LimitOption = Annotated[
 ]
 
 
+def invocation() -> str:
+    """The command line of this process as a user would retype it (``reasoningrec <args>``)."""
+    import shlex
+    import sys
+
+    return shlex.join(["reasoningrec", *sys.argv[1:]])
+
+
 def params_from(path: Path | None):
     """Load the run's settings (cached: loaded once per process)."""
     from reasoningrec.config import load_params

@@ -9,6 +9,8 @@ training (K is 0, nothing is registered). Outputs go to ``<work_dir>/<dataset>/r
     predictions.parquet   user_id, split, label, p_yes, explanation, reference, target_item
     plots/                ROC and calibration curves of the test split (CSV/JSON for DVC, PNG)
     metrics.json          every metric below, the MLflow run id and the registration
+    fingerprint.json      what the run was made with (:func:`run_fingerprint`); a later call with
+                          other settings or records moves the folder to ``runs/.superseded/``
 
 Metrics (MLflow run contract, docs/architecture.md): ``valid_auc``, ``test_auc``, ``test_accuracy``,
 ``test_log_loss``, ``test_ece``, ``test_auc_ci_low/high`` (bootstrap), and for methods that write
@@ -27,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from reasoningrec import fingerprint
 from reasoningrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -153,8 +156,12 @@ def bertscore_metrics(
 # --------------------------------------------------------------------------- the stage
 
 
-def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int) -> dict[str, Any]:
+def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int, *,
+                   command: str | None = None) -> dict[str, Any]:
     """Train (or not, for zero-shot) -> score valid/test -> explain -> metrics -> MLflow run -> registry.
+
+    ``command``: what reproduces the run (the CLI line, a harness invocation), kept as its
+    ``command`` tag; the report shows it in the provenance table.
 
     Returns the summary also written to ``<run dir>/metrics.json``: metrics, ``run_id`` and, for
     fine-tuned methods, ``registration`` (version and the alias it got).
@@ -171,8 +178,10 @@ def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int) -
         log.info("%s is zero-shot: K=%s ignored, logged as K=0", method, k_shots)
         k_shots = 0
     out = run_dir(params, dataset, method, k_shots, seed)
-    out.mkdir(parents=True, exist_ok=True)
     records = read_records(params.work_dir(dataset) / "records.parquet", variant)
+    # A run folder made with other settings or records is moved aside, never resumed or overwritten.
+    run_print, printed = run_fingerprint(params, dataset, method, k_shots, records)
+    fingerprint.claim(out, run_print, printed)
 
     # 1. Model: a freshly trained adapter, or the base model as is --------------------------------
     train_summary: dict[str, Any] = {}
@@ -240,11 +249,11 @@ def run_experiment(params, dataset: str, method: str, k_shots: int, seed: int) -
         {"epoch": row["epoch"], "train_loss": row.get("train_loss"), "epoch_valid_auc": row.get("valid_auc")}
         for row in train_summary.get("history", [])
     ]
-    extra_tags = {"variant": variant, "fine_tuned": str(fine_tuned).lower()}
+    extra_tags = {"variant": variant, "fine_tuned": str(fine_tuned).lower(), **({"command": command} if command else {})}
     summary = {
         "dataset": dataset, "method": method, "k_shots": k_shots, "seed": seed, "variant": variant,
         "run_id": None, "metrics": {k: _json_number(v) for k, v in results.items()},
-        "registration": None, "run_dir": str(out),
+        "registration": None, "run_dir": str(out), "fingerprint": run_print,
         "bertscore_model": settings_extra.get("bertscore_model"),
     }
     if tracking.tracking_enabled(params):
@@ -394,6 +403,32 @@ def experiment_settings(params, dataset: str, variant: str, fine_tuned: bool) ->
     if fine_tuned:
         settings["train"] = dumped["train"]
     return settings
+
+
+def run_fingerprint(params, dataset: str, method: str, k_shots: int,
+                    records: pd.DataFrame | None = None) -> tuple[str, dict[str, Any]]:
+    """(fingerprint, the settings it digests) of one run: every setting that shapes its result and
+    the digest of the records it reads (``records``: the method's variant, read when not given).
+
+    Left out because they do not change the numbers: where files live (``*path`` settings), the
+    other K-shot sizes the records stage builds, the scoring batch size and the BERTScore backbone
+    (a deferred BERTScore is computed later from the saved explanations)."""
+    from reasoningrec.records import kshot_column, read_records
+
+    variant, fine_tuned = method_variant(method)
+    settings = experiment_settings(params, dataset, variant, fine_tuned)
+    settings.pop("llm_batch_size", None)
+    settings["dataset_config"] = {k: v for k, v in settings["dataset_config"].items() if not k.endswith("path")}
+    settings["records"] = {k: v for k, v in settings["records"].items() if k != "k_shots"}
+    settings["evaluate"] = {k: v for k, v in settings["evaluate"].items() if not k.startswith("bertscore")}
+    if records is None:
+        records = read_records(params.work_dir(dataset) / "records.parquet", variant)
+    columns = ["user_id", "split", "label", "prompt_text", "completion_text", "reference"]
+    if fine_tuned:
+        columns.append(kshot_column(k_shots))
+    settings["method"], settings["k_shots"] = method, int(k_shots)
+    settings["records_digest"] = fingerprint.frame_digest(records, columns)
+    return fingerprint.digest(settings), settings
 
 
 def _load_base(base_model: str):

@@ -52,7 +52,7 @@ def _umask() -> int:
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented, key-sorted JSON, atomically."""
     with atomic_open(path) as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=_json_default)
+        json.dump(data, handle, indent=2, sort_keys=True, default=json_default)
         handle.write("\n")
     return Path(path)
 
@@ -78,7 +78,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     if isinstance(value, Path):

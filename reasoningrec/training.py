@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reasoningrec import fingerprint
 from reasoningrec.errors import ConfigError, ReasoningRecError
 from reasoningrec.io import read_json, write_json
 from reasoningrec.records import (
@@ -337,6 +338,21 @@ def _records_frame(records) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+RECORD_COLUMNS = ("user_id", "prompt_text", "completion_text", "label")
+
+
+def training_fingerprint(cfg, base_model: str, seed: int, max_length: int,
+                         train: pd.DataFrame, valid: pd.DataFrame) -> tuple[str, dict]:
+    """(fingerprint, the settings it digests) of one training: config, base model, seed and the records."""
+    settings = {
+        "train": cfg.model_dump(mode="json"), "base_model": str(base_model), "seed": int(seed),
+        "max_length": int(max_length),
+        "train_records": fingerprint.frame_digest(train, RECORD_COLUMNS),
+        "valid_records": fingerprint.frame_digest(valid, RECORD_COLUMNS),
+    }
+    return fingerprint.digest(settings), settings
+
+
 def wants_compile(setting, cuda: bool, n_params: int) -> bool:
     """Whether to ``torch.compile`` the model: never on CPU; ``auto`` = for models of at least
     :data:`COMPILE_MIN_PARAMS` parameters."""
@@ -484,6 +500,8 @@ def train_adapter(
 
     # 4. Trainer --------------------------------------------------------------------------------
     checkpoints = out_dir / CHECKPOINT_DIR
+    # Checkpoints of other settings or other records must not be resumed: they are moved aside.
+    fingerprint.claim(checkpoints, *training_fingerprint(cfg, base_model, seed, max_length, train, valid))
     compile_model = wants_compile(cfg.compile, cuda, sum(p.numel() for p in model.parameters()))
     args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed,
                          compile_model=compile_model)

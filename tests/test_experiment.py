@@ -124,13 +124,52 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
 
 def test_zero_shot_experiment_is_logged_but_not_registered(setup):
     params = setup
-    summary = experiment.run_experiment(params, "tiny", "zeroshot-vanilla", 64, 0)
+    command = "python -m benchmarks.quality_run --set 'train.learning_rate=3e-4'"
+    summary = experiment.run_experiment(params, "tiny", "zeroshot-vanilla", 64, 0, command=command)
     assert summary["k_shots"] == 0 and summary["registration"] is None
     assert "test_bertscore_f1" not in summary["metrics"]  # the titles prompt asks for no reasoning
     run = tracking.get_client(params).get_run(summary["run_id"])
     assert run.data.tags["k_shots"] == "0" and run.data.tags["method"] == "zeroshot-vanilla"
+    assert run.data.tags["command"] == command  # the report's provenance shows what really ran
     predictions = pd.read_parquet(Path(summary["run_dir"]) / "predictions.parquet")
     assert predictions["explanation"].isna().all()
+
+
+def _with(params, section: str, **values):
+    from reasoningrec.config import parse_params
+
+    raw = params.model_dump(mode="json", by_alias=True)
+    raw[section] = {**raw[section], **values}
+    return parse_params(raw)
+
+
+def test_a_run_made_with_other_settings_is_moved_aside_and_redone(setup):
+    params = setup
+    first = experiment.run_experiment(params, "tiny", "zeroshot-vanilla", 0, 1)
+    out = Path(first["run_dir"])
+    assert read_json(out / "fingerprint.json")["fingerprint"] == first["fingerprint"]
+
+    def fingerprint(p, method="zeroshot-vanilla", k=0):
+        return experiment.run_fingerprint(p, "tiny", method, k)[0]
+
+    # Speed settings, the BERTScore backbone, the other K sizes and training settings of a
+    # zero-shot method do not change what the run computes ...
+    assert fingerprint(params) == first["fingerprint"]
+    for section, values in [("llm", {"batch_size": 2}), ("evaluate", {"bertscore_model": "deferred"}),
+                            ("records", {"k_shots": [4, 8]}), ("train", {"learning_rate": 1.0})]:
+        assert fingerprint(_with(params, section, **values)) == first["fingerprint"], section
+    # ... these do: training settings of a fine-tuned one, evaluation settings, the K-shot set.
+    tuned = fingerprint(params, "reasoningrec", 4)
+    assert fingerprint(_with(params, "train", learning_rate=1.0), "reasoningrec", 4) != tuned
+    changed = _with(params, "evaluate", explain_limit=2)
+    assert fingerprint(changed) != first["fingerprint"]
+
+    second = experiment.run_experiment(changed, "tiny", "zeroshot-vanilla", 0, 1)
+    assert second["fingerprint"] == fingerprint(changed) and Path(second["run_dir"]) == out
+    parked = out.parent / ".superseded" / f"{out.name}-{first['fingerprint']}"
+    assert read_json(parked / "metrics.json")["fingerprint"] == first["fingerprint"]  # kept, not lost
+    assert (parked / "predictions.parquet").is_file()
+    assert read_json(out / "metrics.json")["fingerprint"] == second["fingerprint"]
 
 
 def test_unknown_method_is_a_config_error(setup):

@@ -98,6 +98,45 @@ def test_done_jobs_are_skipped_and_partial_baselines_are_not(tmp_path):
     assert qr.is_done(pending[0], work)
 
 
+def test_a_run_made_with_other_settings_is_not_done(tmp_path):
+    from reasoningrec import fingerprint
+
+    job = qr.Job("beauty", "reasoningrec", 8, 0)
+    run = tmp_path / "beauty" / "runs" / "reasoningrec-k8-s0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    work = lambda dataset: tmp_path / dataset  # noqa: E731
+    assert qr.is_done(job, work, lambda j: "new")  # made before fingerprints existed: kept as done
+    fingerprint.claim(run, "old")
+    assert not qr.is_done(job, work, lambda j: "new")
+    assert qr.is_done(job, work, lambda j: "old")
+
+
+def oom_once_runner(job, raw_params, log_dir, threads, command):
+    """A job runner for the pool test: ``*-s0`` runs out of GPU memory on its first try, ``*-s1``
+    every time (state in marker files: each try runs in a fresh worker process)."""
+    marker = Path(log_dir) / f"{job.job_id}.tried"
+    first = not marker.exists()
+    marker.write_text("x")
+    if job.seed == 1 or first:
+        return {"job": job.job_id, "status": "failed",
+                "error": "OutOfMemoryError: CUDA out of memory. Tried to allocate 14.00 MiB."}
+    return {"job": job.job_id, "status": "ok", "command": command}
+
+
+def test_a_job_out_of_gpu_memory_is_retried_once(tmp_path):
+    jobs = qr.plan_jobs({"beauty": ["tallrec"]}, [8], [0, 1])
+    seen = []
+    outcome = qr.run_pool(jobs, {}, workers=2, log_dir=tmp_path, deadline=time.monotonic() + 300,
+                          hard_deadline=None, on_result=seen.append, command="python -m x",
+                          job_runner=oom_once_runner)
+    by_job = {r["job"]: r for r in outcome.results}
+    assert by_job["beauty-tallrec-k8-s0"] == {"job": "beauty-tallrec-k8-s0", "status": "ok", "command": "python -m x"}
+    assert qr.out_of_memory(by_job["beauty-tallrec-k8-s1"])  # failed twice: reported, not retried again
+    assert len(outcome.results) == len(seen) == 2
+    assert not qr.out_of_memory({"status": "failed", "error": "ValueError: bad"})
+
+
 def test_pool_starts_nothing_after_the_deadline(tmp_path):
     jobs = qr.plan_jobs({"beauty": ["tallrec"]}, [8], [0, 1])
     outcome = qr.run_pool(jobs, {}, workers=2, log_dir=tmp_path, deadline=time.monotonic() - 1, hard_deadline=None)

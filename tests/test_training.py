@@ -205,8 +205,16 @@ def test_training_learns_a_planted_signal_and_resumes(tiny_path, tmp_path):
     scores = score_prompts(model, tok, [render_chat(tok, p) for p in valid.prompt_text])
     assert scores[valid.label == 1].min() > scores[valid.label == 0].max()
     # A second call finds the finished checkpoint and does not train again.
-    again = train_adapter(str(tiny_path), _planted(32), valid, cfg, tmp_path / "run", max_length=128, seed=0)
+    again = train_adapter(str(tiny_path), _planted(32), valid, cfg, tmp_path / "run", max_length=128, seed=0,
+                          keep_checkpoints=True)
     assert again.history == result.history and again.epochs_run == 4
+    # Other settings do not resume those checkpoints: they are moved aside and training starts over.
+    other = cfg.model_copy(update={"epochs": 1})
+    fresh = train_adapter(str(tiny_path), _planted(32), valid, other, tmp_path / "run", max_length=128, seed=0,
+                          keep_checkpoints=True)
+    assert fresh.epochs_run == 1 and len(fresh.history) == 1
+    (parked,) = (tmp_path / "run" / ".superseded").iterdir()
+    assert parked.name.startswith("checkpoints-") and any(parked.glob("checkpoint-*"))
 
 
 @pytest.mark.slow

@@ -86,6 +86,7 @@ def run_baselines(
     seeds: list[int] | None = None,
     methods: tuple[str, ...] = SEQUENTIAL + HEURISTICS,
     track: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run the heuristics and SASRec/Caser (one model per seed) on a prepared dataset.
 
@@ -94,7 +95,8 @@ def run_baselines(
     ``baselines/<method>[-seed<S>].parquet`` of predictions (``user_id, split, label, p_yes``; valid
     and test samples) per method and seed, and logs one MLflow run per (method, seed) through
     :func:`reasoningrec.tracking.log_run` (``k_shots`` = ``all`` for SASRec/Caser, ``0`` for the
-    heuristics, which are deterministic and logged once with seed 0).
+    heuristics, which are deterministic and logged once with seed 0). ``command``: what reproduces
+    the runs, kept as their ``command`` tag (default: the equivalent ``reasoningrec baselines`` call).
     """
     from reasoningrec.baselines import common, heuristics
     from reasoningrec.io import write_json, write_parquet
@@ -107,7 +109,7 @@ def run_baselines(
     dest = work / "baselines"
     seeds = list(seeds) if seeds is not None else list(params.baselines.seeds)
     k = params.baselines.max_history or params.dataset(dataset).history_len
-    command = f"reasoningrec baselines -d {dataset} --seeds {' '.join(map(str, seeds))}"
+    command = command or f"reasoningrec baselines -d {dataset} --seeds {' '.join(map(str, seeds))}"
 
     samples = common.read_samples(work / "samples.parquet")
     interactions = common.read_interactions(work / "interactions.parquet")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reasoningrec.app import DatasetOption, ParamsOption, app, params_from
+from reasoningrec.app import DatasetOption, ParamsOption, app, invocation, params_from
 
 MethodOption = Annotated[
     str,
@@ -33,7 +33,7 @@ def experiment(
     """Train (or zero-shot) -> score -> metrics -> one MLflow run -> registry (champion rule)."""
     from reasoningrec.experiment import run_experiment
 
-    summary = run_experiment(params_from(params), dataset, method, k, seed)
+    summary = run_experiment(params_from(params), dataset, method, k, seed, command=invocation())
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reasoningrec.app import DatasetOption, ParamsOption, app, params_from
+from reasoningrec.app import DatasetOption, ParamsOption, app, invocation, params_from
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -23,7 +23,7 @@ def baselines(
     """SASRec, Caser and the like-rate heuristics on the prepared samples; one MLflow run each."""
     from reasoningrec.baselines import run_baselines
 
-    summary = run_baselines(params_from(params), dataset, seeds=parse_seeds(seeds, ctx.args))
+    summary = run_baselines(params_from(params), dataset, seeds=parse_seeds(seeds, ctx.args), command=invocation())
     for method, entry in summary["methods"].items():
         runs = entry["seeds"].values()
         valid = ", ".join(f"{r['valid_auc']:.3f}" for r in runs if "valid_auc" in r)
