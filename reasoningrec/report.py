@@ -3,8 +3,10 @@
 ``run_report`` reads the runs (tags ``dataset``, ``method``, ``k_shots``, ``seed``), groups them into
 cells (dataset × method × K), and writes ``docs/results.md`` plus a self-contained
 ``docs/results.html`` (plots embedded as base64 PNG). Each learned method is judged against the best
-no-model heuristic of its dataset, not against 0.5: a difference is marked as within noise when the
-bootstrap 95% intervals of test AUC overlap or when |difference| < 2 × the larger seed std.
+no-model heuristic of its dataset, not against 0.5. A difference is within noise when the paired
+bootstrap 95% interval of the AUC difference on the test users both cells scored contains 0
+(:func:`within_noise`); runs without a predictions artifact fall back to overlapping per-run
+intervals or |difference| < 2 × the larger seed std.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ METHOD_ORDER = (
     "zeroshot-reasoningrec", "zeroshot-vanilla", "sasrec", "caser", "user-like-rate", "item-like-rate",
 )  # fmt: skip
 ABLATIONS = ("reasoningrec", "reasoningrec-no-profile", "reasoningrec-no-description")
+# The baselines fine-tuned ReasoningRec is judged against: (name, the methods whose best row stands for it).
+COMPETITORS = (
+    ("like-rate heuristic", HEURISTICS), ("TALLRec", ("tallrec",)),
+    ("zero-shot", ("zeroshot-vanilla", "zeroshot-reasoningrec")), ("SASRec", ("sasrec",)), ("Caser", ("caser",)),
+)  # fmt: skip
 NOISE_MARK = "≈"
 MISSING = "—"
 
@@ -68,6 +75,8 @@ class RunRecord:
     tags: dict[str, str]
     start_time: int = 0
     test_ci: tuple[float, float] | None = None
+    # label and p_yes of the test split indexed by user_id (from the predictions artifact), for paired tests
+    test_scores: Any = field(default=None, compare=False, repr=False)
 
     def param(self, name: str) -> str | None:
         """A param by exact name, else by its last dotted segment (``train.base_model``)."""
@@ -155,15 +164,52 @@ def group_cells(records: Iterable[RunRecord], by_weight: bool = False) -> dict[t
     return cells
 
 
-def within_noise(a: Cell, b: Cell) -> bool | None:
-    """Overlapping bootstrap intervals, or |mean difference| < 2 × the larger seed std.
+PAIRED_BOOTSTRAP = 1000
+MIN_SHARED_USERS = 20
 
-    ``None`` when neither rule applies (one seed each and no predictions to bootstrap): the report
-    then says the noise is unknown rather than calling a difference real.
+
+def paired_difference_ci(a: Cell, b: Cell, n: int = PAIRED_BOOTSTRAP) -> tuple[float, float] | None:
+    """Paired bootstrap 95% interval of mean test AUC(a) - mean test AUC(b) over the test users every
+    run of both cells scored with the same label; ``None`` when a run has no predictions or fewer
+    than :data:`MIN_SHARED_USERS` users are shared."""
+    import numpy as np
+
+    from reasoningrec.metrics import paired_auc_difference_ci
+
+    frames = [r.test_scores for r in (*a.runs, *b.runs)]
+    if not frames or any(f is None for f in frames):
+        return None
+    users = frames[0].index
+    for frame in frames[1:]:
+        users = users.intersection(frame.index)
+    labels = frames[0]["label"].reindex(users)
+    agree = [frame["label"].reindex(users).to_numpy() == labels.to_numpy() for frame in frames[1:]]
+    if agree:
+        users = users[np.logical_and.reduce(agree)]
+    if len(users) < MIN_SHARED_USERS:
+        return None
+
+    def scores(cell: Cell) -> list:
+        return [r.test_scores["p_yes"].reindex(users).to_numpy() for r in cell.runs]
+
+    lo, hi = paired_auc_difference_ci(labels.reindex(users).to_numpy(), scores(a), scores(b), n=n)
+    return None if math.isnan(lo) else (lo, hi)
+
+
+def within_noise(a: Cell, b: Cell) -> bool | None:
+    """Whether the test AUC of two cells differs by no more than the noise.
+
+    With predictions for every run: the paired bootstrap interval of the difference
+    (:func:`paired_difference_ci`) contains 0. Without: the per-run bootstrap intervals overlap, or
+    |mean difference| < 2 × the larger seed std. ``None`` when no rule applies (one seed each and no
+    predictions): the report then says the noise is unknown rather than calling a difference real.
     """
     ma, mb = a.mean(), b.mean()
     if ma is None or mb is None:
         return None
+    paired = paired_difference_ci(a, b)
+    if paired is not None:
+        return paired[0] <= 0 <= paired[1]
     ca, cb = a.ci(), b.ci()
     stds = [s for s in (a.std(), b.std()) if s is not None]
     if ca and cb and ca[0] <= cb[1] and cb[0] <= ca[1]:
@@ -289,6 +335,7 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
         blocks += [Block("h3", "Explanation BERTScore F1 (backbone in the provenance table; not comparable across backbones)"),
                    Block("table", header=header, rows=rows)]
 
+    blocks += _verdict_blocks(mine)
     if heuristic is not None:
         rows = []
         for key in sorted(mine, key=lambda key: (method_sort_key(key[1]), k_sort_key(key[2]))):
@@ -316,9 +363,57 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
     return blocks
 
 
+def best_row(cells: Iterable[Cell], methods: Iterable[str]) -> Cell | None:
+    """The cell of highest mean test AUC among the rows of ``methods`` (any K, any loss setting)."""
+    wanted = set(methods)
+    return max((c for c in cells if base_method(c.method) in wanted and c.mean() is not None),
+               key=lambda c: c.mean(), default=None)
+
+
+def _verdict_blocks(mine: dict[tuple, Cell]) -> list[Block]:
+    """Does fine-tuned ReasoningRec beat every baseline by more than the noise? Best row against best row."""
+    ours = best_row(mine.values(), (PAPER_METHOD,))
+    if ours is None:
+        return []
+    rows, outcome = [], {"lower": [], "within noise": [], "noise unknown": [], "not run": []}
+    for name, methods in COMPETITORS:
+        other = best_row(mine.values(), methods)
+        if other is None:
+            outcome["not run"].append(name)
+            rows.append([name, MISSING, MISSING, MISSING, "not run"])
+            continue
+        difference = ours.mean() - other.mean()
+        noise = within_noise(ours, other)
+        verdict = {None: "noise unknown", True: "within noise"}.get(noise) or ("higher" if difference > 0 else "lower")
+        if verdict != "higher":
+            outcome[verdict].append(name)
+        shown = f"ReasoningRec {verdict}" if verdict in ("higher", "lower") else verdict
+        rows.append([name, f"{other.method}, K={other.k_shots}", fmt(other.mean()), fmt_signed(difference), shown])
+    if not any(outcome.values()):
+        summary = "met: ReasoningRec is higher than every baseline by more than the noise."
+    else:
+        parts = [f"{what}: {', '.join(names)}" for what, names in outcome.items() if names]
+        summary = "not met (" + "; ".join(parts) + ")."
+    text = (f"Best fine-tuned ReasoningRec row: {ours.method}, K={ours.k_shots}, test AUC {fmt(ours.mean())}; "
+            "each baseline by its best row as well (highest mean over K and loss settings). Goal, ReasoningRec "
+            f"above every baseline by more than the noise: {summary}")
+    return [Block("h3", "Does fine-tuned ReasoningRec beat the baselines?"), Block("p", text),
+            Block("table", header=["baseline", "its best row", "test AUC", "ReasoningRec minus it", "verdict"],
+                  rows=rows)]
+
+
 def _paper(paper_name: str, k: str) -> str:
     value = PAPER_AUC.get((paper_name, int(k))) if k.isdigit() else None
     return MISSING if value is None else fmt(value)
+
+
+def _difference(a: Cell | None, b: Cell | None) -> str:
+    """``mean(a) - mean(b)``, marked when within noise; ``—`` when either is missing."""
+    if a is None or b is None or a.mean() is None or b.mean() is None:
+        return MISSING
+    noise = within_noise(a, b)
+    mark = {True: f" {NOISE_MARK}", False: "", None: " (noise unknown)"}[noise]
+    return fmt_signed(a.mean() - b.mean()) + mark
 
 
 def _ablation_blocks(dataset: str, mine: dict, weighted: dict, ks: list[str]) -> list[Block]:
@@ -329,6 +424,17 @@ def _ablation_blocks(dataset: str, mine: dict, weighted: dict, ks: list[str]) ->
         rows = [[m] + [fmt_cell(mine.get((dataset, m, k))) for k in learned_ks] for m in present]
         blocks += [Block("h3", "Ablations: user profile and item descriptions (layout of the paper's Table 3)"),
                    Block("table", header=["method"] + [f"K={k}" for k in learned_ks], rows=rows)]
+        rows = []
+        for label in present:
+            full = label.replace(base_method(label), PAPER_METHOD, 1)  # the same loss setting
+            if label == full or full not in present:
+                continue
+            rows.append([f"{label} − {full}"] + [
+                _difference(mine.get((dataset, label, k)), mine.get((dataset, full, k))) for k in learned_ks])
+        if rows:
+            blocks += [Block("p", f"Each ablation minus full ReasoningRec with the same loss setting; {NOISE_MARK}: "
+                                  "within noise (paired bootstrap on the shared test users)."),
+                       Block("table", header=["difference"] + [f"K={k}" for k in learned_ks], rows=rows)]
     weights = sorted({key[3] for key, c in weighted.items() if c.dataset == dataset and c.method == PAPER_METHOD})
     if len(weights) > 1:
         rows = [[f"{PAPER_METHOD}, answer_loss_weight={w:g}" + (" (plain)" if w == 1.0 else "")]
@@ -388,8 +494,9 @@ def build_blocks(records: list[RunRecord], source: str) -> list[Block]:
         Block("p", f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(records)} MLflow runs "
                    f"({source}). One row per method, one column per K (`all` = trained on every training "
                    "interaction, `0` = no training); cells are test AUC mean ± sample std over seeds (n = seeds). "
-                   f"{NOISE_MARK}: within noise of the dataset's best heuristic (bootstrap 95% intervals "
-                   "overlap, or |difference| < 2 × the larger seed std)."),
+                   f"{NOISE_MARK}: within noise of the dataset's best heuristic: the paired bootstrap 95% "
+                   "interval of the AUC difference on the test users both scored contains 0 (runs without "
+                   "predictions: bootstrap intervals overlap, or |difference| < 2 × the larger seed std)."),
         Block("p", f"Paper numbers: {PAPER_CITATION}. They come from Mixtral-written texts, Llama-2-7B "
                    "fine-tuning and the authors' own splits; ours use the base model in the provenance table."),
     ]
@@ -521,7 +628,12 @@ def _with_ci(client, record: RunRecord, n_bootstrap: int) -> RunRecord:
     test = frame[frame["split"] == "test"] if "split" in frame.columns else frame
     if test.empty or not {"label", "p_yes"} <= set(test.columns):
         return record
-    return dataclasses.replace(record, test_ci=bootstrap_auc_ci(test["label"], test["p_yes"], n=n_bootstrap))
+    scores = None
+    if "user_id" in test.columns:  # one test record per user; repeated ids keep their first row
+        unique = test.drop_duplicates("user_id")
+        scores = unique.set_index(unique["user_id"].astype(str))[["label", "p_yes"]]
+    return dataclasses.replace(record, test_ci=bootstrap_auc_ci(test["label"], test["p_yes"], n=n_bootstrap),
+                               test_scores=scores)
 
 
 def run_report(params: Params, out: str | Path = Path("docs/results.md"), n_bootstrap: int = 1000) -> Path:

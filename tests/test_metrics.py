@@ -105,3 +105,34 @@ def test_bertscore_embedded_minilm():
     assert "MiniLM" in result.backbone and result.num_layers == 6
     with pytest.raises(MetricError):
         metrics.bertscore_f1(["a"], ["b", "c"])
+
+
+def test_resampled_aucs_equal_sklearn_on_every_resample():
+    from sklearn.metrics import roc_auc_score
+
+    from reasoningrec.metrics import resampled_aucs
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 80)
+    scores = np.round(rng.random(80), 1)  # many ties
+    picks = rng.integers(0, 80, (25, 80))
+    got = resampled_aucs(labels, scores, picks)
+    want = [roc_auc_score(labels[p], scores[p]) if labels[p].min() != labels[p].max() else np.nan for p in picks]
+    np.testing.assert_allclose(got, want)
+
+
+def test_paired_difference_sees_what_overlapping_intervals_miss():
+    from reasoningrec.metrics import bootstrap_auc_ci, paired_auc_difference_ci
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    noise = rng.random(400)
+    weak, strong = 0.2 * labels + noise, 0.26 * labels + noise  # same errors, a slightly stronger signal
+    weak, strong = weak / weak.max(), strong / strong.max()
+    lo_w, hi_w = bootstrap_auc_ci(labels, weak, n=300)
+    lo_s, hi_s = bootstrap_auc_ci(labels, strong, n=300)
+    assert lo_s < hi_w  # the separate intervals overlap ...
+    lo, hi = paired_auc_difference_ci(labels, [strong], [weak], n=300)
+    assert 0 < lo < hi  # ... but the paired difference is clearly positive
+    lo, hi = paired_auc_difference_ci(labels, [weak, weak], [weak], n=300)
+    assert lo == hi == 0.0
