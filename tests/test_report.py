@@ -252,26 +252,21 @@ def test_within_noise_pairs_the_test_users_when_runs_carry_predictions():
     labels = rng.integers(0, 2, 400)
     noise = rng.random(400)
 
-    def cell(signal, ci, order=slice(None)):
-        p_yes = (signal * labels + noise) / (signal + 1)
-        scores = pd.DataFrame({"label": labels, "p_yes": p_yes}, index=users).iloc[order]
-        return Cell("d", "m", "0", [RunRecord("r", "d", "m", "0", "0", {"test_auc": 0.0}, {}, {},
-                                              test_ci=ci, test_scores=scores)])
+    def cell(signal, auc, ci, rows=slice(None), paired=True):
+        scores = pd.DataFrame({"label": labels, "p_yes": (signal * labels + noise) / (signal + 1)}, index=users)
+        record = RunRecord("r", "d", "m", "0", "0", {"test_auc": auc}, {}, {}, test_ci=ci,
+                           test_scores=scores.iloc[rows] if paired else None)
+        return Cell("d", "m", "0", [record])
 
-    # Intervals that overlap (the fallback rule says "within noise") ...
-    weak, strong = cell(0.2, (0.55, 0.66)), cell(0.26, (0.58, 0.69), order=slice(None, None, -1))
-    weak.runs[0].metrics["test_auc"], strong.runs[0].metrics["test_auc"] = 0.605, 0.635
-    assert within_noise(Cell("d", "m", "0", [RunRecord("a", "d", "m", "0", "0", {"test_auc": 0.605}, {}, {},
-                                                       test_ci=(0.55, 0.66))]),
-                        Cell("d", "m", "0", [RunRecord("b", "d", "m", "0", "0", {"test_auc": 0.635}, {}, {},
-                                                       test_ci=(0.58, 0.69))]))
+    # Intervals that overlap: without predictions the fallback rule says "within noise" ...
+    assert within_noise(cell(0.26, 0.635, (0.58, 0.69), paired=False), cell(0.2, 0.605, (0.55, 0.66), paired=False))
     # ... but the same users scored by both (in any row order) show a real difference.
+    strong, weak = cell(0.26, 0.635, (0.58, 0.69), rows=slice(None, None, -1)), cell(0.2, 0.605, (0.55, 0.66))
     lo, hi = paired_difference_ci(strong, weak)
     assert 0 < lo < hi
     assert within_noise(strong, weak) is False
-    assert within_noise(weak, cell(0.2, (0.55, 0.66))) is True  # identical scores
-    few = cell(0.2, (0.55, 0.66), order=slice(0, 10))
-    assert paired_difference_ci(strong, few) is None  # 10 shared users: the fallback rule decides
+    assert within_noise(weak, cell(0.2, 0.605, (0.55, 0.66))) is True  # identical scores
+    assert paired_difference_ci(strong, cell(0.2, 0.605, (0.55, 0.66), rows=slice(0, 10))) is None  # 10 shared users
 
 
 def test_cli_report_writes_the_files(store, tmp_path):
