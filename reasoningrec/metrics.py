@@ -128,7 +128,11 @@ def bootstrap_auc_ci(
     if y.min() == y.max():
         return math.nan, math.nan
     picks = np.random.default_rng(seed).integers(0, y.size, (n, y.size))
-    values = np.concatenate([resampled_aucs(y, p, chunk) for chunk in np.array_split(picks, max(1, n // 200))])
+    return _percentile_interval(resampled_aucs(y, p, picks), alpha)
+
+
+def _percentile_interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """(alpha/2, 1 - alpha/2) quantiles of the finite values; (nan, nan) when there are none."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return math.nan, math.nan
@@ -136,19 +140,23 @@ def bootstrap_auc_ci(
     return float(lo), float(hi)
 
 
-def resampled_aucs(labels: np.ndarray, scores: np.ndarray, picks: np.ndarray) -> np.ndarray:
+def resampled_aucs(labels: np.ndarray, scores: np.ndarray, picks: np.ndarray, chunk: int = 200) -> np.ndarray:
     """AUC of every resample at once: ``picks`` is (resamples, n) indices into ``labels``/``scores``.
 
     Mann-Whitney form with average ranks for ties (what ``roc_auc_score`` computes); nan for a
-    resample with one class."""
+    resample with one class. Works through ``chunk`` resamples at a time to bound memory."""
     from scipy.stats import rankdata
 
-    y = labels[picks].astype(bool)
-    ranks = rankdata(scores[picks], axis=1)
-    positives = y.sum(axis=1)
-    negatives = y.shape[1] - positives
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+    out = np.empty(len(picks))
+    for start in range(0, len(picks), chunk):
+        block = picks[start:start + chunk]
+        y = labels[block].astype(bool)
+        ranks = rankdata(scores[block], axis=1)
+        positives = y.sum(axis=1)
+        negatives = y.shape[1] - positives
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + chunk] = ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+    return out
 
 
 def paired_auc_difference_ci(
@@ -170,12 +178,7 @@ def paired_auc_difference_ci(
     def mean_auc(runs: list[np.ndarray]) -> np.ndarray:
         return np.mean([resampled_aucs(y, p, picks) for p in runs], axis=0)
 
-    difference = mean_auc(runs_a) - mean_auc(runs_b)
-    difference = difference[np.isfinite(difference)]
-    if difference.size == 0:
-        return math.nan, math.nan
-    lo, hi = np.quantile(difference, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
+    return _percentile_interval(mean_auc(runs_a) - mean_auc(runs_b), alpha)
 
 
 def classification_metrics(labels: Sequence[int], scores: Sequence[float], n_bins: int = 10) -> dict:

@@ -182,17 +182,16 @@ def paired_difference_ci(a: Cell, b: Cell, n: int = PAIRED_BOOTSTRAP) -> tuple[f
     users = frames[0].index
     for frame in frames[1:]:
         users = users.intersection(frame.index)
-    labels = frames[0]["label"].reindex(users)
-    agree = [frame["label"].reindex(users).to_numpy() == labels.to_numpy() for frame in frames[1:]]
-    if agree:
-        users = users[np.logical_and.reduce(agree)]
+    labels = frames[0]["label"].reindex(users).to_numpy()
+    same_label = np.logical_and.reduce([f["label"].reindex(users).to_numpy() == labels for f in frames])
+    users, labels = users[same_label], labels[same_label]
     if len(users) < MIN_SHARED_USERS:
         return None
 
     def scores(cell: Cell) -> list:
         return [r.test_scores["p_yes"].reindex(users).to_numpy() for r in cell.runs]
 
-    lo, hi = paired_auc_difference_ci(labels.reindex(users).to_numpy(), scores(a), scores(b), n=n)
+    lo, hi = paired_auc_difference_ci(labels, scores(a), scores(b), n=n)
     return None if math.isnan(lo) else (lo, hi)
 
 
@@ -219,9 +218,15 @@ def within_noise(a: Cell, b: Cell) -> bool | None:
     return False if (ca and cb) or stds else None
 
 
+def best_row(cells: Iterable[Cell], methods: Iterable[str]) -> Cell | None:
+    """The cell of highest mean test AUC among the rows of ``methods`` (any K, any loss setting)."""
+    wanted = set(methods)
+    return max((c for c in cells if base_method(c.method) in wanted and c.mean() is not None),
+               key=lambda c: c.mean(), default=None)
+
+
 def best_heuristic(cells: dict[tuple, Cell], dataset: str) -> Cell | None:
-    candidates = [c for c in cells.values() if c.dataset == dataset and c.method in HEURISTICS and c.mean() is not None]
-    return max(candidates, key=lambda c: c.mean(), default=None)
+    return best_row((c for c in cells.values() if c.dataset == dataset), HEURISTICS)
 
 
 # --------------------------------------------------------------------------- formatting helpers
@@ -361,13 +366,6 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
                Block("table", header=["method", "K", "seeds", "base model", "BERTScore backbone", "hardware", "command"],
                      rows=rows)]
     return blocks
-
-
-def best_row(cells: Iterable[Cell], methods: Iterable[str]) -> Cell | None:
-    """The cell of highest mean test AUC among the rows of ``methods`` (any K, any loss setting)."""
-    wanted = set(methods)
-    return max((c for c in cells if base_method(c.method) in wanted and c.mean() is not None),
-               key=lambda c: c.mean(), default=None)
 
 
 def _verdict_blocks(mine: dict[tuple, Cell]) -> list[Block]:
