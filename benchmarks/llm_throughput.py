@@ -567,10 +567,13 @@ def random_7b(
 def load(args: argparse.Namespace, device: str):
     if args.model in RANDOM_MODELS:
         return random_7b(args.model, device, args.tokenizer, smoke=args.smoke, spm_impl=args.tokenizer_impl)
-    from reasoningrec.llm.embedded import resolve_model
-    from reasoningrec.llm.hf import load_model
+    from reasoningrec import models
 
-    model, tok, _ = load_model(resolve_model(args.model), dtype=args.dtype, device=device)
+    precision = models.inference_precision(args.dtype, "none", device)
+    tok = models.load_tokenizer(args.model, padding_side="left")
+    model = models.load_causal_lm(args.model, precision, device=device)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from reasoningrec import methods as method_table
 from reasoningrec.errors import ConfigError
 
 PARAMS_ENV = "REASONINGREC_PARAMS"
@@ -127,15 +128,16 @@ class RecordsConfig(_Section):
     valid_size: int = Field(100, ge=1)
     max_length: int = Field(2048, ge=64)
     seed: int = 42
-    # Record variants to build: full, no-profile, no-description (ablations), titles (TALLRec),
-    # label-only (full context, answer only). Each needs its inputs (records.py says which).
-    variants: list[Literal["full", "no-profile", "no-description", "titles", "label-only"]] = [
-        "full",
-        "no-profile",
-        "no-description",
-        "titles",
-        "label-only",
-    ]
+    # Record variants to build (reasoningrec.methods.VARIANTS says what each needs and writes).
+    variants: list[str] = Field(default_factory=lambda: list(method_table.VARIANTS))
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in method_table.VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown record variant(s) {unknown} (known: {', '.join(method_table.VARIANTS)})")
+        return value
 
 
 class TrainConfig(_Section):
@@ -167,6 +169,9 @@ class EvaluateConfig(_Section):
     explain_max_new_tokens: int = Field(256, ge=1)
     explain_limit: int | None = 50
     explain_decode: Literal["auto", "generate", "static"] = "auto"  # as llm.decode
+    # consistent: the explanation is written after the scored label (every one parses and agrees);
+    # free: the paper's free generation (parse rate and stated-vs-scored agreement are reported).
+    explanations: Literal["consistent", "free"] = "consistent"
 
 
 class BaselinesConfig(_Section):
@@ -209,10 +214,19 @@ class OrchestrationConfig(_Section):
     address: str | None = None
     llm_retries: int = Field(3, ge=0)
     retry_backoff_s: float = Field(10, gt=0)
-    # Methods trained per (K, seed) by train_evaluate / the DVC experiment matrix, and zero-shot ones (K = 0).
-    methods: list[str] = ["reasoningrec", "reasoningrec-no-profile", "reasoningrec-no-description", "tallrec"]
-    zero_shot_methods: list[str] = ["zeroshot-vanilla", "zeroshot-reasoningrec"]
+    # LLM methods of the experiment grid: fine-tuned ones run per (K, seed), zero-shot ones once (K = 0).
+    methods: list[str] = Field(default_factory=lambda: list(method_table.names(llm=True)))
     seeds: list[int] = [42]
+
+    @field_validator("methods")
+    @classmethod
+    def _llm_methods(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                method_table.llm_method(name)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class Params(_Section):

@@ -126,15 +126,15 @@ def run_demo(
 def format_summary(results: dict[str, Any], params: Params) -> str:
     """What the user reads at the end: the figures and where to look next."""
     exp = results["experiment"]
-    metrics = exp.get("metrics", {})
-    registration = exp.get("registration") or {}
+    metrics = exp.metrics
+    registration = exp.registration or {}
     lines = [
         "",
         f"ReasoningRec demo on {results['dataset']} finished in {results['total_s']} s",
         f"  test AUC            {_fmt(metrics.get('test_auc'))}   (valid AUC {_fmt(metrics.get('valid_auc'))})",
     ]
     if metrics.get("test_bertscore_f1") is not None:
-        backbone = exp.get("settings", {}).get("bertscore_model") or params.evaluate.bertscore_model
+        backbone = exp.bertscore_model or params.evaluate.bertscore_model
         lines.append(f"  BERTScore F1        {_fmt(metrics['test_bertscore_f1'])}   (backbone: {backbone})")
     if registration:
         lines.append(
@@ -143,9 +143,9 @@ def format_summary(results: dict[str, Any], params: Params) -> str:
         )
     user, item = _example_pair(exp)
     lines += [
-        f"  MLflow run          {exp.get('run_id')}",
+        f"  MLflow run          {exp.run_id}",
         f"  outputs             {results['work_dir']}",
-        f"  predictions         {Path(exp.get('run_dir', results['work_dir'])) / 'predictions.parquet'}",
+        f"  predictions         {Path(exp.run_dir) / 'predictions.parquet'}",
         "",
         "Next:",
         "  reasoningrec ui                       # MLflow UI on http://127.0.0.1:5000",
@@ -155,11 +155,11 @@ def format_summary(results: dict[str, Any], params: Params) -> str:
     return "\n".join(lines)
 
 
-def _example_pair(experiment: dict[str, Any]) -> tuple[str, str]:
+def _example_pair(experiment) -> tuple[str, str]:
     """A (user, target item) of the demo's test split, for the ``explain`` hint."""
     import pandas as pd
 
-    path = Path(experiment.get("run_dir", "")) / "predictions.parquet"
+    path = Path(experiment.run_dir) / "predictions.parquet"
     if path.is_file():
         test = pd.read_parquet(path, columns=["user_id", "split", "target_item"])
         test = test[test["split"] == "test"]

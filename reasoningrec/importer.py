@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from reasoningrec.answer import parse_answer
 from reasoningrec.errors import DataError
 from reasoningrec.io import write_json, write_parquet
 from reasoningrec.synthesis.guards import TRUNCATED, check_output, count_problems
@@ -47,7 +48,6 @@ TARGET_SCORE, SHIFTED_TARGET_SCORE, PROFILE_SCORE, HISTORY_SCORE, CONTRADICTION 
 MIN_SCORE = 3.0
 EXAMPLES = 3
 
-_PREDICTION = re.compile(r"^\s*Prediction\s*:\s*(Yes|No)\b[.:]?", re.I)
 _PROFILE = re.compile(r"^\s*User Profile\s*-\s*(.*?)\n\s*User (?:purchased|watched)\b", re.S)
 _TARGET_QUOTED = re.compile(r'next target (?:item|movie) - "(.*)" in at ?most \d+ words', re.S)
 _TARGET_LINE = re.compile(
@@ -83,16 +83,14 @@ def parse_record(record: Mapping, index: int, path: str | Path = "<records>") ->
     text, output = record["input"], record["output"]
     profile = _PROFILE.match(text)
     target = _TARGET_QUOTED.search(text) or _TARGET_LINE.search(text)
-    prediction = _PREDICTION.match(output)
-    label = None if prediction is None else int(prediction.group(1).lower() == "yes")
-    reasoning = output[prediction.end() :] if prediction else output
+    answer = parse_answer(output, anywhere=False)
     return SftRecord(
         index=index,
         profile=normalize_ws(profile.group(1)) if profile else None,
         target_key=title_key(target.group(1)) if target else "",
         text_key=" " + title_key(text),
-        label=label,
-        reasoning=postprocess_output(reasoning),
+        label=answer.label,
+        reasoning=postprocess_output(answer.reasoning),
     )
 
 

@@ -2,17 +2,8 @@
 
 A record asks "will this user like the target item?" with the user's profile, their recent liked and
 disliked items (oldest first) and the target item, and answers ``Prediction: Yes|No`` then a newline
-and the reasoning. Variants (the ``method`` of training picks one, see :data:`METHOD_VARIANTS`):
-
-=================  ==========================================  ====================================
-variant            prompt                                      completion
-=================  ==========================================  ====================================
-full               profile + history with descriptions         prediction + reasoning
-no-profile         history with descriptions                   prediction + reasoning
-no-description     profile + history, titles and details only  prediction + reasoning
-titles (TALLRec)   titles of liked / disliked items, target    prediction only
-label-only         as full                                     prediction only
-=================  ==========================================  ====================================
+and the reasoning. Variants of that layout (which inputs each reads, whether its completion carries
+reasoning) are defined in :mod:`reasoningrec.methods`.
 
 Instruction text lives in ``reasoningrec/prompts/records/*.txt``. Records are rendered with the base
 model's chat template (user turn = prompt, assistant turn = completion) into TRL's prompt/completion
@@ -23,7 +14,6 @@ the answer is never cut.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,30 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reasoningrec.answer import format_completion
 from reasoningrec.errors import ConfigError, DataError
+from reasoningrec.methods import VARIANTS, Variant
+from reasoningrec.models import count_tokens, load_tokenizer, render_example
 from reasoningrec.synthesis.guards import TRUNCATED
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("full", "no-profile", "no-description", "titles", "label-only")
-METHOD_VARIANTS = {
-    "reasoningrec": "full",
-    "reasoningrec-no-profile": "no-profile",
-    "reasoningrec-no-description": "no-description",
-    "tallrec": "titles",
-    "label-only": "label-only",
-}
-# Which synthesised inputs each variant reads (titles come from items.parquet).
-_NEEDS = {
-    "full": {"descriptions", "profiles", "reasoning"},
-    "no-profile": {"descriptions", "reasoning"},
-    "no-description": {"profiles", "reasoning"},
-    "titles": set(),
-    "label-only": {"descriptions", "profiles"},
-}
-_WITH_REASONING = {"full", "no-profile", "no-description"}
 MAX_TITLE_CHARS = 200
-_LEADING_PREDICTION = re.compile(r"^\s*Prediction\s*:\s*(yes|no)\b[\s.:-]*", re.IGNORECASE)
 
 
 def kshot_column(k: int) -> str:
@@ -120,8 +95,7 @@ def build_prompt(
     target: ItemText,
 ) -> str:
     """The unrendered prompt text of one record; ``history`` is (label, item) oldest first."""
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown record variant {variant!r} (known: {', '.join(VARIANTS)})")
+    spec = variant_spec(variant)
     words = _words(domain)
     if variant == "titles":
         liked = ", ".join(f'"{item.title}"' for label, item in history if label == 1) or "none"
@@ -138,61 +112,27 @@ def build_prompt(
     else:
         parts.append(f"Recent {words['items']} of the user: none given.")
     parts.append(f"Target {words['item']}: {target.line(describe)}")
-    answer = "answer_reasoning.txt" if variant in _WITH_REASONING else "answer_label.txt"
+    answer = "answer_reasoning.txt" if spec.with_reasoning else "answer_label.txt"
     parts.append(_template(answer).format(**words))
     return "\n\n".join(parts)
 
 
 def build_completion(variant: str, label: int, reasoning: str | None) -> str:
-    """``Prediction: Yes|No``, plus a newline and the reasoning for the variants trained on reasoning."""
-    answer = f"Prediction: {'Yes' if label == 1 else 'No'}"
-    if variant not in _WITH_REASONING:
-        return answer
-    text = _LEADING_PREDICTION.sub("", reasoning or "", count=1).strip()
-    return f"{answer}\n{text}" if text else answer
+    """The answer, plus a newline and the reasoning for the variants trained on reasoning."""
+    return format_completion(label, reasoning if variant_spec(variant).with_reasoning else None)
+
+
+def variant_spec(variant: str) -> Variant:
+    """The record variant called ``variant``, or a :class:`ConfigError` listing the known ones."""
+    try:
+        return VARIANTS[variant]
+    except KeyError:
+        raise ConfigError(f"unknown record variant {variant!r} (known: {', '.join(VARIANTS)})") from None
 
 
 # ---------------------------------------------------------------------------------------------
-# Chat rendering and length control
+# Length control
 # ---------------------------------------------------------------------------------------------
-
-
-def render_chat(tokenizer, prompt_text: str) -> str:
-    """The rendered chat prompt for one user message, ending with the assistant generation prompt."""
-    if not getattr(tokenizer, "chat_template", None):
-        name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
-        raise ConfigError(f"tokenizer {name} has no chat template; records need an instruction-tuned model")
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt_text}], tokenize=False, add_generation_prompt=True
-    )
-
-
-def render_example(tokenizer, prompt_text: str, completion_text: str) -> tuple[str, str]:
-    """(prompt, completion) strings in TRL's prompt/completion format.
-
-    The completion is the assistant turn as the chat template renders it, up to and including the
-    end-of-turn token (EOS); trailing whitespace after it is dropped so TRL does not add a second EOS.
-    """
-    prompt = render_chat(tokenizer, prompt_text)
-    full = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt_text}, {"role": "assistant", "content": completion_text}],
-        tokenize=False,
-    )
-    if not full.startswith(prompt):
-        # Some templates render the generation prompt differently from a finished turn (e.g. empty
-        # thinking blocks); the assistant content then follows the generation prompt directly.
-        completion = completion_text + (tokenizer.eos_token or "")
-    else:
-        completion = full[len(prompt) :]
-    eos = tokenizer.eos_token
-    if eos and completion.rstrip().endswith(eos):
-        completion = completion.rstrip()
-    return prompt, completion
-
-
-def count_tokens(tokenizer, prompt: str, completion: str) -> int:
-    """Tokens of the rendered prompt + completion, tokenised as TRL does."""
-    return len(tokenizer(prompt + completion)["input_ids"])
 
 
 @dataclass(frozen=True)
@@ -358,9 +298,7 @@ def build_records(
     """
     available = {"descriptions": descriptions, "profiles": profiles, "reasoning": reasoning}
     for variant in variants:
-        if variant not in VARIANTS:
-            raise ConfigError(f"records.variants: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-        missing = sorted(name for name in _NEEDS[variant] if available[name] is None)
+        missing = sorted(name for name in variant_spec(variant).needs if available[name] is None)
         if missing:
             files = ", ".join(f"{name}.parquet" for name in missing)
             raise ConfigError(f"records variant {variant!r} needs {files}; run the synthesis/import stage first")
@@ -473,15 +411,6 @@ def _summary(records, selected, k_shots, shortened, overlong, max_tokens, exclud
 # ---------------------------------------------------------------------------------------------
 
 
-def load_tokenizer(base_model: str):
-    """The tokenizer of ``train.base_model`` ("embedded", a hub id or a local folder)."""
-    from transformers import AutoTokenizer
-
-    from reasoningrec.scoring import resolve_base_model
-
-    return AutoTokenizer.from_pretrained(resolve_base_model(base_model))
-
-
 def _read(path: Path, required: bool, columns: Sequence[str]) -> pd.DataFrame | None:
     if not path.is_file():
         if required:
@@ -504,7 +433,7 @@ def run_records(params, dataset: str, out_dir: str | Path | None = None, *, toke
 
     cfg = params.records
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
-    needed = set().union(*(_NEEDS[v] for v in cfg.variants if v in _NEEDS))
+    needed = set().union(*(variant_spec(v).needs for v in cfg.variants))
     samples = _read(
         out_dir / "samples.parquet", True,
         ["user_id", "split", "target_item", "label", "history_items", "history_labels"],

@@ -10,8 +10,9 @@ Input: a DataFrame, one row per question, either
   rendered, e.g. the ``prompt`` column of ``records.parquet``).
 
 Output: ``p_yes`` (P(Yes) from one forward pass), ``prediction`` (1 = like, at 0.5) and
-``explanation`` (the generated reasoning; only when ``params={"explain": True}`` or a true ``explain``
-column asks for it, else empty). The base model is not copied into the model: the adapter's
+``explanation`` (the generated reasoning, written after the scored label unless the model was saved
+with ``explanations: free``; only when ``params={"explain": True}`` or a true ``explain`` column asks
+for it, else empty). The base model is not copied into the model: the adapter's
 ``reasoningrec.json`` names it (``embedded``, a hub id or a path) and it is resolved at load time.
 """
 
@@ -39,12 +40,14 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
     """P(Yes) and explanations from a ReasoningRec LoRA adapter (artifact ``adapter``)."""
 
     def load_context(self, context) -> None:
-        from reasoningrec.records import METHOD_VARIANTS, VARIANTS
-        from reasoningrec.scoring import answer_token_ids, load_adapter
+        from reasoningrec.answer import answer_token_ids
+        from reasoningrec.methods import METHODS, VARIANTS
+        from reasoningrec.models import load_adapter
 
         config = dict(context.model_config or {})
         self.model, self.tokenizer, self.meta = load_adapter(context.artifacts[ADAPTER_ARTIFACT])
-        variant = self.meta.get("variant") or METHOD_VARIANTS.get(self.meta.get("method", ""), "full")
+        known = METHODS.get(self.meta.get("method", ""))
+        variant = self.meta.get("variant") or (known.variant if known else None) or "full"
         if variant not in VARIANTS:
             raise ReasoningRecError(f"adapter metadata: unknown record variant {variant!r}")
         self.variant = variant
@@ -52,10 +55,11 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         self.max_length = int(self.meta.get("max_length") or config.get("max_length") or DEFAULT_MAX_LENGTH)
         self.batch_size = int(config.get("batch_size", 8))
         self.max_new_tokens = int(config.get("max_new_tokens", 256))
+        self.explanations = str(config.get("explanations", "consistent"))
         self.answer_ids = answer_token_ids(self.tokenizer)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from reasoningrec.scoring import generate_explanations, score_prompts
+        from reasoningrec.scoring import explain, score_prompts
 
         params = params or {}
         frame = _as_frame(model_input)
@@ -65,9 +69,9 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         explanations = [""] * len(prompts)
         wanted = _explain_rows(frame, bool(params.get("explain", False)))
         if wanted:
-            generated = generate_explanations(
-                self.model, self.tokenizer, [prompts[i] for i in wanted],
-                max_new_tokens=int(params.get("max_new_tokens") or self.max_new_tokens),
+            generated = explain(
+                self.model, self.tokenizer, [prompts[i] for i in wanted], [p_yes[i] for i in wanted],
+                mode=self.explanations, max_new_tokens=int(params.get("max_new_tokens") or self.max_new_tokens),
                 batch_size=batch_size,
             )
             for row, explanation in zip(wanted, generated, strict=True):
@@ -78,7 +82,9 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
 
     def render(self, row: dict[str, Any], position: int) -> str:
         """The rendered chat prompt of one request row."""
-        from reasoningrec.records import fit_record, render_chat
+        from reasoningrec.answer import format_answer
+        from reasoningrec.models import render_chat
+        from reasoningrec.records import fit_record
 
         if _present(row.get("prompt")):
             return str(row["prompt"])
@@ -97,7 +103,7 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         profile = str(row.get("profile") or "") if _present(row.get("profile")) else ""
         # The answer line counts towards the length budget, as it did in training.
         fitted = fit_record(
-            self.tokenizer, self.variant, self.domain, profile, history, target, "Prediction: Yes",
+            self.tokenizer, self.variant, self.domain, profile, history, target, format_answer(1),
             self.max_length,
         )
         return fitted.prompt

@@ -2,7 +2,7 @@
 
 Reads top-down:
 
-1. precision from the hardware (:func:`choose_precision`),
+1. precision from the hardware (:func:`reasoningrec.models.choose_precision`),
 2. records rendered with the base model's chat template into a prompt/completion dataset,
 3. an :class:`AnswerWeightedSFTTrainer` (TRL ``SFTTrainer``, completion-only loss, optional extra
    weight on the answer token),
@@ -25,7 +25,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,10 @@ import pandas as pd
 from reasoningrec import fingerprint
 from reasoningrec.errors import ConfigError, ReasoningRecError
 from reasoningrec.io import read_json, write_json
-from reasoningrec.records import (
-    METHOD_VARIANTS,
-    count_tokens,
-    kshot_column,
-    read_records,
-    render_chat,
-    render_example,
-)
+from reasoningrec.methods import method as method_spec
+from reasoningrec.models import ADAPTER_META, count_tokens, render_chat, render_example
+from reasoningrec.records import kshot_column, read_records
+from reasoningrec.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +53,14 @@ class TrainingError(ReasoningRecError):
     """Training produced an unusable result (e.g. an empty adapter)."""
 
 
-@dataclass
-class TrainResult:
-    """What a training run produced; ``history`` holds one dict per epoch (epoch, train_loss, valid_auc)."""
+class TrainResult(Summary):
+    """What a training run produced (``train.json``); ``history`` holds one dict per epoch
+    (epoch, train_loss, valid_auc, improved)."""
 
     adapter_dir: Path
     best_epoch: int
-    best_valid_auc: float
-    history: list[dict] = field(default_factory=list)
+    best_valid_auc: float | None
+    history: list[dict[str, Any]] = []
     precision: str = "fp32"
     epochs_run: int = 0
     stopped_early: bool = False
@@ -73,66 +68,7 @@ class TrainResult:
     valid_records: int = 0
     shortened_overlong: int = 0
     seconds: float = 0.0
-    meta: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["adapter_dir"] = str(self.adapter_dir)
-        return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Precision
-# ---------------------------------------------------------------------------------------------
-
-
-def choose_precision(requested: str, *, cuda: bool | None = None, bf16_supported: bool | None = None) -> str:
-    """Resolve ``train.precision``: auto = bf16 LoRA on CUDA with bf16 support, else fp32 (CPU).
-
-    nf4 (QLoRA) and int8 (the paper's recipe) need bitsandbytes and are meant for CUDA; asked for on a
-    CPU they still run (slowly), with a warning.
-    """
-    import torch
-
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if bf16_supported is None:
-        bf16_supported = cuda and torch.cuda.is_bf16_supported()
-    if requested == "auto":
-        return "bf16" if cuda and bf16_supported else "fp32"
-    if requested not in {"fp32", "bf16", "nf4", "int8"}:
-        raise ConfigError(f"train.precision: unknown value {requested!r} (auto, fp32, bf16, nf4, int8)")
-    if requested in {"nf4", "int8"} and not cuda:
-        log.warning("train.precision=%s on a machine without CUDA: bitsandbytes runs on CPU, very slowly", requested)
-    return requested
-
-
-def load_base_model(path: str, precision: str):
-    """Load a causal LM for LoRA training in the chosen precision (quantized ones prepared for k-bit)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if precision in {"nf4", "int8"}:
-        from peft import prepare_model_for_kbit_training
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
-        quant = (
-            BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=compute,
-                bnb_4bit_use_double_quant=True,
-            )
-            if precision == "nf4"
-            else BitsAndBytesConfig(load_in_8bit=True)
-        )
-        device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
-        model = AutoModelForCausalLM.from_pretrained(
-            path, quantization_config=quant, dtype=compute, device_map=device_map
-        )
-        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=torch.cuda.is_available())
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    meta: dict[str, Any] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +232,7 @@ def save_adapter(model, tokenizer, adapter_dir: Path, meta: dict) -> Path:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     check_adapter_not_empty(tmp)
-    write_json(tmp / "reasoningrec.json", meta)
+    write_json(tmp / ADAPTER_META, meta)
     shutil.rmtree(old, ignore_errors=True)
     if adapter_dir.exists():
         os.replace(adapter_dir, old)
@@ -438,10 +374,12 @@ def train_adapter(
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from reasoningrec.scoring import answer_token_ids, resolve_base_model, score_prompts
+    from reasoningrec.answer import answer_token_ids
+    from reasoningrec.models import choose_precision, load_causal_lm, load_tokenizer, resolve_model
+    from reasoningrec.scoring import score_prompts
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -455,12 +393,10 @@ def train_adapter(
     cuda = torch.cuda.is_available()
     precision = choose_precision(cfg.precision)
     log.info("training precision: %s (%s)", precision, torch.cuda.get_device_name() if cuda else "CPU")
-    resolved = resolve_base_model(base_model)
-    tokenizer = AutoTokenizer.from_pretrained(resolved)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    resolved = resolve_model(base_model)
+    tokenizer = load_tokenizer(resolved)
     answer_ids = answer_token_ids(tokenizer)
-    model = load_base_model(resolved, precision)
+    model = load_causal_lm(resolved, precision, for_training=True)
 
     # 2. Records -> prompt/completion dataset ---------------------------------------------------
     pairs = [render_example(tokenizer, p, c) for p, c in zip(train["prompt_text"], train["completion_text"], strict=True)]
@@ -533,7 +469,7 @@ def train_adapter(
         log.info("training already finished in %s", checkpoints)
     else:
         trainer.train(resume_from_checkpoint=last)
-    if not (out_dir / ADAPTER_DIR / "reasoningrec.json").is_file():
+    if not (out_dir / ADAPTER_DIR / ADAPTER_META).is_file():
         raise TrainingError(f"{out_dir / ADAPTER_DIR}: no adapter was saved (did any epoch finish?)")
     if not keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -541,7 +477,7 @@ def train_adapter(
     result = TrainResult(
         adapter_dir=out_dir / ADAPTER_DIR,
         best_epoch=callback.best_epoch,
-        best_valid_auc=float("nan") if callback.best_auc is None else float(callback.best_auc),
+        best_valid_auc=None if callback.best_auc is None or math.isnan(callback.best_auc) else float(callback.best_auc),
         history=callback.history,
         precision=precision,
         epochs_run=len(callback.history),
@@ -555,29 +491,30 @@ def train_adapter(
     return result
 
 
-def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: str | Path | None = None) -> dict:
+def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: str | Path | None = None) -> TrainResult:
     """Train one adapter for (dataset, method, K, seed) from the dataset's ``records.parquet``.
 
-    ``method`` picks the record variant (reasoningrec=full, reasoningrec-no-profile,
-    reasoningrec-no-description, tallrec=titles, label-only). Default ``out_dir``:
-    ``<paths.models_dir>/<dataset>/<method>-k<K>-s<seed>``. Writes and returns ``train.json``.
+    ``method`` (a fine-tuned method of :mod:`reasoningrec.methods`) picks the record variant.
+    Default ``out_dir``: ``<paths.models_dir>/<dataset>/<method>-k<K>-s<seed>``. Writes and returns
+    ``train.json``.
     """
-    if method not in METHOD_VARIANTS:
-        raise ConfigError(f"method {method!r} is not trained with LoRA (trainable: {', '.join(METHOD_VARIANTS)})")
-    variant = METHOD_VARIANTS[method]
+    spec = method_spec(method)
+    if not spec.fine_tuned:
+        from reasoningrec.methods import names
+
+        raise ConfigError(f"method {method!r} is not trained with LoRA (trainable: {', '.join(names(fine_tuned=True))})")
     records_path = params.work_dir(dataset) / "records.parquet"
-    records = read_records(records_path, variant)
+    records = read_records(records_path, spec.variant)
     column = kshot_column(k_shots)
     if column not in records.columns:
         raise ConfigError(f"{records_path}: no {k_shots}-shot set (records.k_shots builds {params.records.k_shots})")
     train = records[(records["split"] == "train") & records[column]]
     valid = records[records["split"] == "valid"]
     out_dir = Path(out_dir) if out_dir is not None else params.paths.models_dir / dataset / f"{method}-k{k_shots}-s{seed}"
-    meta = {"dataset": dataset, "method": method, "variant": variant, "k_shots": k_shots}
+    meta = {"dataset": dataset, "method": method, "variant": spec.variant, "k_shots": k_shots}
     result = train_adapter(
         params.train.base_model, train, valid, params.train, out_dir,
         max_length=params.records.max_length, seed=seed, meta=meta,
     )
-    summary = result.to_dict()
-    write_json(out_dir / "train.json", summary)
-    return summary
+    result.write(out_dir / "train.json")
+    return result

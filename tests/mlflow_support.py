@@ -64,8 +64,8 @@ def build_tiny_adapter(base_dir: Path, out_dir: Path, *, variant: str = "full", 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from reasoningrec.io import write_json
-    from reasoningrec.records import METHOD_VARIANTS
-    from reasoningrec.scoring import answer_token_ids
+    from reasoningrec.answer import answer_token_ids
+    from reasoningrec.methods import METHODS
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
@@ -79,7 +79,7 @@ def build_tiny_adapter(base_dir: Path, out_dir: Path, *, variant: str = "full", 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    method = {v: k for k, v in METHOD_VARIANTS.items()}[variant]
+    method = next(m.name for m in METHODS.values() if m.fine_tuned and m.variant == variant)
     write_json(
         out_dir / "reasoningrec.json",
         {

@@ -45,12 +45,12 @@ def test_demo_runs_every_stage_and_registers_a_champion(demo_result):
     assert result["prepare"]["users"] == 40
     assert result["embedded_describe"]["count"] == 2
     experiment = result["experiment"]
-    metrics = experiment["metrics"]
+    metrics = experiment.metrics
     assert 0.0 <= metrics["test_auc"] <= 1.0 and 0.0 <= metrics["valid_auc"] <= 1.0  # both classes present
     assert "test_bertscore_f1" in metrics
-    assert experiment["registration"]["alias"] == "champion"
+    assert experiment.registration["alias"] == "champion"
     # The demo registers under its own model name, never over a real dataset's champion.
-    assert experiment["registration"]["registered_model"] == "reasoningrec-demo-fashion"
+    assert experiment.registration["registered_model"] == "reasoningrec-demo-fashion"
     work = demo_params(params).work_dir("fashion")
     assert (work / "samples.parquet").is_file() and (work / "records.parquet").is_file()
     assert any("ingest" in line for line in lines)

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from mlflow_support import template_store, tracking_params
 
-from reasoningrec import experiment, tracking
+from reasoningrec import evaluation, experiment, tracking
 from reasoningrec.errors import ConfigError
 from reasoningrec.io import read_json, write_parquet
+from reasoningrec.predictions import COLUMNS
 
 N_USERS = 12
 TITLES = [
@@ -83,28 +84,31 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
     params = setup
     summary = experiment.run_experiment(params, "tiny", "reasoningrec", 4, 0)
     out = params.work_dir("tiny") / "runs" / "reasoningrec-k4-s0"
-    assert Path(summary["run_dir"]) == out
-    assert read_json(out / "metrics.json")["run_id"] == summary["run_id"]
+    assert Path(summary.run_dir) == out
+    assert read_json(out / "metrics.json")["run_id"] == summary.run_id
 
     predictions = pd.read_parquet(out / "predictions.parquet")
-    assert list(predictions.columns[:6]) == ["user_id", "split", "label", "p_yes", "explanation", "reference"]
+    assert tuple(predictions.columns) == COLUMNS
     assert predictions.groupby("split").size().to_dict() == {"test": N_USERS, "valid": 6}
     assert predictions["p_yes"].between(0, 1).all()
     explained = predictions[predictions["explanation"].notna()]
     assert len(explained) == 3 and set(explained["split"]) == {"test"}
     assert explained["reference"].str.startswith("The user").all()  # "Prediction: ..." stripped
+    # Consistent by construction: every explanation states the label its score gives.
+    assert explained["stated_label"].tolist() == (explained["p_yes"] >= 0.5).astype(int).tolist()
     assert {"test_roc.png", "test_calibration.csv"} <= {p.name for p in (out / "plots").iterdir()}
     assert (out / "adapter" / "reasoningrec.json").is_file()
 
-    metrics = summary["metrics"]
+    metrics = summary.metrics
     for name in ("valid_auc", "test_auc", "test_accuracy", "test_log_loss", "test_ece",
                  "test_bertscore_f1", "parse_failure_rate"):
         assert metrics[name] is not None, name
-    assert 0 <= metrics["test_auc"] <= 1 and 0 <= metrics["parse_failure_rate"] <= 1
+    assert 0 <= metrics["test_auc"] <= 1
+    assert metrics["parse_failure_rate"] == 0 and metrics["stated_label_agreement"] == 1
     assert metrics["bertscore_pairs"] == 3
 
     client = tracking.get_client(params)
-    run = client.get_run(summary["run_id"])
+    run = client.get_run(summary.run_id)
     assert {k: run.data.tags[k] for k in ("dataset", "method", "k_shots", "seed")} == {
         "dataset": "tiny", "method": "reasoningrec", "k_shots": "4", "seed": "0",
     }
@@ -115,7 +119,7 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"adapter", "model", "plots", "predictions"} <= artifacts
 
-    assert summary["registration"]["version"] == 1 and summary["registration"]["alias"] == "champion"
+    assert summary.registration["version"] == 1 and summary.registration["alias"] == "champion"
     champion = tracking.load_model(params, "tiny")
     scored = champion.predict(pd.DataFrame({"prompt_text": [_test_prompt(params)]}))
     test_rows = predictions[predictions["split"] == "test"].reset_index(drop=True)
@@ -126,12 +130,12 @@ def test_zero_shot_experiment_is_logged_but_not_registered(setup):
     params = setup
     command = "python -m benchmarks.quality_run --set 'train.learning_rate=3e-4'"
     summary = experiment.run_experiment(params, "tiny", "zeroshot-vanilla", 64, 0, command=command)
-    assert summary["k_shots"] == 0 and summary["registration"] is None
-    assert "test_bertscore_f1" not in summary["metrics"]  # the titles prompt asks for no reasoning
-    run = tracking.get_client(params).get_run(summary["run_id"])
+    assert summary.k_shots == 0 and summary.registration is None
+    assert "test_bertscore_f1" not in summary.metrics  # the titles prompt asks for no reasoning
+    run = tracking.get_client(params).get_run(summary.run_id)
     assert run.data.tags["k_shots"] == "0" and run.data.tags["method"] == "zeroshot-vanilla"
     assert run.data.tags["command"] == command  # the report's provenance shows what really ran
-    predictions = pd.read_parquet(Path(summary["run_dir"]) / "predictions.parquet")
+    predictions = pd.read_parquet(Path(summary.run_dir) / "predictions.parquet")
     assert predictions["explanation"].isna().all()
 
 
@@ -146,43 +150,41 @@ def _with(params, section: str, **values):
 def test_a_run_made_with_other_settings_is_moved_aside_and_redone(setup):
     params = setup
     first = experiment.run_experiment(params, "tiny", "zeroshot-vanilla", 0, 1)
-    out = Path(first["run_dir"])
-    assert read_json(out / "fingerprint.json")["fingerprint"] == first["fingerprint"]
+    out = Path(first.run_dir)
+    assert read_json(out / "fingerprint.json")["fingerprint"] == first.fingerprint
 
     def fingerprint(p, method="zeroshot-vanilla", k=0):
         return experiment.run_fingerprint(p, "tiny", method, k)[0]
 
     # Speed settings, the BERTScore backbone, the other K sizes and training settings of a
     # zero-shot method do not change what the run computes ...
-    assert fingerprint(params) == first["fingerprint"]
+    assert fingerprint(params) == first.fingerprint
     for section, values in [("llm", {"batch_size": 2}), ("evaluate", {"bertscore_model": "deferred"}),
                             ("records", {"k_shots": [4, 8]}), ("train", {"learning_rate": 1.0})]:
-        assert fingerprint(_with(params, section, **values)) == first["fingerprint"], section
+        assert fingerprint(_with(params, section, **values)) == first.fingerprint, section
     # ... these do: training settings of a fine-tuned one, evaluation settings, the K-shot set.
     tuned = fingerprint(params, "reasoningrec", 4)
     assert fingerprint(_with(params, "train", learning_rate=1.0), "reasoningrec", 4) != tuned
     changed = _with(params, "evaluate", explain_limit=2)
-    assert fingerprint(changed) != first["fingerprint"]
+    assert fingerprint(changed) != first.fingerprint
 
     second = experiment.run_experiment(changed, "tiny", "zeroshot-vanilla", 0, 1)
-    assert second["fingerprint"] == fingerprint(changed) and Path(second["run_dir"]) == out
-    parked = out.parent / ".superseded" / f"{out.name}-{first['fingerprint']}"
-    assert read_json(parked / "metrics.json")["fingerprint"] == first["fingerprint"]  # kept, not lost
+    assert second.fingerprint == fingerprint(changed) and Path(second.run_dir) == out
+    parked = out.parent / ".superseded" / f"{out.name}-{first.fingerprint}"
+    assert read_json(parked / "metrics.json")["fingerprint"] == first.fingerprint  # kept, not lost
     assert (parked / "predictions.parquet").is_file()
-    assert read_json(out / "metrics.json")["fingerprint"] == second["fingerprint"]
+    assert read_json(out / "metrics.json")["fingerprint"] == second.fingerprint
 
 
 def test_unknown_method_is_a_config_error(setup):
-    with pytest.raises(ConfigError, match="unknown LLM method 'sasrec'"):
+    with pytest.raises(ConfigError, match="'sasrec' is a baseline"):
         experiment.run_experiment(setup, "tiny", "sasrec", 4, 0)
 
 
-def test_strip_prediction_and_explain_subset():
-    assert experiment.strip_prediction("Prediction: **Yes**\nBecause it smells nice.") == "Because it smells nice."
-    assert experiment.strip_prediction("No prediction here") == "No prediction here"
+def test_explain_subset_puts_referenced_rows_first():
     test = pd.DataFrame({"reference": [None, "Prediction: No", "Prediction: Yes\nreason", "why"]})
-    assert experiment.explain_subset(test, 2).index.tolist() == [2, 3]  # referenced rows first
-    assert experiment.explain_subset(test, None).index.tolist() == [2, 3, 0, 1]
+    assert evaluation.explain_subset(test, 2).index.tolist() == [2, 3]  # referenced rows first
+    assert evaluation.explain_subset(test, None).index.tolist() == [2, 3, 0, 1]
 
 
 def _test_prompt(params) -> str:
@@ -246,8 +248,10 @@ def test_explanation_metrics_with_the_embedded_bertscore():
         Explanation("I cannot tell.", None, "I cannot tell."),  # parse failure, no reference
     ]
     references = [f"Prediction: Yes\n{same}", "Prediction: No\nThe user avoids strong scents.", None]
-    result, logged = experiment.evaluate_explanations(explanations, references, model="embedded", num_layers=6)
+    result, logged = evaluation.evaluate_explanations(explanations, references, [1, 1, 0], model="embedded",
+                                                      num_layers=6)
     assert result["parse_failure_rate"] == pytest.approx(1 / 3)
+    assert result["stated_label_agreement"] == pytest.approx(1 / 2)  # Yes == 1; No != 1
     assert result["bertscore_pairs"] == 2 and result["empty_explanation_rate"] == 0.5
     # Identical text scores 1, the empty explanation 0: the mean is 0.5.
     assert result["test_bertscore_f1"] == pytest.approx(0.5, abs=1e-4)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from reasoningrec import records as rec
+from reasoningrec.methods import VARIANTS
 from reasoningrec.records import ItemText
 
 
@@ -62,13 +63,6 @@ def test_unknown_variant_or_domain_is_a_config_error():
         rec.build_prompt("bogus", "beauty", "", HISTORY, TARGET)
     with pytest.raises(ConfigError, match="domain"):
         rec.build_prompt("full", "cars", "", HISTORY, TARGET)
-
-
-def test_render_example_is_trl_prompt_completion(tok):
-    prompt, completion = rec.render_example(tok, "Will the user like it?", "Prediction: Yes\nBecause.")
-    assert prompt.endswith("<|im_start|>assistant\n")
-    assert completion == "Prediction: Yes\nBecause.<|im_end|>"  # one EOS, no trailing newline
-    assert rec.render_chat(tok, "Will the user like it?") == prompt
 
 
 def test_shortening_drops_the_oldest_history_item_first(tok):
@@ -168,7 +162,7 @@ def test_run_records_writes_parquet_and_summary(tok, tmp_path, params):
     written = pd.read_parquet(tmp_path / "records.parquet")
     assert summary["rows"] == len(written) == 5 * (8 + 4 + 12)
     assert (tmp_path / "records.json").is_file()
-    assert set(written["variant"]) == set(rec.VARIANTS)
+    assert set(written["variant"]) == set(VARIANTS)
 
 
 def test_real_paper_items_fit_with_real_lengths(tok):

@@ -14,7 +14,10 @@ import yaml
 from mlflow_support import migrated_store
 
 from reasoningrec.config import parse_params
-from reasoningrec.report import PAPER_AUC, Cell, RunRecord, paired_difference_ci, run_report, within_noise
+from reasoningrec.report import run_report
+from reasoningrec.report.cells import Cell, RunRecord
+from reasoningrec.report.noise import paired_difference_ci, within_noise
+from reasoningrec.report.paper import PAPER_AUC
 
 # (dataset, method, K, answer_loss_weight) -> test AUC per seed (BERTScore F1 for reasoningrec K=64).
 FIXTURE = {

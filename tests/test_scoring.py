@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reasoningrec.records import render_chat
-from reasoningrec.scoring import (
-    ANSWER_PREFIX,
-    answer_token_ids,
-    generate_explanations,
-    load_adapter,
-    parse_completion,
-    score_prompts,
-)
+from reasoningrec.answer import ANSWER_PREFIX, answer_token_ids
+from reasoningrec.models import load_adapter, render_chat
+from reasoningrec.scoring import generate_explanations, score_prompts
 
 PROMPTS = [
     "The user liked Toy Story (1995). Will the user like the target movie Heat (1995)?",
@@ -108,21 +102,6 @@ def test_scoring_restores_training_mode(tiny):
     score_prompts(model, tok, [render_chat(tok, PROMPTS[0])])
     assert model.training
     model.eval()
-
-
-@pytest.mark.parametrize(
-    ("text", "label", "reasoning"),
-    [
-        ("Prediction: Yes\n1. The user likes fragrances.", 1, "1. The user likes fragrances."),
-        ("Prediction: No \n The item is too strong.", 0, "The item is too strong."),
-        ("prediction:no", 0, ""),
-        ("**Prediction:** Yes because", 1, "because"),
-        ("The user will like Yes Man.", None, "The user will like Yes Man."),
-        ("Prediction: Maybe", None, "Prediction: Maybe"),
-    ],
-)
-def test_parse_completion(text, label, reasoning):
-    assert parse_completion(text) == (label, reasoning)
 
 
 def test_generate_explanations_is_greedy_and_batched(tiny):

@@ -11,8 +11,9 @@ import pytest
 from mlflow_support import build_tiny_adapter, template_store, tracking_params
 
 from reasoningrec import serving, tracking
-from reasoningrec.records import ItemText, build_prompt, render_chat
-from reasoningrec.scoring import generate_explanations, load_adapter, score_prompts
+from reasoningrec.models import load_adapter, render_chat
+from reasoningrec.records import ItemText, build_prompt
+from reasoningrec.scoring import generate_explanations, score_prompts
 
 HISTORY = [
     {"title": "Fresh Eau De Parfum", "description": "a light floral scent", "liked": True},

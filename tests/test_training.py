@@ -12,7 +12,6 @@ from reasoningrec.training import (
     ValidationAUCCallback,
     answer_token_weights,
     check_adapter_not_empty,
-    choose_precision,
     train_adapter,
     weighted_completion_loss,
 )
@@ -37,13 +36,6 @@ def _planted(n: int, reasoning: bool = False) -> pd.DataFrame:
         rows.append({"prompt_text": f"Will the user like the target item {title}?", "completion_text": completion,
                      "label": label})
     return pd.DataFrame(rows)
-
-
-def test_choose_precision():
-    assert choose_precision("auto", cuda=False) == "fp32"
-    assert choose_precision("auto", cuda=True, bf16_supported=True) == "bf16"
-    assert choose_precision("auto", cuda=True, bf16_supported=False) == "fp32"
-    assert choose_precision("nf4", cuda=True) == "nf4"
 
 
 def test_answer_weights_mark_only_the_first_answer_token():
@@ -81,8 +73,8 @@ def trainer_setup(tiny_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig
 
-    from reasoningrec.records import render_example
-    from reasoningrec.scoring import answer_token_ids
+    from reasoningrec.answer import answer_token_ids
+    from reasoningrec.models import render_example
     from reasoningrec.training import _sft_trainer_class
 
     tok = AutoTokenizer.from_pretrained(tiny_path)
@@ -186,8 +178,8 @@ def test_empty_adapter_is_refused(tiny_path, tmp_path):
 
 def test_training_learns_a_planted_signal_and_resumes(tiny_path, tmp_path):
     from reasoningrec.io import read_json
-    from reasoningrec.records import render_chat
-    from reasoningrec.scoring import load_adapter, score_prompts
+    from reasoningrec.models import load_adapter, render_chat
+    from reasoningrec.scoring import score_prompts
 
     cfg = TrainConfig(epochs=4, learning_rate=3e-2, batch_size=8, patience=4, answer_loss_weight=5.0,
                       target_modules=["q_proj", "v_proj", "o_proj"])
@@ -220,8 +212,8 @@ def test_training_learns_a_planted_signal_and_resumes(tiny_path, tmp_path):
 @pytest.mark.slow
 def test_smollm2_end_to_end(tmp_path):
     """Real SmolLM2-135M-Instruct: two epochs on a few records, then scores and an explanation."""
-    from reasoningrec.records import render_chat
-    from reasoningrec.scoring import generate_explanations, load_adapter, score_prompts
+    from reasoningrec.models import load_adapter, render_chat
+    from reasoningrec.scoring import generate_explanations, score_prompts
 
     cfg = TrainConfig(epochs=2, learning_rate=1e-3, batch_size=4, patience=2, answer_loss_weight=2.0)
     result = train_adapter("embedded", _planted(8, reasoning=True), _planted(4), cfg, tmp_path, max_length=256)

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from reasoningrec.app import DatasetOption, ParamsOption, app, params_from
+from reasoningrec.methods import names
 
 MethodOption = Annotated[
-    str,
-    typer.Option("--method", "-m", help="reasoningrec | reasoningrec-no-profile | reasoningrec-no-description | tallrec"),
+    str, typer.Option("--method", "-m", help=f"A fine-tuned method: {', '.join(names(fine_tuned=True))}."),
 ]
 KOption = Annotated[int, typer.Option("--k", "-k", help="K-shot training set size (one of records.k_shots).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Training seed.")]
@@ -44,9 +44,10 @@ def train(
     from reasoningrec.training import run_train
 
     s = run_train(params_from(params), dataset, method, k, seed, out)
+    auc = "n/a" if s.best_valid_auc is None else f"{s.best_valid_auc:.4f}"
     typer.echo(
-        f"train {dataset} {method} K={k} seed={seed}: best epoch {s['best_epoch']} of {s['epochs_run']}, "
-        f"valid AUC {s['best_valid_auc']:.4f}, {s['precision']}, {s['seconds']:.0f} s -> {s['adapter_dir']}"
+        f"train {dataset} {method} K={k} seed={seed}: best epoch {s.best_epoch} of {s.epochs_run}, "
+        f"valid AUC {auc}, {s.precision}, {s.seconds:.0f} s -> {s.adapter_dir}"
     )
 
 
@@ -63,23 +64,32 @@ def score(
 ) -> None:
     """Score records with P(Yes), generate explanations, write predictions.parquet and print the metrics."""
     from reasoningrec import metrics
+    from reasoningrec.evaluation import consistency_metrics
     from reasoningrec.io import write_json, write_parquet
+    from reasoningrec.models import load_adapter, render_chat
+    from reasoningrec.predictions import predictions_frame
     from reasoningrec.records import read_records
-    from reasoningrec.scoring import load_adapter, predict_records
+    from reasoningrec.scoring import explain as explain_prompts
+    from reasoningrec.scoring import score_prompts, scored_labels
 
     p = params_from(params)
     model, tokenizer, meta = load_adapter(adapter)
     recs = read_records(p.work_dir(dataset) / "records.parquet", meta.get("variant", "full"))
     recs = recs[recs["split"] == split].reset_index(drop=True)
+    prompts = [render_chat(tokenizer, text) for text in recs["prompt_text"]]
+    p_yes = score_prompts(model, tokenizer, prompts, p.llm.batch_size)
     limit = p.evaluate.explain_limit if explain is None else explain
-    preds = predict_records(model, tokenizer, recs, explain_limit=limit,
-                            max_new_tokens=p.evaluate.explain_max_new_tokens)
+    n_explain = len(prompts) if limit is None else min(limit, len(prompts))
+    generated = explain_prompts(
+        model, tokenizer, prompts[:n_explain], p_yes[:n_explain], mode=p.evaluate.explanations,
+        max_new_tokens=p.evaluate.explain_max_new_tokens, batch_size=p.llm.batch_size,
+    )
+    preds = predictions_frame(recs, p_yes, dict(enumerate(generated)))
     out = out or Path(adapter).parent / f"predictions_{split}.parquet"
     write_parquet(out, preds)
     result = metrics.classification_metrics(preds["label"], preds["p_yes"])
-    explained = preds[preds["explanation"].notna()]
-    if len(explained):
-        result["parse_failure_rate"] = metrics.parse_failure_rate(explained["parsed_label"].tolist())
+    if generated:
+        result.update(consistency_metrics(generated, scored_labels(p_yes[:n_explain])))
     write_json(Path(out).with_suffix(".json"), result)
     typer.echo(f"score {dataset} {split}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                       for k, v in result.items()) + f" -> {out}")

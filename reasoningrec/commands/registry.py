@@ -9,15 +9,9 @@ from typing import Annotated
 import typer
 
 from reasoningrec.app import DatasetOption, ParamsOption, app, invocation, params_from
+from reasoningrec.methods import help_text
 
-MethodOption = Annotated[
-    str,
-    typer.Option(
-        "--method", "-m",
-        help="reasoningrec, reasoningrec-no-profile, reasoningrec-no-description, tallrec, label-only, "
-        "zeroshot-vanilla, zeroshot-reasoningrec.",
-    ),
-]
+MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"An LLM method: {help_text(llm=True)}.")]
 KOption = Annotated[int, typer.Option("--k", help="K-shot training set size (ignored by zero-shot methods).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Training seed.")]
 
@@ -34,7 +28,7 @@ def experiment(
     from reasoningrec.experiment import run_experiment
 
     summary = run_experiment(params_from(params), dataset, method, k, seed, command=invocation())
-    typer.echo(json.dumps(summary, indent=2, default=str))
+    typer.echo(json.dumps(summary.to_json(), indent=2, default=str))
 
 
 @app.command()

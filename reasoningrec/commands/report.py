@@ -24,7 +24,7 @@ def baselines(
     from reasoningrec.baselines import run_baselines
 
     summary = run_baselines(params_from(params), dataset, seeds=parse_seeds(seeds, ctx.args), command=invocation())
-    for method, entry in summary["methods"].items():
+    for method, entry in summary.methods.items():
         runs = entry["seeds"].values()
         valid = ", ".join(f"{r['valid_auc']:.3f}" for r in runs if "valid_auc" in r)
         typer.echo(

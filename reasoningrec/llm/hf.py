@@ -1,8 +1,9 @@
 """Local Hugging Face chat backend: any hub id or local folder, batched, left-padded generation.
 
 Prompts go through the tokenizer's chat template, are sorted by length so each batch pads little, and
-the replies come back in input order. On CUDA the weights are bf16, or 4-bit NF4 / 8-bit with
-bitsandbytes per ``LLMConfig.quantization``; on CPU they are fp32 (bf16 when asked).
+the replies come back in input order. Models load through :mod:`reasoningrec.models`: on CUDA the
+weights are bf16, or 4-bit NF4 / 8-bit with bitsandbytes per ``LLMConfig.quantization``; on CPU they
+are fp32 (bf16 when asked). :class:`EmbeddedBackend` is the same backend on the embedded SmolLM2.
 """
 
 from __future__ import annotations
@@ -52,13 +53,6 @@ def split_completion(
     return ids, len(ids), "length" if len(ids) >= max_new_tokens else "stop"
 
 
-def pick_dtype(device: str, dtype: str) -> str:
-    """Weight dtype name: fp32 on CPU unless bf16 is asked; bf16 on CUDA unless fp32 is asked."""
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if device.startswith("cuda") else "float32"
-
-
 def eos_token_ids(tokenizer, generation_config) -> set[int]:
     """Every id that ends a reply: the model's generation EOS ids plus the tokenizer's EOS."""
     ids: set[int] = set()
@@ -70,57 +64,6 @@ def eos_token_ids(tokenizer, generation_config) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return ids
-
-
-# ---------------------------------------------------------------- loading
-
-
-def load_model(
-    model: str,
-    *,
-    quantization: str = "none",
-    dtype: str = "auto",
-    device: str | None = None,
-):
-    """Load ``(model, tokenizer, device)`` for generation, ready for left-padded batches."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        raise ValueError(f"{model}: the tokenizer has no chat template (expected a chat/instruct model)")
-
-    torch_dtype = getattr(torch, pick_dtype(device, dtype))
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
-    if quantization != "none" and device.startswith("cuda"):
-        from transformers import BitsAndBytesConfig
-
-        if quantization == "nf4":
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.bfloat16,
-                bnb_4bit_use_double_quant=True,
-            )
-        elif quantization == "int8":
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        else:
-            raise ValueError(f"unknown quantization {quantization!r} (expected none, nf4 or int8)")
-        kwargs["device_map"] = {"": torch.device(device).index or 0}
-    elif quantization != "none":
-        log.warning("quantization %r needs CUDA; loading %s unquantized on %s", quantization, model, device)
-
-    loaded = AutoModelForCausalLM.from_pretrained(model, **kwargs)
-    if "device_map" not in kwargs:
-        loaded.to(device)
-    loaded.eval()
-    if loaded.generation_config.pad_token_id is None:
-        loaded.generation_config.pad_token_id = tokenizer.pad_token_id
-    return loaded, tokenizer, device
 
 
 # ---------------------------------------------------------------- backend
@@ -190,13 +133,18 @@ class HFBackend:
     def load(self) -> tuple[Any, Any, str]:
         """Load the model on first use (heavy: seconds to minutes)."""
         if self._loaded is None:
-            from reasoningrec.llm.embedded import resolve_model  # embedded builds on this module
+            from reasoningrec import models
 
-            path = resolve_model(self.model_path)
-            log.info("loading %s (%s, quantization=%s)", path, self.dtype, self.quantization)
-            self._loaded = load_model(
-                path, quantization=self.quantization, dtype=self.dtype, device=self.device
-            )
+            path = models.resolve_model(self.model_path)
+            device = self.device or models.default_device()
+            precision = models.inference_precision(self.dtype, self.quantization, device)
+            log.info("loading %s (%s on %s)", path, precision, device)
+            tokenizer = models.load_tokenizer(path, padding_side="left")
+            models.require_chat_template(tokenizer)
+            model = models.load_causal_lm(path, precision, device=device)
+            if model.generation_config.pad_token_id is None:
+                model.generation_config.pad_token_id = tokenizer.pad_token_id
+            self._loaded = (model, tokenizer, device)
         return self._loaded
 
     def static_decoder(self):
@@ -272,3 +220,14 @@ def _progress(starts: range, label: str | None, batch_size: int, total: int):
     from tqdm.auto import tqdm
 
     return tqdm(starts, desc=label, unit="batch", total=len(starts), postfix={"prompts": total})
+
+
+class EmbeddedBackend(HFBackend):
+    """The HF backend on the embedded SmolLM2-135M-Instruct folder (converted on first use)."""
+
+    name = "embedded"
+
+    def __init__(self, **kwargs):
+        from reasoningrec.llm.embedded import MODEL_ID
+
+        super().__init__("embedded", model_id=MODEL_ID, **kwargs)

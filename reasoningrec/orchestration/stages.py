@@ -135,12 +135,14 @@ def experiment_grid(
     seeds: list[int] | None = None,
 ) -> list[tuple[str, int, int]]:
     """(method, K, seed) of every experiment run: trained methods per K, zero-shot ones at K = 0."""
+    from reasoningrec.methods import llm_method
+
     config = params.orchestration
-    chosen = methods if methods is not None else [*config.methods, *config.zero_shot_methods]
+    chosen = methods if methods is not None else config.methods
     ks = k_shots if k_shots is not None else params.records.k_shots
     grid: list[tuple[str, int, int]] = []
     for method in chosen:
-        for k in [0] if method.startswith("zeroshot") else ks:
+        for k in ks if llm_method(method).fine_tuned else [0]:
             grid.extend((method, k, seed) for seed in (seeds if seeds is not None else config.seeds))
     return grid
 

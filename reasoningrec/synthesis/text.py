@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import re
 
+from reasoningrec.answer import strip_answer
+
 # C0/C1 control characters (except tab/newline/CR, which collapse to spaces anyway), zero-width and
 # bidi-override characters: invisible in a terminal, but able to hide or reorder prompt text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -56,8 +58,10 @@ _BOILERPLATE = [
         r"(?:description|summary|profile|reasoning|explanation|answer|response|output)(?:\*\*)?\s*[:\-]\s*",
         re.I,
     ),
-    re.compile(r"^prediction\s*:\s*(?:yes|no)\b[.,]?\s*", re.I),
 ]
+
+
+_STRIPPERS = [*(lambda text, p=pattern: p.sub("", text, count=1) for pattern in _BOILERPLATE), strip_answer]
 
 
 def postprocess_output(text: str) -> str:
@@ -69,8 +73,8 @@ def postprocess_output(text: str) -> str:
     changed = True
     while changed and clean:
         changed = False
-        for pattern in _BOILERPLATE:
-            stripped = pattern.sub("", clean, count=1)
+        for strip in _STRIPPERS:
+            stripped = strip(clean)
             if stripped != clean:
                 clean, changed = stripped.strip(), True
     if len(clean) >= 2 and clean[0] == clean[-1] and clean[0] in "\"'" and clean.count(clean[0]) == 2:

@@ -60,7 +60,7 @@ def test_heuristics_match_hand_computed_values(tmp_path):
                            "baselines": {"item_prior_strength": 2.0}})
     summary = run_baselines(params, "hand", out_dir=work, methods=heuristics_methods(), track=False)
     g = 4 / 6  # training likes: a 2/3, b 1/2, c 1/1
-    assert summary["global_like_rate"] == pytest.approx(g)
+    assert summary.global_like_rate == pytest.approx(g)
     user = pd.read_parquet(work / "baselines" / "user-like-rate.parquet").set_index(["user_id", "split"])["p_yes"]
     assert user[("a", "valid")] == pytest.approx(2 / 3)
     assert user[("a", "test")] == pytest.approx(1 / 2)

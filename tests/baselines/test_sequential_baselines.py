@@ -12,7 +12,9 @@ import torch
 from baseline_data import beauty_work, leave_last_out, planted  # noqa: F401  (beauty_work is a fixture)
 from mlflow_support import migrated_store
 
-from reasoningrec.baselines import build_model, common, run_baselines
+from reasoningrec.baselines import common, run_baselines
+from reasoningrec.baselines.stage import build_model
+from reasoningrec.predictions import COLUMNS
 from reasoningrec.config import parse_params
 from reasoningrec.metrics import auc
 
@@ -88,14 +90,14 @@ def test_one_epoch_on_real_beauty_logs_contract_runs(beauty_work, tmp_path, tmp_
     })
     summary = run_baselines(params, "beauty", out_dir=beauty_work, seeds=[0])
 
-    assert json.loads((beauty_work / "baselines" / "baselines.json").read_text()) == json.loads(json.dumps(summary))
-    assert set(summary["methods"]) == {"sasrec", "caser", "user-like-rate", "item-like-rate"}
-    assert summary["training_examples"] > 500  # every position before the valid target, not K-shot
+    assert json.loads((beauty_work / "baselines" / "baselines.json").read_text()) == summary.to_json()
+    assert set(summary.methods) == {"sasrec", "caser", "user-like-rate", "item-like-rate"}
+    assert summary.training_examples > 500  # every position before the valid target, not K-shot
     # The user like-rate is a strong signal on real data: the bar the learned models must clear.
-    assert summary["methods"]["user-like-rate"]["seeds"]["0"]["test_auc"] > 0.65
+    assert summary.methods["user-like-rate"]["seeds"]["0"]["test_auc"] > 0.65
     for name in ("sasrec-seed0", "caser-seed0", "user-like-rate", "item-like-rate"):
         frame = pd.read_parquet(beauty_work / "baselines" / f"{name}.parquet")
-        assert list(frame.columns) == ["user_id", "split", "label", "p_yes"]
+        assert tuple(frame.columns) == COLUMNS
         assert set(frame.split) == {"valid", "test"} and frame.p_yes.between(0, 1).all()
 
     client = MlflowClient(uri)
@@ -107,6 +109,6 @@ def test_one_epoch_on_real_beauty_logs_contract_runs(beauty_work, tmp_path, tmp_
         assert {"dataset", "git_commit", "hardware", "command"} <= set(run.data.tags)
         assert {"valid_auc", "test_auc", "test_accuracy", "test_log_loss", "test_ece"} <= set(run.data.metrics)
         assert run.data.metrics["test_auc"] == pytest.approx(
-            summary["methods"][run.data.tags["method"]]["seeds"]["0"]["test_auc"])
+            summary.methods[run.data.tags["method"]]["seeds"]["0"]["test_auc"])
     sasrec = next(r for r in runs if r.data.tags["method"] == "sasrec")
     assert [m.step for m in client.get_metric_history(sasrec.info.run_id, "epoch_valid_auc")] == [1]

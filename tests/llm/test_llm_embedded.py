@@ -76,22 +76,24 @@ def test_failed_conversion_leaves_nothing_behind(monkeypatch, tmp_path):
 
 
 def test_resolve_model(monkeypatch, tmp_path):
+    from reasoningrec import models
+
     calls: list = []
     monkeypatch.setattr(embedded, "convert_gguf", fake_convert(calls))
     monkeypatch.setenv(embedded.MODEL_CACHE_ENV, str(tmp_path))
     target = str(tmp_path / embedded.FOLDER_NAME)
-    assert embedded.resolve_model("embedded") == target
+    assert models.resolve_model("embedded") == target
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(embedded, "_in_hf_cache", lambda repo: False)
-    assert embedded.resolve_model(embedded.HUB_ID) == target
-    monkeypatch.setattr(embedded, "_in_hf_cache", lambda repo: True)
-    assert embedded.resolve_model(embedded.HUB_ID) == embedded.HUB_ID  # the real hub weights win
-    monkeypatch.setattr(embedded, "_in_hf_cache", lambda repo: False)
+    monkeypatch.setattr(models, "_in_hf_cache", lambda repo: False)
+    assert models.resolve_model(embedded.HUB_ID) == target
+    monkeypatch.setattr(models, "_in_hf_cache", lambda repo: True)
+    assert models.resolve_model(embedded.HUB_ID) == embedded.HUB_ID  # the real hub weights win
+    monkeypatch.setattr(models, "_in_hf_cache", lambda repo: False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
-    assert embedded.resolve_model(embedded.HUB_ID) == embedded.HUB_ID  # online: the hub can serve it
-    assert embedded.resolve_model("meta-llama/Llama-2-7b-chat-hf") == "meta-llama/Llama-2-7b-chat-hf"
-    assert embedded.resolve_model("/models/mine") == "/models/mine"
+    assert models.resolve_model(embedded.HUB_ID) == embedded.HUB_ID  # online: the hub can serve it
+    assert models.resolve_model("meta-llama/Llama-2-7b-chat-hf") == "meta-llama/Llama-2-7b-chat-hf"
+    assert models.resolve_model(str(tmp_path)) == str(tmp_path)  # a local folder as is
     assert len(calls) == 1
 
 

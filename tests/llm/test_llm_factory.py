@@ -7,8 +7,8 @@ import sys
 
 from reasoningrec.config import LLMConfig, parse_params
 from reasoningrec.llm import CACHE_FILE, CachedBackend, GenerationSettings, make_backend
-from reasoningrec.llm.embedded import MODEL_ID, EmbeddedBackend
-from reasoningrec.llm.hf import HFBackend
+from reasoningrec.llm.embedded import MODEL_ID
+from reasoningrec.llm.hf import EmbeddedBackend, HFBackend
 from reasoningrec.llm.openai_http import OpenAIBackend
 
 

@@ -8,7 +8,6 @@ from reasoningrec.llm.base import GenerationSettings
 from reasoningrec.llm.hf import (
     HFBackend,
     length_order,
-    pick_dtype,
     sampling_kwargs,
     split_completion,
 )
@@ -56,12 +55,8 @@ def test_sampling_follows_the_settings():
     assert sampled == {"do_sample": True, "temperature": 0.01, "top_p": 0.75, "max_new_tokens": 256}
 
 
-def test_length_order_and_dtype_choice():
+def test_length_order():
     assert length_order([5, 1, 5, 0]) == [3, 1, 0, 2]
-    assert pick_dtype("cpu", "auto") == "float32"
-    assert pick_dtype("cuda:0", "auto") == "bfloat16"
-    assert pick_dtype("cpu", "bfloat16") == "bfloat16"
-    assert pick_dtype("cuda", "float32") == "float32"
 
 
 def test_replies_come_back_in_input_order_with_token_counts(backend):
@@ -118,7 +113,7 @@ def test_model_without_chat_template_is_refused(tiny_model, tmp_path):
     import json
     import shutil
 
-    from reasoningrec.llm.hf import load_model
+    from reasoningrec.errors import ConfigError
 
     copy = tmp_path / "plain"
     shutil.copytree(tiny_model, copy)
@@ -126,5 +121,5 @@ def test_model_without_chat_template_is_refused(tiny_model, tmp_path):
     config = json.loads((copy / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)
     (copy / "tokenizer_config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="no chat template"):
-        load_model(str(copy), device="cpu")
+    with pytest.raises(ConfigError, match="no chat template"):
+        HFBackend(str(copy), device="cpu").load()
