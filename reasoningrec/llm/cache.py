@@ -239,7 +239,7 @@ class CachedBackend:
                 f"the {len(todo) - kept} requests without a reply"
             )
             if isinstance(exc, LLMBackendError):
-                raise LLMBackendError(f"{exc}; {label}: {note}") from exc
+                raise LLMBackendError(f"{exc}; {progress + ': ' if progress else ''}{note}") from exc
             log.warning("%s: %s failed (%s); %s", label, self.name, type(exc).__name__, note)
             raise
 
