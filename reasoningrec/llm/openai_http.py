@@ -212,7 +212,7 @@ class OpenAIBackend:
         """One chat completion, retried on transient failures; stops early once ``cancel`` is set."""
         import httpx
 
-        cancel = cancel or threading.Event()
+        cancel = cancel if cancel is not None else threading.Event()
         body = request_body(self.model_id, messages, settings)
         last = "no attempt"
         url = ""
