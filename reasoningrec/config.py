@@ -113,6 +113,12 @@ class LLMConfig(_Section):
     max_concurrency: int = Field(8, ge=1)
     timeout_s: float = Field(120, gt=0)
     max_retries: int = Field(5, ge=0)
+    # Exponential backoff between retries: first delay and its ceiling (each with jitter).
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    # The longest Retry-After the OpenAI backend waits; a server asking for more fails the request
+    # at once (waiting the cap would only be told the same again), keeping every finished reply.
+    retry_after_cap_s: float = Field(300.0, ge=0)
 
 
 class GenerationConfig(_Section):

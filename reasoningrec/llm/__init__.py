@@ -59,6 +59,9 @@ def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
             max_concurrency=llm.max_concurrency,
             timeout_s=llm.timeout_s,
             max_retries=llm.max_retries,
+            backoff_base_s=llm.backoff_base_s,
+            backoff_max_s=llm.backoff_max_s,
+            retry_after_cap_s=llm.retry_after_cap_s,
         )
     else:  # LLMConfig validates the name; this guards direct construction
         raise ValueError(f"unknown llm.backend {llm.backend!r} (expected embedded, hf or openai)")

@@ -1,13 +1,15 @@
 """The chat-backend interface shared by every LLM backend and by the synthesis stages.
 
 A backend turns a batch of chat conversations into one :class:`Generation` per conversation, in
-input order. Backends are interchangeable: local Hugging Face models, OpenAI-compatible HTTP servers
+input order, and hands each reply to an optional ``on_reply`` sink as soon as it is ready, so that a
+failure later in the batch loses none of the replies already made. Backends are interchangeable: local Hugging Face models, OpenAI-compatible HTTP servers
 (vLLM, TGI, Ollama, OpenAI) and the embedded SmolLM2 default all implement :class:`ChatBackend`, and
 :class:`reasoningrec.llm.cache.CachedBackend` wraps any of them with a persistent response cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -43,15 +45,29 @@ class Generation:
     cached: bool = False
 
 
+ReplySink = Callable[[Sequence[tuple[int, Generation]]], None]
+"""Receives ``(index into the batch, reply)`` pairs as replies become ready: one call per group of
+replies that finished together, every reply exactly once, always on the thread that called
+``generate``. An exception it raises ends the ``generate`` call."""
+
+
 @runtime_checkable
 class ChatBackend(Protocol):
-    """Anything that turns chat conversations into replies, one per conversation, in input order."""
+    """Anything that turns chat conversations into replies, one per conversation, in input order.
+
+    ``generate`` hands every reply to ``on_reply`` (when given) before it returns, and before it
+    raises: replies finished before a failure reach the sink even though ``generate`` then raises.
+    """
 
     name: str  # "hf" | "openai" | "embedded"
     model_id: str
 
     def generate(
-        self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
+        self,
+        batch: list[list[Message]],
+        settings: GenerationSettings,
+        progress: str | None = None,
+        on_reply: ReplySink | None = None,
     ) -> list[Generation]: ...
 
 

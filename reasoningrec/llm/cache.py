@@ -1,15 +1,23 @@
 """A persistent, content-addressed response cache in front of any :class:`ChatBackend`.
 
 Each reply is stored under the SHA-256 of (backend name, model id, messages, settings). Hits are
-answered from disk without calling the backend. Misses are generated in chunks, and every chunk is
-committed in its own SQLite transaction (WAL journal) as soon as it returns, so a run that is killed
-loses only the chunk in flight and a rerun generates just what is missing. Error replies are never
+answered from disk without calling the backend. Misses are generated in chunks. A backend that takes
+an ``on_reply`` sink (every backend here does) hands each reply over as soon as it is ready, and the
+cache commits it at once in its own SQLite transaction (WAL journal; one transaction per group of
+replies that finished together): a failed request, a kill or a crash loses only the requests still in
+flight, never a finished reply, and a rerun sends just the requests without one. A backend without
+the sink is committed a chunk at a time, when its ``generate`` returns. Error replies are never
 stored, so they are retried on the next run.
+
+All writes go through one connection behind a lock, on the thread that called ``generate`` (the
+OpenAI backend hands replies back to that thread from its pool), so concurrent requests never write
+SQLite concurrently; other processes share the file through SQLite's own locking.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import sqlite3
@@ -19,7 +27,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from reasoningrec.llm.base import ChatBackend, Generation, GenerationSettings, Message, check_batch
+from reasoningrec.llm.base import (
+    ChatBackend,
+    Generation,
+    GenerationSettings,
+    LLMBackendError,
+    Message,
+    ReplySink,
+    check_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +141,23 @@ class ResponseStore:
             self._conn.close()
 
 
+def accepts_on_reply(backend: ChatBackend) -> bool:
+    """Whether ``backend.generate`` takes the ``on_reply`` sink (by name or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(backend.generate).parameters.values()
+    except (TypeError, ValueError):  # builtins or C callables without a signature
+        return False
+    return any(p.name == "on_reply" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 class CachedBackend:
     """A :class:`ChatBackend` that answers repeated requests from a persistent cache.
 
     Args:
         backend: the backend that generates misses.
         cache_path: the SQLite file (created with its folder when absent).
-        chunk_size: misses per backend call, each committed when it returns; default: the
-            backend's ``chunk_size`` or ``batch_size`` attribute, else 16.
+        chunk_size: misses per backend call; default: the backend's ``chunk_size`` or
+            ``batch_size`` attribute, else 16.
     """
 
     def __init__(self, backend: ChatBackend, cache_path: str | Path, chunk_size: int | None = None):
@@ -142,6 +167,7 @@ class CachedBackend:
         self.store = ResponseStore(cache_path)
         preferred = getattr(backend, "chunk_size", None) or getattr(backend, "batch_size", None)
         self.chunk_size = max(1, int(chunk_size or preferred or DEFAULT_CHUNK))
+        self.streams = accepts_on_reply(backend)
         self.hits = 0
         self.misses = 0
 
@@ -149,52 +175,101 @@ class CachedBackend:
         return f"CachedBackend({self.backend!r}, cache_path={str(self.store.path)!r})"
 
     def generate(
-        self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
+        self,
+        batch: list[list[Message]],
+        settings: GenerationSettings,
+        progress: str | None = None,
+        on_reply: ReplySink | None = None,
     ) -> list[Generation]:
+        """Replies in input order: cached ones from disk, the rest from the backend, each
+        committed as it arrives. A backend failure is re-raised after every finished reply is
+        stored; an :class:`LLMBackendError` then also says how many were kept."""
         check_batch(batch)
         requests = [request_json(self.name, self.model_id, conv, settings) for conv in batch]
         keys = [hashlib.sha256(r.encode("utf-8")).hexdigest() for r in requests]
         found = self.store.get_many(keys)
+        positions: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            positions.setdefault(key, []).append(i)
 
         # One backend call per distinct missing request, shortest prompts together (less padding).
-        first_of: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key not in found:
-                first_of.setdefault(key, i)
+        first_of = {key: where[0] for key, where in positions.items() if key not in found}
         todo = sorted(first_of.values(), key=lambda i: len(requests[i]))
         hits = sum(1 for key in keys if key in found)
         self.hits += hits
         label = progress or "generate"
         log.info("%s: %d of %d replies cached, %d to generate", label, hits, len(batch), len(todo))
+        if on_reply is not None and hits:
+            on_reply([(i, found[key]) for i, key in enumerate(keys) if key in found])
 
-        done = 0
-        for part in chunked(todo, self.chunk_size):
-            fresh = self.backend.generate([batch[i] for i in part], settings, progress=progress)
-            if len(fresh) != len(part):
-                raise RuntimeError(
-                    f"backend {self.name!r} returned {len(fresh)} replies for {len(part)} prompts"
-                )
+        stored: set[str] = set()
+
+        def served(key: str, i: int) -> Generation:
+            g = found[key]
+            # A duplicate of a request generated in this call is served from the cache, not the model.
+            return replace(g, cached=True) if not g.cached and first_of.get(key) != i else g
+
+        def keep(pairs: Sequence[tuple[int, Generation]]) -> None:
+            """Commit fresh replies (``pairs`` index into ``batch``) and pass them on."""
             rows = [
                 (keys[i], self.name, self.model_id, requests[i], g)
-                for i, g in zip(part, fresh, strict=True)
-                if g.finish_reason != "error"
+                for i, g in pairs
+                if g.finish_reason != "error" and keys[i] not in stored
             ]
             if rows:
                 self.store.put_many(rows)
-            for i, g in zip(part, fresh, strict=True):
+                stored.update(row[0] for row in rows)
+            for i, g in pairs:
                 found[keys[i]] = replace(g, cached=False)
-            self.misses += len(part)
-            done += len(part)
-            log.debug("%s: generated %d/%d", label, done, len(todo))
+            self.misses += len(pairs)
+            if on_reply is not None:
+                on_reply([(j, served(keys[j], j)) for i, _ in pairs for j in positions[keys[i]]])
 
-        results = []
-        for i, key in enumerate(keys):
-            g = found[key]
-            # A duplicate of a request generated in this call is served from the cache, not the model.
-            if not g.cached and first_of.get(key) != i:
-                g = replace(g, cached=True)
-            results.append(g)
-        return results
+        done = 0
+        try:
+            for part in chunked(todo, self.chunk_size):
+                self._generate_part(batch, part, settings, progress, keep)
+                done += len(part)
+                log.debug("%s: generated %d/%d", label, done, len(todo))
+        except BaseException as exc:
+            kept = len(stored)
+            note = (
+                f"{kept} of the {len(todo)} replies this call had to generate are kept in "
+                f"{self.store.path} ({hits} of {len(batch)} were cached before); a rerun sends only "
+                f"the {len(todo) - kept} requests without a reply"
+            )
+            if isinstance(exc, LLMBackendError):
+                raise LLMBackendError(f"{exc}; {progress + ': ' if progress else ''}{note}") from exc
+            log.warning("%s: %s failed (%s); %s", label, self.name, type(exc).__name__, note)
+            raise
+
+        return [served(key, i) for i, key in enumerate(keys)]
+
+    def _generate_part(
+        self,
+        batch: list[list[Message]],
+        part: Sequence[int],
+        settings: GenerationSettings,
+        progress: str | None,
+        keep: ReplySink,
+    ) -> None:
+        """Generate ``batch[i] for i in part``, handing every reply to ``keep`` (indices into
+        ``batch``) as the backend delivers it; replies it only returns are handed over at the end."""
+        delivered: set[int] = set()
+
+        def sink(pairs: Sequence[tuple[int, Generation]]) -> None:
+            delivered.update(j for j, _ in pairs)
+            if pairs:
+                keep([(part[j], g) for j, g in pairs])
+
+        conversations = [batch[i] for i in part]
+        if self.streams:
+            fresh = self.backend.generate(conversations, settings, progress=progress, on_reply=sink)
+        else:
+            fresh = self.backend.generate(conversations, settings, progress=progress)
+        if len(fresh) != len(part):
+            raise RuntimeError(f"backend {self.name!r} returned {len(fresh)} replies for {len(part)} prompts")
+        sink([(j, g) for j, g in enumerate(fresh) if j not in delivered])
 
     def close(self) -> None:
         self.store.close()

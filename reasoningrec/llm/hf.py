@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from reasoningrec.llm.base import Generation, GenerationSettings, Message, check_batch
+from reasoningrec.llm.base import Generation, GenerationSettings, Message, ReplySink, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,13 @@ class HFBackend:
         ]
 
     def generate(
-        self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
+        self,
+        batch: list[list[Message]],
+        settings: GenerationSettings,
+        progress: str | None = None,
+        on_reply: ReplySink | None = None,
     ) -> list[Generation]:
+        """Replies in input order; each micro-batch of ``batch_size`` goes to ``on_reply`` when done."""
         import torch
 
         check_batch(batch)
@@ -210,6 +215,8 @@ class HFBackend:
                 ids, count, reason = split_completion(row, eos_ids, settings.max_new_tokens)
                 text = tokenizer.decode(ids, skip_special_tokens=True).strip()
                 results[i] = Generation(text, len(encoded[i]), count, reason)
+            if on_reply is not None:
+                on_reply([(i, results[i]) for i in part])
         return [g for g in results if g is not None]
 
 

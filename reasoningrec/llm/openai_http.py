@@ -2,9 +2,20 @@
 
 Requests run concurrently (at most ``max_concurrency`` in flight), spread round-robin over one or
 more base URLs (scale-out over several servers). Rate limits (429), server errors (5xx), timeouts and
-connection failures are retried with exponential backoff plus jitter, honouring ``Retry-After``; after
-``max_retries`` retries a :class:`LLMBackendError` names the URL and the last status. The API key is
-read from the environment at each request and never stored, logged or shown in a repr.
+connection failures are retried with exponential backoff plus jitter; after ``max_retries`` retries a
+:class:`LLMBackendError` names the URL and the last status. The API key is read from the environment
+at each request and never stored, logged or shown in a repr.
+
+``Retry-After`` (delta-seconds or an HTTP date) on a retried status is honoured as a lower bound on
+the wait, up to ``retry_after_cap_s``. A server asking for longer (a daily quota: ``Retry-After:
+86400``) fails that request at once, with a message naming the URL, the asked wait and the cap:
+waiting the cap and asking again would only collect the same answer ``max_retries`` times.
+
+Every reply goes to ``generate``'s ``on_reply`` sink as soon as it arrives (from the calling thread,
+grouped when several finish together). When a request fails for good, the requests already on the
+wire finish and are handed over too, the ones still queued or waiting to retry are dropped, and the
+first failure is raised. Behind :class:`~reasoningrec.llm.cache.CachedBackend` every reply handed over
+is committed (its error adds how many were kept), so a rerun sends only the requests without one.
 """
 
 from __future__ import annotations
@@ -17,14 +28,22 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from reasoningrec.llm.base import Generation, GenerationSettings, LLMBackendError, Message, check_batch
+from reasoningrec.llm.base import (
+    Generation,
+    GenerationSettings,
+    LLMBackendError,
+    Message,
+    ReplySink,
+    check_batch,
+)
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+DEFAULT_RETRY_AFTER_CAP_S = 300.0
 _FINISH = {"stop": "stop", "length": "length", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop"}
 
 
@@ -116,6 +135,7 @@ class OpenAIBackend:
         timeout_s: per-request timeout (connect, read, write, pool).
         max_retries: retries after the first attempt of each request.
         backoff_base_s / backoff_max_s: first backoff delay and its cap.
+        retry_after_cap_s: the longest ``Retry-After`` waited for; a longer one fails the request.
     """
 
     name = "openai"
@@ -131,6 +151,7 @@ class OpenAIBackend:
         max_retries: int = 5,
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
         seed: int | None = None,
     ):
         import httpx
@@ -144,6 +165,7 @@ class OpenAIBackend:
         self.max_retries = max(0, max_retries)
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.retry_after_cap_s = max(0.0, retry_after_cap_s)
         self._rng = random.Random(seed)
         self._next = itertools.count()
         self._lock = threading.Lock()
@@ -174,16 +196,15 @@ class OpenAIBackend:
         with self._lock:
             return self.base_urls[next(self._next) % len(self.base_urls)]
 
-    def _sleep(self, attempt: int, retry_after: float | None) -> None:
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
         with self._lock:
-            delay = backoff_delay(
+            return backoff_delay(
                 attempt,
                 base=self.backoff_base_s,
                 cap=self.backoff_max_s,
                 retry_after=retry_after,
                 rng=self._rng,
             )
-        time.sleep(delay)
 
     def complete(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event | None = None
@@ -191,11 +212,12 @@ class OpenAIBackend:
         """One chat completion, retried on transient failures; stops early once ``cancel`` is set."""
         import httpx
 
+        cancel = cancel if cancel is not None else threading.Event()
         body = request_body(self.model_id, messages, settings)
         last = "no attempt"
         url = ""
         for attempt in range(self.max_retries + 1):
-            if cancel is not None and cancel.is_set():
+            if cancel.is_set():
                 raise LLMBackendError(
                     f"POST {url or self.base_urls[0]}: cancelled after another request failed"
                 )
@@ -208,44 +230,88 @@ class OpenAIBackend:
                 last = f"timeout after {self.timeout_s:g} s ({type(exc).__name__})"
             except httpx.TransportError as exc:
                 last = f"connection error ({type(exc).__name__}: {exc})"
+            except httpx.RequestError as exc:  # e.g. a body that fails to decode
+                last = f"request error ({type(exc).__name__}: {exc})"
             else:
                 if response.status_code == 200:
                     try:
                         data = response.json()
                     except ValueError:
-                        raise LLMBackendError(f"POST {url}: status 200 but the body is not JSON") from None
+                        raise LLMBackendError(
+                            f"POST {url}: status 200 but the body is not JSON: {response.text[:200]!r}"
+                        ) from None
                     return parse_response(data, url)
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code not in RETRY_STATUSES:
                     raise LLMBackendError(f"POST {url} failed with {last} (not retried)")
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                header = response.headers.get("Retry-After")
+                retry_after = parse_retry_after(header)
+                if retry_after is not None and retry_after > self.retry_after_cap_s:
+                    raise LLMBackendError(
+                        f"POST {url} failed with {last}; the server asks to retry after "
+                        f"{retry_after:.0f} s (Retry-After: {header}), above llm.retry_after_cap_s = "
+                        f"{self.retry_after_cap_s:g} s: not retried (rerun later, or raise the cap)"
+                    )
             if attempt < self.max_retries:
-                log.warning("POST %s: %s; retry %d/%d", url, last, attempt + 1, self.max_retries)
-                self._sleep(attempt, retry_after)
+                delay = self._backoff(attempt, retry_after)
+                log.warning(
+                    "POST %s: %s; retry %d/%d in %.2f s", url, last, attempt + 1, self.max_retries, delay
+                )
+                cancel.wait(delay)  # a failure elsewhere in the batch ends the wait early
         raise LLMBackendError(
             f"POST {url} failed after {self.max_retries + 1} attempts "
             f"({self.max_retries} retries); last status: {last}"
         )
 
     def generate(
-        self, batch: list[list[Message]], settings: GenerationSettings, progress: str | None = None
+        self,
+        batch: list[list[Message]],
+        settings: GenerationSettings,
+        progress: str | None = None,
+        on_reply: ReplySink | None = None,
     ) -> list[Generation]:
+        """Replies in input order; each one goes to ``on_reply`` as soon as it arrives.
+
+        The first request to fail for good cancels the rest of the batch (queued requests are not
+        sent, retries stop); requests already in flight still finish and reach ``on_reply``. Then
+        that first failure is raised.
+        """
         check_batch(batch)
         if not batch:
             return []
         results: list[Generation | None] = [None] * len(batch)
         cancel = threading.Event()
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(batch))) as pool:
-            futures = {pool.submit(self.complete, conv, settings, cancel): i for i, conv in enumerate(batch)}
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                cancel.set()  # requests still retrying give up instead of holding the error back
-                for future in pending:
-                    future.cancel()
-                raise failed[0].exception()
-            for future, i in futures.items():
-                results[i] = future.result()
+        failure: BaseException | None = None
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(batch)))
+        try:
+            pending: dict[Future, int] = {
+                pool.submit(self.complete, conv, settings, cancel): i for i, conv in enumerate(batch)
+            }
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                ready: list[tuple[int, Generation]] = []
+                for future in done:
+                    i = pending.pop(future)
+                    if future.cancelled():
+                        continue
+                    error = future.exception()
+                    if error is None:
+                        reply = results[i] = future.result()
+                        ready.append((i, reply))
+                    elif failure is None:
+                        failure = error
+                        cancel.set()  # requests still retrying give up instead of holding the error back
+                        for other in pending:
+                            other.cancel()
+                if ready and on_reply is not None:
+                    on_reply(sorted(ready, key=lambda pair: pair[0]))
+        except BaseException:  # the sink failed, or an interrupt: drop what has not been sent
+            cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if failure is not None:
+            raise failure
         if progress:
             log.info("%s: %d replies from %s", progress, len(batch), ", ".join(self.base_urls))
         return [g for g in results if g is not None]

@@ -1,4 +1,5 @@
-"""The response cache: hits skip the backend, misses are committed chunk by chunk, a kill -9 loses nothing."""
+"""The response cache: hits skip the backend, streamed replies are committed as they come (whole chunks for
+backends without a sink), a failure or a kill -9 loses no finished reply."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from reasoningrec.llm.base import Generation, GenerationSettings
-from reasoningrec.llm.cache import CachedBackend, ResponseStore, cache_key
+from reasoningrec.llm.base import Generation, GenerationSettings, LLMBackendError
+from reasoningrec.llm.cache import CachedBackend, ResponseStore, accepts_on_reply, cache_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +44,28 @@ class EchoBackend:
                 out.append(Generation("", finish_reason="error"))
             else:
                 out.append(Generation(f"reply:{content}", prompt_tokens=len(content), completion_tokens=3))
+        return out
+
+
+class StreamingBackend(EchoBackend):
+    """Hands each reply to ``on_reply`` as it is made; raises ``error`` at the prompts in ``fail``."""
+
+    def __init__(self, fail: set[str] | None = None, error: type[BaseException] = LLMBackendError):
+        super().__init__()
+        self.fail_at = fail or set()
+        self.error = error
+
+    def generate(self, batch, settings, progress=None, on_reply=None):
+        self.batches.append(len(batch))
+        out = []
+        for i, conv in enumerate(batch):
+            content = conv[-1]["content"]
+            self.calls.append(content)
+            if content in self.fail_at:
+                raise self.error(f"POST http://fake/v1/chat/completions failed with HTTP 500 at {content}")
+            out.append(Generation(f"reply:{content}", prompt_tokens=len(content), completion_tokens=3))
+            if on_reply is not None:
+                on_reply([(i, out[-1])])
         return out
 
 
@@ -229,3 +252,85 @@ def test_concurrent_readers_see_whole_chunks_while_a_writer_commits(tmp_path):
         assert counts == sorted(counts)  # never goes backwards
         assert all(c % 3 == 0 for c in counts)  # a chunk is visible whole or not at all
         assert counts[-1] == 30
+
+
+def test_streamed_replies_are_kept_when_the_backend_fails_mid_chunk(tmp_path):
+    db = tmp_path / "c.sqlite"
+    names = [f"p{i}" for i in range(10)]
+    CachedBackend(EchoBackend(), db).generate(convs(names[:2]), GenerationSettings())  # 2 hits
+    failing = StreamingBackend(fail={"p6"})
+    with pytest.raises(LLMBackendError) as err:
+        CachedBackend(failing, db, chunk_size=4).generate(convs(names), GenerationSettings(), progress="describe")
+    assert failing.batches == [4, 4]  # p2-p5, then p6 fails before p7 in the second chunk
+    message = str(err.value)
+    assert message.startswith("POST http://fake/v1/chat/completions failed with HTTP 500 at p6; describe: ")
+    assert f"4 of the 8 replies this call had to generate are kept in {db} (2 of 10 were cached before)" in message
+    assert "a rerun sends only the 4 requests without a reply" in message
+    assert isinstance(err.value.__cause__, LLMBackendError)
+    assert count_rows(db) == 6
+
+    resumed = StreamingBackend()
+    out = CachedBackend(resumed, db, chunk_size=4).generate(convs(names), GenerationSettings())
+    assert resumed.calls == ["p6", "p7", "p8", "p9"]
+    assert [g.text for g in out] == [f"reply:{n}" for n in names]
+
+
+def test_other_failures_keep_their_type_and_the_streamed_replies(tmp_path, caplog):
+    db = tmp_path / "c.sqlite"
+    with pytest.raises(MemoryError, match="at c"):
+        CachedBackend(StreamingBackend(fail={"c"}, error=MemoryError), db).generate(
+            convs(["a", "b", "c", "d"]), GenerationSettings(), progress="profile"
+        )
+    assert count_rows(db) == 2
+    assert "profile: fake failed (MemoryError); 2 of the 4 replies this call had to generate are kept" in caplog.text
+
+
+@pytest.mark.parametrize("inner", [StreamingBackend, EchoBackend])  # with and without the backend's sink
+def test_on_reply_gets_every_position_once_hits_first_duplicates_included(tmp_path, inner):
+    db = tmp_path / "c.sqlite"
+    CachedBackend(EchoBackend(), db).generate(convs(["b"]), GenerationSettings())
+    seen: list[list[tuple[int, str, bool]]] = []
+    out = CachedBackend(inner(), db, chunk_size=10).generate(
+        convs(["a", "b", "c", "a"]),
+        GenerationSettings(),
+        on_reply=lambda pairs: seen.append([(i, g.text, g.cached) for i, g in pairs]),
+    )
+    assert seen[0] == [(1, "reply:b", True)]  # the hit, before anything is generated
+    flat = sorted(pair for group in seen for pair in group)
+    assert flat == [(0, "reply:a", False), (1, "reply:b", True), (2, "reply:c", False), (3, "reply:a", True)]
+    assert [(g.text, g.cached) for g in out] == [(text, hit) for _, text, hit in flat]
+    # Streamed: "a" (with its duplicate), then "c", each as it came; otherwise the chunk at its end.
+    assert len(seen) == (3 if inner is StreamingBackend else 2)
+
+
+def test_accepts_on_reply():
+    assert accepts_on_reply(StreamingBackend()) and not accepts_on_reply(EchoBackend())
+
+    class Forwarding:
+        def generate(self, batch, settings, **kwargs):
+            return []
+
+    assert accepts_on_reply(Forwarding())
+
+
+def test_writers_on_many_threads_share_one_store(tmp_path):
+    store = ResponseStore(tmp_path / "c.sqlite")
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for n in range(25):
+                key = f"{worker}-{n}"
+                store.put_many([(key, "fake", "echo-1", "{}", Generation(f"reply:{key}"))])
+                assert store.get_many([key])[key].text == f"reply:{key}"
+        except BaseException as exc:  # surfaced by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(store) == 200
+    store.close()

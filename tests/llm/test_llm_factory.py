@@ -29,6 +29,11 @@ def test_each_backend_from_settings(tmp_path):
     )
     assert isinstance(api, OpenAIBackend) and api.base_urls == ["http://a/v1", "http://b/v1"]
     assert api.max_concurrency == 3
+    tuned = make_backend(
+        LLMConfig(backend="openai", backoff_base_s=0.5, backoff_max_s=7, retry_after_cap_s=42), None
+    )
+    assert (tuned.backoff_base_s, tuned.backoff_max_s, tuned.retry_after_cap_s) == (0.5, 7, 42)
+    assert make_backend(LLMConfig(backend="openai"), None).retry_after_cap_s == 300  # the documented default
 
     cached = make_backend(LLMConfig(backend="hf", model="org/model"), tmp_path / "cache")
     assert isinstance(cached, CachedBackend) and (cached.name, cached.model_id) == ("hf", "org/model")

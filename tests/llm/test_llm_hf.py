@@ -76,6 +76,20 @@ def test_replies_come_back_in_input_order_with_token_counts(backend):
         assert not g.cached
 
 
+def test_each_micro_batch_reaches_on_reply_as_it_finishes(backend):
+    groups: list[list[int]] = []
+    handed: dict[int, str] = {}
+
+    def on_reply(pairs):
+        groups.append([i for i, _ in pairs])
+        handed.update((i, g.text) for i, g in pairs)
+
+    out = backend.generate(PROMPTS, GenerationSettings(temperature=0, max_new_tokens=4), on_reply=on_reply)
+    assert [len(group) for group in groups] == [3, 2]  # batch_size 3 over 5 prompts
+    assert sorted(i for group in groups for i in group) == list(range(len(PROMPTS)))
+    assert handed == {i: g.text for i, g in enumerate(out)}
+
+
 def test_batched_greedy_equals_one_at_a_time(backend, tiny_model):
     settings = GenerationSettings(temperature=0, max_new_tokens=8)
     batched = backend.generate(PROMPTS, settings)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
+import math
+import re
 import socket
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from reasoningrec.config import LLMConfig
+from reasoningrec.llm import CACHE_FILE, make_backend
 from reasoningrec.llm.base import GenerationSettings, LLMBackendError
 from reasoningrec.llm.openai_http import (
     OpenAIBackend,
@@ -23,11 +29,19 @@ SECRET = "sk-test-0123456789-do-not-leak"
 
 
 class FakeServer:
-    """A chat-completions server; ``script`` holds the failures to serve before normal replies."""
+    """A chat-completions server on 127.0.0.1 that misbehaves as told.
 
-    def __init__(self, name: str, script: list[str] | None = None):
+    ``script`` holds actions served to the first requests, in turn; ``by_prompt`` maps a prompt (the
+    last message) to the action served every time it is asked; any other request is answered. Actions:
+    ``ok``, ``hang`` (answers after 1.5 s), ``status:CODE[:RETRY_AFTER]``, ``badjson`` (a cut-off
+    body), ``notchat`` (JSON without choices), ``slow:SECONDS:ACTION``. ``requests`` records each
+    request with the status served.
+    """
+
+    def __init__(self, name: str, script: list[str] | None = None, by_prompt: dict[str, str] | None = None):
         self.name = name
         self.script = list(script or [])
+        self.by_prompt = dict(by_prompt or {})
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         server = self
@@ -36,32 +50,50 @@ class FakeServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
+            def reply(self, code: int, payload: bytes, headers: dict[str, str] | None = None):
+                self.send_response(code)
+                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                content = body["messages"][-1]["content"]
+                record = {
+                    "path": self.path,
+                    "auth": self.headers.get("Authorization"),
+                    "body": body,
+                    "prompt": content,
+                    "t": time.monotonic(),
+                    "wall": time.time(),
+                }
                 with server.lock:
-                    server.requests.append(
-                        {
-                            "path": self.path,
-                            "auth": self.headers.get("Authorization"),
-                            "body": body,
-                            "t": time.monotonic(),
-                        }
-                    )
-                    action = server.script.pop(0) if server.script else "ok"
+                    server.requests.append(record)
+                    if content in server.by_prompt:
+                        action = server.by_prompt[content]
+                    else:
+                        action = server.script.pop(0) if server.script else "ok"
+                while action.startswith("slow:"):
+                    _, seconds, action = action.split(":", 2)
+                    time.sleep(float(seconds))
                 if action == "hang":
                     time.sleep(1.5)
                     action = "ok"
                 if action.startswith("status"):
-                    _, code, *retry_after = action.split(":")
-                    self.send_response(int(code))
-                    if retry_after:
-                        self.send_header("Retry-After", retry_after[0])
-                    payload = b'{"error": "busy"}'
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    _, code, *retry_after = action.split(":", 2)
+                    record["status"] = int(code)
+                    headers = {"Retry-After": retry_after[0]} if retry_after else {}
+                    self.reply(int(code), b'{"error": "busy"}', headers)
                     return
-                content = body["messages"][-1]["content"]
+                record["status"] = 200
+                if action == "badjson":
+                    self.reply(200, b'{"choices": [{"message": {"content": "cut of')
+                    return
+                if action == "notchat":
+                    self.reply(200, b'{"object": "error", "message": "model not loaded"}')
+                    return
                 payload = json.dumps(
                     {
                         "choices": [
@@ -76,11 +108,7 @@ class FakeServer:
                         "usage": {"prompt_tokens": len(content), "completion_tokens": 4},
                     }
                 ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(200, payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -199,6 +227,188 @@ def test_dead_server_is_skipped_by_retrying_on_the_next():
     with FakeServer("A") as alive:
         out = make([dead, alive.url], max_concurrency=2).generate(convs(4), GenerationSettings())
     assert [g.text for g in out] == [f"echo q{i} from A" for i in range(4)]
+
+
+def dead_url() -> str:
+    """A 127.0.0.1 URL whose port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_retry_after_as_an_http_date_is_waited_for():
+    target = math.ceil(time.time() + 0.5)  # HTTP dates have whole seconds: a wait of 0.5-1.5 s
+    date = email.utils.formatdate(target, usegmt=True)
+    with FakeServer("A", [f"status:503:{date}"]) as server:
+        out = make(server.url, max_concurrency=1, retry_after_cap_s=5).generate(convs(1), GenerationSettings())
+    assert out[0].text == "echo q0 from A"
+    first, second = server.requests
+    assert second["wall"] >= target - 0.05  # waited for the date, not the 10-50 ms backoff
+    assert second["wall"] - first["wall"] < 3
+
+
+@pytest.mark.parametrize("kind", ["delta", "http-date"])
+def test_retry_after_above_the_cap_fails_at_once_with_a_clear_message(kind, caplog):
+    value = "86400" if kind == "delta" else email.utils.formatdate(time.time() + 3600, usegmt=True)
+    with FakeServer("A", [f"status:429:{value}"] * 5) as server:
+        backend = make(server.url, max_concurrency=1, max_retries=3, retry_after_cap_s=2)
+        start = time.monotonic()
+        with pytest.raises(LLMBackendError) as err:
+            backend.generate(convs(1), GenerationSettings())
+        elapsed = time.monotonic() - start
+    message = str(err.value)
+    assert f"POST {server.url}/chat/completions" in message and "HTTP 429" in message
+    assert f"Retry-After: {value}" in message and "llm.retry_after_cap_s = 2 s" in message
+    asked = int(re.search(r"retry after (\d+) s", message).group(1))
+    assert asked == 86400 if kind == "delta" else 3598 <= asked <= 3600
+    assert len(server.requests) == 1  # not retried, and no day-long sleep
+    assert elapsed < 1.5
+
+
+def test_retry_after_within_the_cap_is_not_cut_short_by_the_backoff_ceiling():
+    with FakeServer("A", ["status:429:0.4"]) as server:
+        make(server.url, max_concurrency=1, backoff_max_s=0.01, retry_after_cap_s=0.5).generate(
+            convs(1), GenerationSettings()
+        )
+    first, second = server.requests
+    assert second["t"] - first["t"] >= 0.4
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [("badjson", "body is not JSON"), ("notchat", "not a chat completion")],
+)
+def test_malformed_200_replies_are_clear_errors_not_retried(action, expected):
+    with FakeServer("A", [action]) as server, pytest.raises(LLMBackendError, match=expected) as err:
+        make(server.url, max_concurrency=1).generate(convs(1), GenerationSettings())
+    assert f"{server.url}/chat/completions" in str(err.value)
+    assert len(server.requests) == 1
+
+
+def test_a_server_that_always_hangs_fails_after_the_timeouts():
+    with FakeServer("A", ["hang"] * 5) as server:
+        backend = make(server.url, timeout_s=0.2, max_retries=1, max_concurrency=1)
+        start = time.monotonic()
+        with pytest.raises(LLMBackendError) as err:
+            backend.generate(convs(1), GenerationSettings())
+        elapsed = time.monotonic() - start
+    assert "2 attempts" in str(err.value) and "timeout after 0.2 s" in str(err.value)
+    assert len(server.requests) == 2
+    assert elapsed < 1.4  # two 0.2 s timeouts, not the 1.5 s hangs
+
+
+def test_connection_refused_fails_with_the_url_and_the_cause():
+    url = dead_url()
+    start = time.monotonic()
+    with pytest.raises(LLMBackendError) as err:
+        make(url, max_retries=2, max_concurrency=1).generate(convs(1), GenerationSettings())
+    message = str(err.value)
+    assert f"POST {url}/chat/completions failed after 3 attempts" in message
+    assert "connection error (ConnectError" in message
+    assert time.monotonic() - start < 2
+
+
+def test_replies_reach_on_reply_on_the_calling_thread_before_a_failure_is_raised():
+    caller = threading.get_ident()
+    seen: list[tuple[int, str, int]] = []
+    def on_reply(pairs):
+        seen.extend((i, g.text, threading.get_ident()) for i, g in pairs)
+
+    with (
+        FakeServer("A", by_prompt={"q3": "slow:0.5:status:400"}) as server,
+        pytest.raises(LLMBackendError, match="HTTP 400"),
+    ):
+        make(server.url, max_concurrency=2).generate(convs(6), GenerationSettings(), on_reply=on_reply)
+    # q3 is slow to fail: the other slot answers q2, q4 and q5 meanwhile (q0 and q1 went first).
+    assert sorted(i for i, _, _ in seen) == [0, 1, 2, 4, 5]
+    assert all(text == f"echo q{i} from A" for i, text, _ in seen)
+    assert {thread for _, _, thread in seen} == {caller}
+    assert len(server.requests) == 6
+
+
+def test_a_failure_ends_the_retry_waits_of_the_other_requests():
+    with FakeServer("A", by_prompt={"q0": "status:429:5", "q1": "slow:0.2:status:400"}) as server:
+        backend = make(server.url, max_concurrency=2, retry_after_cap_s=10)
+        start = time.monotonic()
+        with pytest.raises(LLMBackendError, match="HTTP 400"):
+            backend.generate(convs(2), GenerationSettings())
+        elapsed = time.monotonic() - start
+    assert elapsed < 2  # q0 stopped waiting out its 5 s Retry-After when q1 failed
+    assert [r["prompt"] for r in server.requests].count("q0") == 1
+
+
+def cached_openai(url: str, cache_dir, **overrides):
+    """The OpenAI backend behind the response cache, built from settings as the pipeline does."""
+    settings = {
+        "backend": "openai",
+        "model": "test-model",
+        "base_url": url,
+        "api_key_env": "RR_TEST_KEY",
+        "max_concurrency": 2,  # chunks of 4 x 2 = 8 requests
+        "timeout_s": 2,
+        "max_retries": 1,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.02,
+        "retry_after_cap_s": 1,
+        **overrides,
+    }
+    return make_backend(LLMConfig(**settings), cache_dir)
+
+
+def cached_prompts(db) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        requests = [json.loads(row[0]) for row in conn.execute("SELECT request FROM responses")]
+    finally:
+        conn.close()
+    return {r["messages"][-1]["content"] for r in requests}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["slow:0.4:status:500", "slow:0.4:status:429:86400", "slow:0.4:badjson", "hang"],
+)
+def test_a_failure_after_partial_success_keeps_every_reply_and_the_rerun_sends_only_the_rest(
+    tmp_path, failure
+):
+    names = [f"q{i}" for i in range(20)]
+    settings = GenerationSettings()
+    # The cache sends q0-q7, q8-q15, q16-q19 (shortest first); q12 fails slowly (0.4 s, or two 0.8 s
+    # timeouts), so the other slot answers q13-q15 meanwhile: 8 + 7 replies arrive, q16-q19 are never sent.
+    with FakeServer("A", by_prompt={"q12": failure}) as server:
+        backend = cached_openai(server.url, tmp_path, timeout_s=0.8)
+        with pytest.raises(LLMBackendError) as err:
+            backend.generate(convs(20), settings, progress="describe")
+        backend.close()
+        answered = {r["prompt"] for r in server.requests if r.get("status") == 200 and r["prompt"] != "q12"}
+        assert answered == {f"q{i}" for i in range(16)} - {"q12"}
+        message = str(err.value)
+        assert f"POST {server.url}/chat/completions" in message
+        assert {"status:500": "HTTP 500", "status:429:86400": "retry after 86400 s", "badjson": "not JSON",
+                "hang": "timeout after 0.8 s"}[failure.removeprefix("slow:0.4:")] in message
+        assert f"describe: 15 of the 20 replies this call had to generate are kept in {tmp_path / CACHE_FILE}" in message
+        assert "a rerun sends only the 5 requests without a reply" in message
+        assert cached_prompts(tmp_path / CACHE_FILE) == answered
+
+        server.by_prompt.clear()
+        server.requests.clear()
+        rerun = cached_openai(server.url, tmp_path)  # a fresh backend, as in a new process
+        out = rerun.generate(convs(20), settings)
+        rerun.close()
+    sent = [r["prompt"] for r in server.requests]
+    assert sorted(sent) == sorted(["q12", "q16", "q17", "q18", "q19"])  # each missing one, once
+    assert [g.text for g in out] == [f"echo {n} from A" for n in names]
+    assert [g.cached for g in out] == [n not in sent for n in names]
+    assert cached_prompts(tmp_path / CACHE_FILE) == set(names)
+
+
+def test_connection_refused_through_the_cache_keeps_nothing_and_says_so(tmp_path):
+    backend = cached_openai(dead_url(), tmp_path)
+    with pytest.raises(LLMBackendError) as err:
+        backend.generate(convs(3), GenerationSettings())
+    assert "ConnectError" in str(err.value)
+    assert "0 of the 3 replies this call had to generate are kept" in str(err.value)
+    assert cached_prompts(tmp_path / CACHE_FILE) == set()
 
 
 def test_helpers():
