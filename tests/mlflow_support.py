@@ -63,8 +63,8 @@ def build_tiny_adapter(base_dir: Path, out_dir: Path, *, variant: str = "full", 
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reasoningrec.io import write_json
     from reasoningrec.answer import answer_token_ids
+    from reasoningrec.io import write_json
     from reasoningrec.methods import METHODS
 
     torch.manual_seed(seed)

@@ -14,9 +14,9 @@ from mlflow_support import migrated_store
 
 from reasoningrec.baselines import common, run_baselines
 from reasoningrec.baselines.stage import build_model
-from reasoningrec.predictions import COLUMNS
 from reasoningrec.config import parse_params
 from reasoningrec.metrics import auc
+from reasoningrec.predictions import COLUMNS
 
 
 @pytest.fixture(autouse=True)
