@@ -33,8 +33,35 @@ def invocation() -> str:
     return shlex.join(["reasoningrec", *sys.argv[1:]])
 
 
-def params_from(path: Path | None):
-    """Load the run's settings (cached: loaded once per process)."""
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a setting for this run, e.g. --set train.epochs=3 (repeatable)."),
+]
+OverlayOption = Annotated[
+    list[Path] | None,
+    typer.Option("--overlay", help="A settings file merged over params.yaml, e.g. configs/paper.yaml (repeatable)."),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Run even when the stage is up to date.")]
+AllowStaleOption = Annotated[
+    bool, typer.Option("--allow-stale", help="Run although an upstream stage is not up to date.")
+]
+
+
+def params_from(path: Path | None, sets: list[str] | None = None, overlays: list[Path] | None = None):
+    """Load the run's settings with its overlays and ``--set`` assignments (cached per process)."""
     from reasoningrec.config import load_params
 
-    return load_params(path)
+    return load_params(path, overlays or (), sets or ())
+
+
+def run_stage(params, dataset: str, stage: str, *, force: bool = False, allow_stale: bool = False,
+              subdir: str | None = None, extra: dict | None = None, **options):
+    """Execute one stage call through the completion rule; say so when it was up to date."""
+    from reasoningrec.completion import execute
+    from reasoningrec.pipeline import call_for
+
+    call = call_for(params, dataset, stage, subdir=subdir, **options)
+    outcome = execute(params, call, force=force, allow_stale=allow_stale, runner="cli", extra=extra)
+    if not outcome.ran:
+        typer.echo(f"{call.name} {dataset}: up to date, not run again (--force runs it)", err=True)
+    return outcome

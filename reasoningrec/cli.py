@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from reasoningrec.app import app
-from reasoningrec.commands import data, demo, model, ops, registry, report, synthesis, validate  # noqa: F401  (registers)
+from reasoningrec.commands import data, model, ops, registry, report, run, synthesis, validate  # noqa: F401  (registers)
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.logs import setup_logging
 

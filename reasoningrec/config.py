@@ -8,22 +8,33 @@ default. Nothing happens at import time: call :func:`load_params`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reasoningrec import methods as method_table
 from reasoningrec.errors import ConfigError
 
 PARAMS_ENV = "REASONINGREC_PARAMS"
 DATA_DIR_ENV = "REASONINGREC_DATA_DIR"
+METRICS_DIR_ENV = "REASONINGREC_METRICS_DIR"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _checked_llm_methods(value: list[str]) -> list[str]:
+    for name in value:
+        try:
+            method_table.llm_method(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return value
 
 
 class PathsConfig(_Section):
@@ -31,6 +42,8 @@ class PathsConfig(_Section):
     work_dir: Path = Path("data/work")
     cache_dir: Path = Path("cache")
     models_dir: Path = Path("models")
+    # Each stage's metrics (numbers only), where git and DVC see them: <metrics_dir>/<dataset>/<call>.json.
+    metrics_dir: Path = Path("metrics")
 
 
 class KCoreConfig(_Section):
@@ -57,21 +70,20 @@ class DatasetConfig(_Section):
     texts_path: str | None = None
 
 
-class DemoConfig(_Section):
-    """The README's main job: the whole pipeline on a small real slice, sized for a 2-core CPU."""
+class PipelineConfig(_Section):
+    """What the main job (``reasoningrec run``), ``dvc repro`` and the Prefect pipeline execute:
+    the plan of :func:`reasoningrec.pipeline.plan` over these datasets, methods, K and seeds."""
 
-    dataset: str = "fashion"
-    max_users: int = Field(40, ge=1)
-    # Items described by the embedded model (the rest keep the imported large-LLM text).
-    synthesize_items: int = Field(6, ge=0)
-    k_shots: int = Field(16, ge=2)
-    valid_size: int = Field(16, ge=2)
-    epochs: int = Field(2, ge=1)
-    explain_limit: int = Field(4, ge=0)
-    explain_max_new_tokens: int = Field(96, ge=1)
-    max_length: int = Field(1024, ge=64)
-    # Micro-batch of the demo's training; gradient accumulation keeps 8 records per optimizer step.
-    train_batch_size: int = Field(2, ge=1)
+    datasets: list[str] = ["fashion"]
+    methods: list[str] = ["reasoningrec"]
+    k_shots: list[int] = [16]
+    seeds: list[int] = [42]
+    baselines: bool = False  # add the baselines stage to each dataset's plan
+
+    @field_validator("methods")
+    @classmethod
+    def _llm_methods(cls, value: list[str]) -> list[str]:
+        return _checked_llm_methods(value)
 
 
 class IngestConfig(_Section):
@@ -96,6 +108,8 @@ class PrepareConfig(_Section):
     reviews_per_item: int = Field(10, ge=0)
     review_words: int = Field(50, ge=1)
     seed: int = 42
+    # Keep only the first N users (by id) after the k-core filter: a slice of the dataset; null = all.
+    max_users: int | None = Field(None, ge=1)
 
 
 class LLMConfig(_Section):
@@ -127,6 +141,9 @@ class GenerationConfig(_Section):
     max_new_tokens: int = Field(256, ge=1)
     words: int | None = None
     seed: int = 0
+    # Only the first N items/users (null = all). For a dataset with imported texts, describe.limit
+    # items are also described by llm.model into <work_dir>/<dataset>/llm/, beside the imported ones.
+    limit: int | None = Field(None, ge=1)
 
 
 class RecordsConfig(_Section):
@@ -220,25 +237,12 @@ class OrchestrationConfig(_Section):
     address: str | None = None
     llm_retries: int = Field(3, ge=0)
     retry_backoff_s: float = Field(10, gt=0)
-    # LLM methods of the experiment grid: fine-tuned ones run per (K, seed), zero-shot ones once (K = 0).
-    methods: list[str] = Field(default_factory=lambda: list(method_table.names(llm=True)))
-    seeds: list[int] = [42]
-
-    @field_validator("methods")
-    @classmethod
-    def _llm_methods(cls, value: list[str]) -> list[str]:
-        for name in value:
-            try:
-                method_table.llm_method(name)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return value
 
 
 class Params(_Section):
     paths: PathsConfig = PathsConfig()
     datasets: dict[str, DatasetConfig] = {}
-    demo: DemoConfig = DemoConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     ingest: IngestConfig = IngestConfig()
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     prepare: PrepareConfig = PrepareConfig()
@@ -263,11 +267,24 @@ class Params(_Section):
                 raise ValueError(f"dataset name {name!r} may hold only letters, digits, '-' and '_'")
         return value
 
+    @model_validator(mode="after")
+    def _pipeline_datasets_exist(self) -> Params:
+        unknown = [d for d in self.pipeline.datasets if d not in self.datasets]
+        if unknown:
+            raise ValueError(f"pipeline.datasets: {unknown} not defined under datasets")
+        return self
+
     @property
     def data_dir(self) -> Path:
         """Raw data root: ``$REASONINGREC_DATA_DIR`` when set, else ``paths.data_dir``."""
         env = os.environ.get(DATA_DIR_ENV)
         return Path(env) if env else self.paths.data_dir
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where each call's numbers go: ``$REASONINGREC_METRICS_DIR`` when set, else ``paths.metrics_dir``."""
+        env = os.environ.get(METRICS_DIR_ENV)
+        return Path(env) if env else self.paths.metrics_dir
 
     def dataset(self, name: str) -> DatasetConfig:
         """The settings of one dataset, or a clear error listing the known names."""
@@ -293,24 +310,81 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
         raise ConfigError(f"{source}: invalid settings: {problems}") from None
 
 
-def read_params(path: str | Path) -> Params:
-    """Read and validate one params file (no caching)."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_params(raw, str(path))
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return raw or {}
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` merged in, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
+    """``["train.epochs=3", "records.k_shots=[16, 32]"]`` -> a nested mapping (values read as YAML)."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value (e.g. train.epochs=3)")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {exc}") from None
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is set to a value and a section at once")
+        node[parts[-1]] = parsed
+    return nested
+
+
+def read_params(path: str | Path, overlays: Sequence[str | Path] = (), assignments: Sequence[str] = (),
+                overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read and validate one params file (no caching), with overlay files, ``key=value`` assignments
+    and an override mapping merged in that order; an error names every source."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    sources = [str(path)]
+    for overlay in overlays:
+        raw = deep_merge(raw, _read_yaml(Path(overlay)))
+        sources.append(str(overlay))
+    if assignments:
+        raw = deep_merge(raw, parse_assignments(assignments))
+        sources.append("--set " + " ".join(assignments))
+    if overrides:
+        raw = deep_merge(raw, overrides)
+        sources.append(f"overrides {dict(overrides)}")
+    return parse_params(raw, " + ".join(sources))
 
 
 @lru_cache(maxsize=8)
-def _cached(path: str) -> Params:
-    return read_params(path)
+def _cached(path: str, overlays: tuple[str, ...], assignments: tuple[str, ...]) -> Params:
+    return read_params(path, overlays, assignments)
 
 
-def load_params(path: str | Path | None = None) -> Params:
-    """The settings of this run: ``path``, else ``$REASONINGREC_PARAMS``, else ``./params.yaml``."""
-    chosen = path or os.environ.get(PARAMS_ENV) or "params.yaml"
-    return _cached(str(Path(chosen).resolve()))
+def params_path(path: str | Path | None = None) -> Path:
+    """The settings file of this run: ``path``, else ``$REASONINGREC_PARAMS``, else ``./params.yaml``."""
+    return Path(path or os.environ.get(PARAMS_ENV) or "params.yaml")
+
+
+def load_params(path: str | Path | None = None, overlays: Sequence[str | Path] = (),
+                assignments: Sequence[str] = ()) -> Params:
+    """The settings of this run (:func:`params_path`), loaded once per process per combination."""
+    return _cached(str(params_path(path).resolve()), tuple(str(Path(o).resolve()) for o in overlays),
+                   tuple(assignments))

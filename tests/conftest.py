@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Stage metrics of test runs go to a temporary folder, never into the checkout's metrics/.
+os.environ.setdefault("REASONINGREC_METRICS_DIR", tempfile.mkdtemp(prefix="reasoningrec-test-metrics-"))
 SHARED_DATA = Path(os.environ.get("REASONINGREC_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 

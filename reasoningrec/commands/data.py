@@ -6,15 +6,23 @@ from typing import Annotated
 
 import typer
 
-from reasoningrec.app import DatasetOption, ParamsOption, app, params_from
+from reasoningrec.app import (
+    AllowStaleOption,
+    DatasetOption,
+    ForceOption,
+    ParamsOption,
+    SetOption,
+    app,
+    params_from,
+    run_stage,
+)
 
 
 @app.command()
-def ingest(dataset: DatasetOption, params: ParamsOption = None) -> None:
+def ingest(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
+           allow_stale: AllowStaleOption = False) -> None:
     """Read a dataset's raw files into interactions.parquet + items.parquet (+ ingest.json)."""
-    from reasoningrec.data.ingest import run_ingest
-
-    s = run_ingest(params_from(params), dataset)
+    s = run_stage(params_from(params, set_), dataset, "ingest", force=force, allow_stale=allow_stale).summary
     typer.echo(
         f"ingest {dataset}: {s['rows']:,} ratings, {s['users']:,} users, {s['items']:,} items "
         f"(time: {s['time_source']})"
@@ -26,13 +34,16 @@ def prepare(
     dataset: DatasetOption,
     params: ParamsOption = None,
     max_users: Annotated[
-        int | None, typer.Option("--max-users", min=1, help="Keep only the first N users (by id).")
+        int | None, typer.Option("--max-users", min=1, help="Keep only the first N users (by id): "
+                                 "the same as --set prepare.max_users=N.")
     ] = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
 ) -> None:
     """Duplicates, k-core, chronological train/valid/test samples and sampled reviews."""
-    from reasoningrec.data.prepare import run_prepare
-
-    s = run_prepare(params_from(params), dataset, max_users=max_users)
+    sets = [*(set_ or []), *([f"prepare.max_users={max_users}"] if max_users is not None else [])]
+    s = run_stage(params_from(params, sets), dataset, "prepare", force=force, allow_stale=allow_stale).summary
     n = s["samples"]
     typer.echo(
         f"prepare {dataset}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "

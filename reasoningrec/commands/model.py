@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from reasoningrec.app import DatasetOption, ParamsOption, app, params_from
+from reasoningrec.app import (
+    AllowStaleOption,
+    DatasetOption,
+    ForceOption,
+    ParamsOption,
+    SetOption,
+    app,
+    params_from,
+    run_stage,
+)
 from reasoningrec.methods import names
 
 MethodOption = Annotated[
@@ -18,11 +27,10 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Training seed.")]
 
 
 @app.command()
-def records(dataset: DatasetOption, params: ParamsOption = None) -> None:
+def records(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
+            allow_stale: AllowStaleOption = False) -> None:
     """Build prompt/completion records (K-shot train, validation, test) -> records.parquet + records.json."""
-    from reasoningrec.records import run_records
-
-    s = run_records(params_from(params), dataset)
+    s = run_stage(params_from(params, set_), dataset, "records", force=force, allow_stale=allow_stale).summary
     splits = ", ".join(f"{k} {v['records']} ({v['likes']} likes)" for k, v in s["splits"].items())
     shortened = sum(s["shortened"].values())
     typer.echo(

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from reasoningrec.app import DatasetOption, ParamsOption, app, invocation, params_from
+from reasoningrec.app import (
+    AllowStaleOption,
+    DatasetOption,
+    ForceOption,
+    ParamsOption,
+    SetOption,
+    app,
+    invocation,
+    params_from,
+    run_stage,
+)
 from reasoningrec.methods import help_text
 
 MethodOption = Annotated[str, typer.Option("--method", "-m", help=f"An LLM method: {help_text(llm=True)}.")]
@@ -23,12 +33,14 @@ def experiment(
     k: KOption = 64,
     seed: SeedOption = 0,
     params: ParamsOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
 ) -> None:
     """Train (or zero-shot) -> score -> metrics -> one MLflow run -> registry (champion rule)."""
-    from reasoningrec.experiment import run_experiment
-
-    summary = run_experiment(params_from(params), dataset, method, k, seed, command=invocation())
-    typer.echo(json.dumps(summary.to_json(), indent=2, default=str))
+    outcome = run_stage(params_from(params, set_), dataset, "experiment", force=force, allow_stale=allow_stale,
+                        extra={"command": invocation()}, method=method, k_shots=k, seed=seed)
+    typer.echo(json.dumps(outcome.summary, indent=2, default=str))
 
 
 @app.command()
@@ -91,7 +103,6 @@ def explain(
     user: Annotated[str, typer.Option("--user", help="User id (as in samples.parquet).")],
     item: Annotated[str, typer.Option("--item", help="Target item id (as in items.parquet).")],
     max_new_tokens: Annotated[int | None, typer.Option(help="Explanation length cap.")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Use the demo's outputs and its registered model.")] = False,
     params: ParamsOption = None,
 ) -> None:
     """Ask the champion model whether USER will like ITEM, with its explanation."""
@@ -103,10 +114,6 @@ def explain(
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the answer readable
     settings = params_from(params)
-    if demo:
-        from reasoningrec.demo import demo_params
-
-        settings = demo_params(settings)
     request = serving.load_request(settings, dataset, user, item)
     model = tracking.load_model(settings, dataset)
     run_params = {"explain": True}

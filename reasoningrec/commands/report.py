@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from reasoningrec.app import DatasetOption, ParamsOption, app, invocation, params_from
+from reasoningrec.app import (
+    AllowStaleOption,
+    DatasetOption,
+    ForceOption,
+    ParamsOption,
+    SetOption,
+    app,
+    invocation,
+    params_from,
+    run_stage,
+)
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -19,12 +29,16 @@ def baselines(
         str | None,
         typer.Option("--seeds", help="Seeds for SASRec/Caser: --seeds 0 1 2 or --seeds 0,1,2 (default: baselines.seeds)."),
     ] = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
 ) -> None:
     """SASRec, Caser and the like-rate heuristics on the prepared samples; one MLflow run each."""
-    from reasoningrec.baselines import run_baselines
-
-    summary = run_baselines(params_from(params), dataset, seeds=parse_seeds(seeds, ctx.args), command=invocation())
-    for method, entry in summary.methods.items():
+    chosen = parse_seeds(seeds, ctx.args)
+    sets = [*(set_ or []), *([f"baselines.seeds={chosen}"] if chosen is not None else [])]
+    outcome = run_stage(params_from(params, sets), dataset, "baselines", force=force, allow_stale=allow_stale,
+                        extra={"command": invocation()})
+    for method, entry in outcome.summary["methods"].items():
         runs = entry["seeds"].values()
         valid = ", ".join(f"{r['valid_auc']:.3f}" for r in runs if "valid_auc" in r)
         typer.echo(
@@ -61,3 +75,13 @@ def report(
 
     path = run_report(params_from(params), out, n_bootstrap=bootstrap)
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
+
+
+@app.command()
+def compare(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
+            allow_stale: AllowStaleOption = False) -> None:
+    """Test AUC against K for the runs of the dataset's plan (compare/auc_vs_k.png + compare.json)."""
+    s = run_stage(params_from(params, set_), dataset, "compare", force=force, allow_stale=allow_stale).summary
+    for cell, values in s["cells"].items():
+        auc = values["test_auc"]
+        typer.echo(f"{dataset} {cell}: test AUC {'n/a' if auc is None else f'{auc:.3f}'} over {values['seeds']} seed(s)")

@@ -5,9 +5,21 @@ Heavy modules (pandas, the LLM backends) are imported inside the command bodies.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from reasoningrec.app import DatasetOption, LimitOption, ParamsOption, app, params_from
+from reasoningrec.app import (
+    AllowStaleOption,
+    DatasetOption,
+    ForceOption,
+    LimitOption,
+    ParamsOption,
+    SetOption,
+    app,
+    params_from,
+    run_stage,
+)
 
 
 def _report(stage: str, dataset: str, s: dict) -> None:
@@ -19,36 +31,44 @@ def _report(stage: str, dataset: str, s: dict) -> None:
     )
 
 
+IntoOption = Annotated[
+    str | None,
+    typer.Option("--into", help="Write into this sub-folder of the work dir (inputs still read from the work dir)."),
+]
+
+
+def _synthesize(stage: str, dataset: str, params, limit, set_, force, allow_stale, into=None) -> None:
+    sets = [*(set_ or []), *([f"{stage}.limit={limit}"] if limit is not None else [])]
+    outcome = run_stage(params_from(params, sets), dataset, stage, force=force, allow_stale=allow_stale, subdir=into)
+    _report(stage, dataset, outcome.summary)
+
+
 @app.command()
-def describe(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None) -> None:
+def describe(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None, into: IntoOption = None,
+             set_: SetOption = None, force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
     """Write a short LLM description of every item (descriptions.parquet + describe.json)."""
-    from reasoningrec.synthesis import run_describe
-
-    _report("describe", dataset, run_describe(params_from(params), dataset, limit=limit))
+    _synthesize("describe", dataset, params, limit, set_, force, allow_stale, into)
 
 
 @app.command()
-def profile(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None) -> None:
+def profile(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None, set_: SetOption = None,
+            force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
     """Write each user's LLM profile of likes and dislikes (profiles.parquet + profile.json)."""
-    from reasoningrec.synthesis import run_profile
-
-    _report("profile", dataset, run_profile(params_from(params), dataset, limit=limit))
+    _synthesize("profile", dataset, params, limit, set_, force, allow_stale)
 
 
 @app.command()
-def reason(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None) -> None:
+def reason(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None, set_: SetOption = None,
+           force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
     """Write label-conditioned reasoning for every sample (reasoning.parquet + reason.json)."""
-    from reasoningrec.synthesis import run_reason
-
-    _report("reason", dataset, run_reason(params_from(params), dataset, limit=limit))
+    _synthesize("reason", dataset, params, limit, set_, force, allow_stale)
 
 
 @app.command("import-texts")
-def import_texts(dataset: DatasetOption, params: ParamsOption = None) -> None:
+def import_texts(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None,
+                 force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
     """Import the paper authors' descriptions, profiles and reasoning instead of generating them."""
-    from reasoningrec.importer import run_import
-
-    s = run_import(params_from(params), dataset)
+    s = run_stage(params_from(params, set_), dataset, "import_texts", force=force, allow_stale=allow_stale).summary
     parts = []
     if "descriptions" in s:
         parts.append(f"{s['descriptions']['count']:,} descriptions")

@@ -84,6 +84,7 @@ def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: in
     """Read ``interactions.parquet`` from the dataset's folder, write samples, reviews and the summary."""
     out = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     source = out / "interactions.parquet"
+    max_users = params.prepare.max_users if max_users is None else max_users
     samples, reviews, summary = prepare_frames(read_interactions(source), params, dataset, source, max_users)
     with atomic_path(out / "samples.parquet") as tmp:
         pq.write_table(samples, tmp)

@@ -3,7 +3,7 @@
 A shard is a folder holding the stage's inputs restricted to a stable subset of keys (items for
 ``describe``, users for ``profile``/``reason``); the stage runs on it unchanged, through its
 ``out_dir`` argument. Assignment hashes the key, so the same data always gives the same shards and
-every shard's task cache stays valid across re-runs.
+every shard's completion record stays valid across re-runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from reasoningrec.errors import ConfigError, DataError
 from reasoningrec.io import read_json, write_json, write_parquet
-from reasoningrec.orchestration.stages import StageSpec
+from reasoningrec.pipeline import Stage
 
 SHARDS_DIR = ".shards"
 
@@ -50,7 +50,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def split_inputs(work_dir: Path, spec: StageSpec, shards: int) -> list[Path]:
+def split_inputs(work_dir: Path, spec: Stage, shards: int) -> list[Path]:
     """Write each shard's inputs: tables keyed by the shard column are split, other files linked.
 
     Every top-level file of the work dir travels (a stage may read more than its declared inputs),
@@ -67,7 +67,7 @@ def split_inputs(work_dir: Path, spec: StageSpec, shards: int) -> list[Path]:
     sources = sorted(p for p in work_dir.iterdir() if p.is_file() and p.name not in spec.outputs)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-        # A shard keeps its earlier outputs (its cached result stays valid) but no stale inputs.
+        # A shard keeps its earlier outputs (its completion record stays valid) but no stale inputs.
         for old in folder.iterdir():
             if old.is_file() and old.name not in spec.outputs and not (work_dir / old.name).exists():
                 old.unlink()
@@ -103,7 +103,7 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def merge_outputs(work_dir: Path, spec: StageSpec, folders: Sequence[Path]) -> dict[str, Any]:
+def merge_outputs(work_dir: Path, spec: Stage, folders: Sequence[Path]) -> dict[str, Any]:
     """Concatenate the shards' tables into the work dir (in the key order of the unsplit input)."""
     key = spec.shard_key
     order: dict[str, int] = {}

@@ -172,21 +172,24 @@ def _frame(keys: dict[str, list], outcomes: list[Outcome], column: str, model: s
 
 
 def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-                 backend=None) -> dict:
+                 backend=None, inputs_dir: Path | None = None) -> dict:
     """Write ``descriptions.parquet`` + ``describe.json``: one short description per item.
 
     Only items that samples.parquet refers to are described when it exists (the others are never
-    shown to a model); ``limit`` takes the first N of them.
+    shown to a model); ``limit`` (default ``describe.limit``) takes the first N of them. Inputs are
+    read from ``inputs_dir`` (default: ``out_dir``).
     """
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
-    items = _read(out_dir / "items.parquet", ["item_id", "title"], "run `reasoningrec ingest` first")
+    source = Path(inputs_dir) if inputs_dir is not None else out_dir
+    limit = params.describe.limit if limit is None else limit
+    items = _read(source / "items.parquet", ["item_id", "title"], "run `reasoningrec ingest` first")
     items = items.assign(item_id=items["item_id"].astype(str))
-    reviews_path = out_dir / "item_reviews.parquet"
+    reviews_path = source / "item_reviews.parquet"
     reviews: dict[str, list[str]] = {}
     if reviews_path.exists():
         frame = _read(reviews_path, ["item_id", "reviews"], "")
         reviews = {str(i): [str(r) for r in rs] for i, rs in zip(frame["item_id"], frame["reviews"], strict=True)}
-    samples_path = out_dir / "samples.parquet"
+    samples_path = source / "samples.parquet"
     total_items = len(items)
     if samples_path.exists():
         samples = pd.read_parquet(samples_path, columns=["target_item", "history_items", "profile_items"])
@@ -211,8 +214,10 @@ def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int |
 
 def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
                 backend=None) -> dict:
-    """Write ``profiles.parquet`` + ``profile.json``: one profile per user (empty without profile items)."""
+    """Write ``profiles.parquet`` + ``profile.json``: one profile per user (empty without profile items);
+    ``limit`` (default ``profile.limit``): the first N users."""
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
+    limit = params.profile.limit if limit is None else limit
     samples = _read(out_dir / "samples.parquet", ["user_id", "profile_items", "profile_labels"],
                     "run `reasoningrec prepare` first")
     items = _read(out_dir / "items.parquet", ["item_id", "title"], "run `reasoningrec ingest` first")
@@ -240,8 +245,9 @@ def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | 
 def run_reason(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
                backend=None) -> dict:
     """Write ``reasoning.parquet`` + ``reason.json``: label-conditioned reasoning for every sample
-    (train, valid and test) of the first ``limit`` users (all users when None)."""
+    (train, valid and test) of the first ``limit`` users (default ``reason.limit``; None = all users)."""
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
+    limit = params.reason.limit if limit is None else limit
     samples = _read(out_dir / "samples.parquet",
                     ["user_id", "split", "target_item", "label", "history_items", "history_labels"],
                     "run `reasoningrec prepare` first")
