@@ -4,6 +4,7 @@
     python -m reasoningrec.explanations reference --dataset beauty --split test
     python -m reasoningrec.explanations reference --dataset beauty --control shuffled
     python -m reasoningrec.explanations score --dataset beauty --explanations predictions.parquet --variant full
+    python -m reasoningrec.explanations reference --dataset beauty --judge   # + the LLM judge (explanations.judge)
 
 ``reference`` measures the reasoning ground truth (``reasoning.parquet``, rows flagged valid) with
 the same metrics as generated explanations; ``--control shuffled`` pairs every reasoning with the
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if name != "vocabulary":
             cmd.add_argument("--vocabulary", help="a stored vocabulary JSON (default: build it from the work folder)")
             cmd.add_argument("--variant", default="full", help="record variant the prompts were built with")
+            cmd.add_argument("--judge", action="store_true",
+                             help="also grade with the LLM judge of params.yaml explanations.judge (needs a 'prediction' column)")
     sub.choices["reference"].add_argument("--split", default="test", choices=["train", "valid", "test"])
     sub.choices["reference"].add_argument("--control", default="none", choices=["none", "shuffled"])
     sub.choices["score"].add_argument("--explanations", required=True,
@@ -106,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             explanations = pd.read_parquet(args.explanations)
         summary, _ = explanation_metrics(explanations, work_dir, vocabulary, variant=args.variant,
                                          settings=params.explanations)
+        if args.judge:
+            from reasoningrec.explanations.judge import judge_explanations
+
+            judged, _ = judge_explanations(explanations, work_dir, params.explanations.judge,
+                                           cache_dir=params.paths.cache_dir, variant=args.variant)
+            summary = {**summary, **judged}
         result = {"work_dir": str(work_dir), "variant": args.variant, "vocabulary_digest": vocabulary.digest,
                   "summary": summary}
         if args.command == "reference":

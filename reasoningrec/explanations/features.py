@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -44,6 +45,8 @@ import pandas as pd
 
 from reasoningrec.config import VocabularyConfig
 from reasoningrec.errors import DataError
+
+log = logging.getLogger(__name__)
 
 METHOD_VERSION = 1
 FORMAT = "reasoningrec-feature-vocabulary"
@@ -261,6 +264,9 @@ def build_vocabulary(
         frequency.update(own_grams[item] | grams(title))
     ceiling = settings.max_df * len(documents)
     features = {gram: count for gram, count in frequency.items() if settings.min_df <= count <= ceiling}
+    if not features:
+        log.warning("feature vocabulary: no n-gram occurs in %d..%.0f of the %d items (min_df/max_df); "
+                    "the feature metrics will be empty", settings.min_df, ceiling, len(documents))
     item_features = {item: frozenset(g for g in found if g in features) for item, found in own_grams.items()}
     used = {part for feature in features for part in feature.split(" ")}
     return FeatureVocabulary(

@@ -114,6 +114,7 @@ def judge_explanations(
     (the label the explanation states: 1 Yes, 0 No); the first ``config.limit`` rows are judged.
     ``backend``: a ready :class:`~reasoningrec.llm.ChatBackend` (default: ``make_backend(config.llm,
     cache_dir)``). Server failures after the backend's retries raise :class:`LLMBackendError`.
+    This grades whatever it is given; callers decide from ``config.enabled`` whether to call it.
     """
     from reasoningrec.explanations.quality import explanation_text
     from reasoningrec.llm import GenerationSettings, make_backend

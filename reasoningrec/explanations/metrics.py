@@ -91,10 +91,9 @@ def feature_matching_ratio(features: Sequence[set[str]], target_features: Sequen
 
 def feature_coverage_ratio(features: Iterable[set[str]], vocabulary_size: int) -> float:
     """FCR = |∪_i F_i| / |V|: the share of the vocabulary that the explanations name at least once
-    (PETER's ``feature_coverage_ratio``). It grows with N, so compare it at equal N."""
-    if vocabulary_size <= 0:
-        raise ValueError("the feature vocabulary is empty")
-    return len(set().union(*features)) / vocabulary_size
+    (PETER's ``feature_coverage_ratio``). It grows with N, so compare it at equal N. NaN for an
+    empty vocabulary (a catalogue too small for the document-frequency thresholds)."""
+    return share(len(set().union(*features)), vocabulary_size)
 
 
 def feature_diversity(features: Sequence[set[str]]) -> float:

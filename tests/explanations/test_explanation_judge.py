@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from explain_data import EXPLANATIONS, frames
+from explain_data import EXPLANATIONS, frames, write_work
 
 from reasoningrec.config import ExplanationsConfig, JudgeConfig, LLMConfig
 from reasoningrec.errors import ConfigError, DataError
@@ -154,3 +154,28 @@ def test_judge_needs_the_stated_prediction():
 def test_params_yaml_states_the_defaults(params):
     # params.yaml spells out every explanations setting; they must be the code's defaults.
     assert params.explanations == ExplanationsConfig()
+
+
+def test_cli_reference_with_the_judge(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from reasoningrec.explanations.__main__ import main
+
+    monkeypatch.delenv("RR_JUDGE_KEY", raising=False)
+    work = tmp_path / "work" / "mine"
+    write_work(work)
+    reasoning = EXPLANATIONS.rename(columns={"explanation": "reasoning"}).assign(label=[1, 0, 0], valid=True)
+    reasoning.to_parquet(work / "reasoning.parquet")
+    with JudgeServer() as server:
+        settings = {
+            "paths": {"work_dir": str(tmp_path / "work"), "cache_dir": str(tmp_path / "cache")},
+            "datasets": {"mine": {"source": "table", "path": "x", "domain": "beauty"}},
+            "explanations": {"judge": {"llm": {"backend": "openai", "model": "m", "base_url": server.url,
+                                               "api_key_env": "RR_JUDGE_KEY", "max_retries": 0}}},
+        }
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
+        assert main(["reference", "--dataset", "mine", "--params", str(tmp_path / "params.yaml"), "--judge"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["explanations"] == 3 and summary["judge_judged"] == 3 and summary["judge_bad_replies"] == 2
+    assert summary["judge_specific"] == 5.0 and len(server.requests) == 3
+    assert (tmp_path / "cache" / "llm_cache.sqlite").is_file()
