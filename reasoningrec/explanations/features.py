@@ -35,7 +35,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -224,12 +224,8 @@ def item_documents(
     metadata = items["description"] if "description" in items.columns else pd.Series([None] * len(items))
     for item, title, meta in zip(items["item_id"].astype(str), items["title"], metadata, strict=True):
         texts = ([str(meta)] if isinstance(meta, str) and meta.strip() else []) + own.get(item, [])
-        documents[item] = ("" if _missing(title) else str(title), texts)
+        documents[item] = (title if isinstance(title, str) else "", texts)
     return documents
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
 
 def build_vocabulary(
@@ -340,8 +336,3 @@ def read_vocabulary(path: str | Path, settings: VocabularyConfig | None = None) 
         stopwords_digest=data["stopwords_digest"],
         method_version=int(data["method_version"]),
     )
-
-
-def feature_sets(vocabulary: FeatureVocabulary, texts: Sequence[object]) -> list[set[str]]:
-    """:meth:`FeatureVocabulary.detect` of each text."""
-    return [vocabulary.detect(text) for text in texts]
