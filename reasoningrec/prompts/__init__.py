@@ -41,8 +41,14 @@ def template_name(task: str, domain: str) -> str:
 
 def render(task: str, domain: str, **values) -> tuple[str, str]:
     """Render one prompt; returns ``(system, user)`` message texts."""
-    text = _environment().get_template(template_name(task, domain)).render(**values)
+    return render_file(template_name(task, domain), **values)
+
+
+def render_file(name: str, **values) -> tuple[str, str]:
+    """Render the template ``name`` (a path under this folder, e.g. ``judge/rubric_v1.txt``); returns
+    ``(system, user)`` message texts."""
+    text = _environment().get_template(name).render(**values)
     if text.count(USER_SPLIT) != 1:
-        raise ValueError(f"prompt {template_name(task, domain)}: expected one {USER_SPLIT} line")
+        raise ValueError(f"prompt {name}: expected one {USER_SPLIT} line")
     system, user = text.split(USER_SPLIT)
     return system.strip(), user.strip()
