@@ -95,6 +95,9 @@ class PrepareConfig(_Section):
     reviews_per_item: int = Field(10, ge=0)
     review_words: int = Field(50, ge=1)
     seed: int = 42
+    # Valid/test rows: "all" = every user's own targets (our split); "paper" = the records the paper's
+    # authors scored (their users, shown targets and labels; reasoningrec/data/population.py).
+    population: Literal["all", "paper"] = "all"
 
 
 class LLMConfig(_Section):
