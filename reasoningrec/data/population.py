@@ -310,8 +310,28 @@ def population_stats(rows: pd.DataFrame, fallback: float) -> dict:
 SCORED_SAMPLE = {"beauty": 600, "fashion": 800}
 
 
+def evaluated_populations(ours: pd.DataFrame, paper: pd.DataFrame, scored: int | None) -> dict[str, pd.DataFrame]:
+    """The test rows of each population: all, paper, the users paper leaves out, the authors' scored sample.
+
+    ``paper``'s rows are put in the authors' record order (ascending user) before sampling.
+    """
+    from reasoningrec.data.kcore import user_sort_key
+
+    test_all, test_paper = ours[ours["split"] == "test"], paper[paper["split"] == "test"]
+    test_paper = test_paper.iloc[user_sort_key(test_paper["user_id"]).argsort(kind="stable")]
+    populations = {
+        "all": test_all,
+        "paper": test_paper,
+        "all minus paper": test_all[~test_all["user_id"].isin(set(test_paper["user_id"]))],
+    }
+    if scored is not None:
+        populations[f"paper, scored sample ({scored}, seed {SCORED_SEED})"] = test_paper.iloc[
+            scored_subset(len(test_paper), scored)]
+    return populations
+
+
 def report(params, datasets: Sequence[str]) -> list[dict]:
-    """Test-split statistics of both populations (and the paper's scored sample, the users left out)."""
+    """Test-split statistics of both populations per dataset (see :func:`evaluated_populations`)."""
     import tempfile
 
     from reasoningrec.data.ingest import read_interactions, run_ingest
@@ -325,19 +345,12 @@ def report(params, datasets: Sequence[str]) -> list[dict]:
             source = out / "interactions.parquet"
             raw = read_interactions(source)
             ours, _, _ = prepare_frames(raw, params, dataset, source)
-            authors = read_authors_records(params, dataset, out)
-            paper, _, summary = prepare_frames(raw, params, dataset, source, authors=authors)
-        ours, paper = ours.to_pandas(), paper.to_pandas()
-        fallback = float(raw["rating"].gt(params.prepare.like_threshold).mean())
-        test_all, test_paper = ours[ours["split"] == "test"], paper[paper["split"] == "test"]
-        test_paper = test_paper.set_index(test_paper["user_id"].map(
-            {u: i for i, u in enumerate(sorted(test_paper["user_id"], key=int))})).sort_index()
-        left_out = test_all[~test_all["user_id"].isin(set(test_paper["user_id"]))]
-        sample = test_paper.iloc[scored_subset(len(test_paper), SCORED_SAMPLE.get(dataset, len(test_paper)))]
-        for name, rows in (("all", test_all), ("paper", test_paper), ("all minus paper", left_out),
-                           (f"paper, scored sample (seed {SCORED_SEED})", sample)):
+            paper, _, _ = prepare_frames(raw, params, dataset, source, authors=read_authors_records(params, dataset, out))
+        # The heuristic's fallback (never used here: every test history has items) is the global like-rate.
+        fallback = float((raw["rating"] > params.prepare.like_threshold).mean())
+        populations = evaluated_populations(ours.to_pandas(), paper.to_pandas(), SCORED_SAMPLE.get(dataset))
+        for name, rows in populations.items():
             lines.append({"dataset": dataset, "population": name, **population_stats(rows, fallback)})
-        lines[-4]["population_summary"] = summary["population"]
     return lines
 
 
