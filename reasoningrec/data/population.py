@@ -330,6 +330,12 @@ def evaluated_populations(ours: pd.DataFrame, paper: pd.DataFrame, scored: int |
     return populations
 
 
+def repeated_inputs(raw: Mapping[str, Sequence[Mapping]]) -> dict[str, int]:
+    """Per valid/test split: how many records' inputs are, verbatim, the input of a training record."""
+    train = {r["input"] for r in raw.get("train", [])}
+    return {split: sum(r["input"] in train for r in raw[split]) for split in PAPER_SPLITS if split in raw}
+
+
 def report(params, datasets: Sequence[str]) -> list[dict]:
     """Test-split statistics of both populations per dataset (see :func:`evaluated_populations`)."""
     import tempfile
@@ -351,7 +357,16 @@ def report(params, datasets: Sequence[str]) -> list[dict]:
         populations = evaluated_populations(ours.to_pandas(), paper.to_pandas(), SCORED_SAMPLE.get(dataset))
         for name, rows in populations.items():
             lines.append({"dataset": dataset, "population": name, **population_stats(rows, fallback)})
+        lines[-len(populations)]["repeated_inputs"] = _repeated_inputs_of(params, dataset)
     return lines
+
+
+def _repeated_inputs_of(params, dataset: str) -> dict[str, int]:
+    from reasoningrec.importer import SFT_FILE, read_records, texts_dir
+
+    folder = texts_dir(params, dataset)
+    raw = {split: read_records(folder / SFT_FILE.format(split=split)) for split in ("train", *PAPER_SPLITS)}
+    return {split: f"{n} of {len(raw[split])}" for split, n in repeated_inputs(raw).items()}
 
 
 def format_report(lines: Sequence[dict]) -> str:
@@ -360,6 +375,10 @@ def format_report(lines: Sequence[dict]) -> str:
     for line in lines:
         out.append(f"| {line['dataset']} | {line['population']} | {line['users']:,} | {line['like_rate']:.3f} | "
                    f"{line['one_label_history']:.3f} | {line['user_like_rate_auc']:.3f} |")
+    for line in lines:
+        if "repeated_inputs" in line:
+            repeats = ", ".join(f"{split} {n}" for split, n in line["repeated_inputs"].items())
+            out.append(f"\n{line['dataset']}: records whose input is verbatim a training record's input: {repeats}")
     return "\n".join(out)
 
 

@@ -23,6 +23,7 @@ from reasoningrec.data.population import (
     majority_offset,
     paper_population,
     population_stats,
+    repeated_inputs,
     scored_subset,
     with_population,
 )
@@ -170,6 +171,14 @@ def test_scored_subset_is_the_authors_random_sample():
     finally:
         random.setstate(state)
     assert [f"record {i}" for i in scored_subset(30, 7)] == expected
+
+
+def test_repeated_inputs_and_their_report_line():
+    raw = {"train": [{"input": "x"}, {"input": "y"}], "valid": [{"input": "x"}], "test": [{"input": "z"}, {"input": "y"}]}
+    assert repeated_inputs(raw) == {"valid": 1, "test": 1}
+    line = {"dataset": "d", "population": "all", "users": 2, "like_rate": 0.5, "one_label_history": 1.0,
+            "user_like_rate_auc": 0.5, "repeated_inputs": {"test": "1 of 2"}}
+    assert "d: records whose input is verbatim a training record's input: test 1 of 2" in format_report([line])
 
 
 def test_main_without_report_prints_help(capsys):
