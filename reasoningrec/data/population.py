@@ -39,7 +39,6 @@ import pyarrow as pa
 from reasoningrec.data.split import SAMPLE_SCHEMA, SPLITS, chronological
 from reasoningrec.errors import ConfigError, DataError
 
-POPULATIONS = ("all", "paper")
 PAPER_SPLITS = ("valid", "test")
 OFFSETS = {name: offset for name, offset in SPLITS}  # train 3, valid 2, test 1
 SPLIT_OF_OFFSET = {offset: name for name, offset in SPLITS}
