@@ -110,6 +110,9 @@ class PrepareConfig(_Section):
     seed: int = 42
     # Keep only the first N users (by id) after the k-core filter: a slice of the dataset; null = all.
     max_users: int | None = Field(None, ge=1)
+    # Valid/test rows: "all" = every user's own targets (our split); "paper" = the records the paper's
+    # authors scored (their users, shown targets and labels; reasoningrec/data/population.py).
+    population: Literal["all", "paper"] = "all"
 
 
 class LLMConfig(_Section):

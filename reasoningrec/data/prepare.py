@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from reasoningrec.data.ingest import read_interactions
 from reasoningrec.data.kcore import drop_duplicates, first_users, kcore
+from reasoningrec.data.population import paper_population, read_authors_records, with_population
 from reasoningrec.data.reviews import sample_reviews
 from reasoningrec.data.split import build_samples
 from reasoningrec.errors import DataError
@@ -37,9 +38,13 @@ def filter_interactions(frame: pd.DataFrame, dataset: str, k: int, mode: str, so
     return kept, stats
 
 
-def prepare_frames(frame: pd.DataFrame, params, dataset: str, source: Path, max_users: int | None = None
-                   ) -> tuple[pa.Table, pd.DataFrame, dict]:
-    """Pure core of the stage: (samples table, item reviews, summary) from raw interactions."""
+def prepare_frames(frame: pd.DataFrame, params, dataset: str, source: Path, max_users: int | None = None,
+                   authors=None) -> tuple[pa.Table, pd.DataFrame, dict]:
+    """Pure core of the stage: (samples table, item reviews, summary) from raw interactions.
+
+    ``authors`` (:class:`~reasoningrec.data.population.AuthorsRecords`): valid/test rows become the
+    ``paper`` population (train rows stay ours).
+    """
     config, settings = params.dataset(dataset), params.prepare
     kept, stats = filter_interactions(frame, dataset, config.kcore.k, config.kcore.mode, source,
                                       config.drop_duplicates)
@@ -49,6 +54,11 @@ def prepare_frames(frame: pd.DataFrame, params, dataset: str, source: Path, max_
         stats["max_users_dropped"] = int(before - kept["user_id"].nunique())
     kept = kept.assign(label=(kept["rating"] > settings.like_threshold).astype("int8"))
     samples, too_few = build_samples(kept, config.history_len, settings.profile_items)
+    population = {"name": "all"}
+    if authors is not None:
+        rows, population = paper_population(samples.to_pandas(), kept, authors, settings.like_threshold)
+        samples, population = with_population(samples, rows), {"name": "paper", "source": str(authors.source),
+                                                               **population}
     reviews = sample_reviews(kept, settings.reviews_per_item, settings.review_words, settings.seed)
     splits = samples.column("split").to_pandas().value_counts()
     profiles = samples.filter(pa.compute.equal(samples["split"], "test")).column("profile_items")
@@ -74,6 +84,7 @@ def prepare_frames(frame: pd.DataFrame, params, dataset: str, source: Path, max_
         "profile_items": settings.profile_items,
         "like_threshold": settings.like_threshold,
         "max_users": max_users,
+        "population": population,
     }
     if samples.num_rows == 0:
         raise DataError(source, f"dataset {dataset!r}: no user has the 3 interactions a train/valid/test split needs")
@@ -85,7 +96,10 @@ def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: in
     out = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     source = out / "interactions.parquet"
     max_users = params.prepare.max_users if max_users is None else max_users
-    samples, reviews, summary = prepare_frames(read_interactions(source), params, dataset, source, max_users)
+    authors = None
+    if params.prepare.population == "paper":
+        authors = read_authors_records(params, dataset, out, allow_unmatched=max_users is not None)
+    samples, reviews, summary = prepare_frames(read_interactions(source), params, dataset, source, max_users, authors)
     with atomic_path(out / "samples.parquet") as tmp:
         pq.write_table(samples, tmp)
     write_parquet(out / "item_reviews.parquet", reviews)
