@@ -247,9 +247,9 @@ def execute(params: Params, call: Call, *, calls: Sequence[Call] | None = None, 
     if verdict.up_to_date and not force:
         summary = read_record(params, call)["summary"]
         write_metrics(params, call, summary)
-        log.info("%s %s: %s", call.dataset, call.name, verdict.reason)
+        log.debug("%s %s: %s", call.dataset, call.name, verdict.reason)
         return Outcome(call, False, summary, 0.0, record_path(params, call))
-    log.info("%s %s: running (%s)", call.dataset, call.name, "forced" if verdict.up_to_date else verdict.reason)
+    log.debug("%s %s: running (%s)", call.dataset, call.name, "forced" if verdict.up_to_date else verdict.reason)
     invalidate(params, call)
     started = time.perf_counter()
     result = action() if action is not None else invoke(call, params, extra)

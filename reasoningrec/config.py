@@ -74,7 +74,7 @@ class PipelineConfig(_Section):
     """What the main job (``reasoningrec run``), ``dvc repro`` and the Prefect pipeline execute:
     the plan of :func:`reasoningrec.pipeline.plan` over these datasets, methods, K and seeds."""
 
-    datasets: list[str] = ["fashion"]
+    datasets: list[str] = []
     methods: list[str] = ["reasoningrec"]
     k_shots: list[int] = [16]
     seeds: list[int] = [42]

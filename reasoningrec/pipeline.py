@@ -83,7 +83,9 @@ STAGES: dict[str, Stage] = {
               gate=True, fixed={"stage": "interactions"}),
         Stage("prepare", "reasoningrec.data.prepare:run_prepare", "data", "data", "prepare -d {dataset}",
               inputs=("interactions.parquet",), outputs=("samples.parquet", "item_reviews.parquet", "prepare.json"),
-              summary="prepare.json", sections=("prepare", DATASET), code=(*_CORE, "reasoningrec/data")),
+              # raw: the paper population (prepare.population) reads the authors' records.
+              summary="prepare.json", sections=("prepare", DATASET), code=(*_CORE, "reasoningrec/data"),
+              raw_input=True),
         Stage("validate_samples", "reasoningrec.validation:run_validation", "data", "data",
               "validate -d {dataset} --stage samples",
               inputs=("samples.parquet", "interactions.parquet"), outputs=("validation/validate_samples.json",),

@@ -46,7 +46,15 @@ def data_file(relative: str) -> Path:
 
 @pytest.fixture(scope="session")
 def params():
-    """The repository's own params.yaml, validated."""
+    """The repository's settings at the paper's sizes: params.yaml + configs/paper.yaml, validated."""
+    from reasoningrec.config import read_params
+
+    return read_params(REPO_ROOT / "params.yaml", overlays=[REPO_ROOT / "configs" / "paper.yaml"])
+
+
+@pytest.fixture(scope="session")
+def slice_params():
+    """params.yaml as it is: the README main job's small slice."""
     from reasoningrec.config import read_params
 
     return read_params(REPO_ROOT / "params.yaml")

@@ -149,7 +149,7 @@ def imported(shared_data, tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setenv(DATA_DIR_ENV, str(shared_data))
-    params = read_params(REPO_ROOT / "params.yaml")
+    params = read_params(REPO_ROOT / "params.yaml", assignments=["prepare.max_users=null"])
     results = {}
     for dataset in ("beauty", "fashion"):
         out = tmp_path_factory.mktemp(dataset)

@@ -392,7 +392,8 @@ def test_cli_exits_2_with_the_report_on_failure(tmp_path, monkeypatch, capsys):
     path = tmp_path / "params.yaml"
     path.write_text(json.dumps(config.model_dump(mode="json", by_alias=True)))
     write_dataset(tmp_path / "toy", _corrupt(toy_interactions(), "rating 7"))
-    monkeypatch.setattr(sys, "argv", ["reasoningrec", "validate", "-d", "toy", "--params", str(path)])
+    # Hand-made files have no ingest record: --allow-stale validates them anyway.
+    monkeypatch.setattr(sys, "argv", ["reasoningrec", "validate", "-d", "toy", "--params", str(path), "--allow-stale"])
     with pytest.raises(SystemExit) as caught:
         main()
     assert caught.value.code == 2

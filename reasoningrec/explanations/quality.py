@@ -29,9 +29,9 @@ EXPLANATION_COLUMNS = ("user_id", "split", "target_item", "explanation")
 
 def explanation_text(value) -> str:
     """The reasoning of an explanation: a leading ``Prediction: Yes|No`` line dropped; None/NaN -> ""."""
-    from reasoningrec.experiment import strip_prediction
+    from reasoningrec.answer import strip_answer
 
-    return strip_prediction(value)
+    return strip_answer(value)
 
 
 def summarise(evidence: Sequence[Evidence], texts: Sequence[str], vocabulary_size: int) -> dict[str, float]:

@@ -22,6 +22,12 @@ def test_ingest_and_prepare_commands(tmp_path, monkeypatch):
     result = runner.invoke(app, ["ingest", "-d", "m", "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "ingest m: 6 ratings, 2 users, 3 items (time: timestamp)"
+    # The validation gate: prepare runs only on interactions that passed it.
+    result = runner.invoke(app, ["prepare", "-d", "m", "--params", str(params), "--max-users", "1"])
+    assert result.exit_code == 1 and "upstream stage validate_interactions is not up to date" in str(result.exception)
+    assert "reasoningrec validate -d m --stage interactions" in str(result.exception)
+    result = runner.invoke(app, ["validate", "-d", "m", "--params", str(params), "--stage", "interactions"])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["prepare", "-d", "m", "--params", str(params), "--max-users", "1"])
     assert result.exit_code == 0, result.output
     assert "prepare m: 1 users" in result.output and "samples train/valid/test 1/1/1" in result.output

@@ -257,6 +257,7 @@ def paper_run(shared_data, tmp_path_factory):
 
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["prepare"]["population"] = "paper"
+    raw["prepare"]["max_users"] = None  # the whole datasets, not the main job's slice
     params = parse_params(raw)
     results = {}
     for dataset in ("beauty", "fashion"):
@@ -329,7 +330,7 @@ def test_population_report_figures(paper_run, shared_data, tmp_path, monkeypatch
     from reasoningrec.data.ingest import run_ingest
 
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
-    params = read_params(REPO_ROOT / "params.yaml")
+    params = read_params(REPO_ROOT / "params.yaml", assignments=["prepare.max_users=null"])
     run_ingest(params, "fashion", tmp_path)
     run_prepare(params, "fashion", tmp_path)
     ours = pd.read_parquet(tmp_path / "samples.parquet")
