@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from reasoningrec.llm.embedded import HUB_ID as SMOLLM2_HUB_ID
 from reasoningrec.llm.embedded import embedded_model_dir
 
 log = logging.getLogger(__name__)
+# transformers builds models on the meta device under process-wide state: two threads loading at
+# once (sharded synthesis on a thread runner) corrupt each other's weights, so loads take turns.
+_LOADING = threading.RLock()
 
 PRECISIONS = ("fp32", "bf16", "nf4", "int8")
 QUANTIZED = frozenset({"nf4", "int8"})
@@ -161,6 +165,11 @@ def load_tokenizer(name_or_path: str, *, padding_side: str | None = None):
 
 def load_causal_lm(name_or_path: str, precision: str = "auto", *, device: str | None = None,
                    for_training: bool = False):
+    with _LOADING:
+        return _load_causal_lm(name_or_path, precision, device=device, for_training=for_training)
+
+
+def _load_causal_lm(name_or_path: str, precision: str, *, device: str | None, for_training: bool):
     """Load a causal LM in ``precision`` on ``device`` (default: CUDA when present).
 
     Inference: the model is moved to its device and put in eval mode. Training: full-precision models
@@ -222,8 +231,9 @@ def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=No
     device = device or default_device()
     if dtype is None:
         dtype = torch_dtype(choose_precision("auto", cuda=device.startswith("cuda")))
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    model = PeftModel.from_pretrained(model, adapter_dir).to(device)
+    with _LOADING:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        model = PeftModel.from_pretrained(model, adapter_dir).to(device)
     model.eval()
     if "answer_token_ids" in meta and tuple(meta["answer_token_ids"]) != answer_token_ids(tokenizer):
         raise ReasoningRecError(

@@ -23,6 +23,12 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Prefect: a temporary home before prefect is ever imported, so no test touches the user's Prefect
+# profile, database or result storage (the prefect_api fixture starts a temporary server in it).
+_PREFECT_HOME = tempfile.mkdtemp(prefix="reasoningrec-prefect-")
+for _key, _value in {"PREFECT_HOME": _PREFECT_HOME, "PREFECT_LOCAL_STORAGE_PATH": f"{_PREFECT_HOME}/storage",
+                     "PREFECT_LOGGING_LEVEL": "WARNING"}.items():
+    os.environ.setdefault(_key, _value)
 # Stage metrics of test runs go to a temporary folder, never into the checkout's metrics/.
 os.environ.setdefault("REASONINGREC_METRICS_DIR", tempfile.mkdtemp(prefix="reasoningrec-test-metrics-"))
 SHARED_DATA = Path(os.environ.get("REASONINGREC_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -66,3 +72,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from reasoningrec.testing import build_tiny_chat_model
 
     return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect server + SQLite database for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

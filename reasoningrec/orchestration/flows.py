@@ -49,7 +49,7 @@ def pipeline(
         if call.stage.shard_key and count > 1 and not call.subdir:
             results[call.name] = sharded(params)(call.stage.name, dataset, params_path, count, overrides, force)
         else:
-            results[call.name] = TASKS[call.stage.kind](
+            results[call.name] = task_for(call.stage.kind, params)(
                 call.stage.name, dataset, params_path, dict(call.options), call.subdir, overrides, force
             )
     if through == "training" and register:
@@ -81,14 +81,25 @@ def synthesize_stage(stage: str, dataset: str, params_path: str = "params.yaml",
     require_upstream(params, call, calls)
     folders = split_task(stage, dataset, params_path, shards, overrides)
     futures = [
-        TASKS[call.stage.kind].submit(stage, dataset, params_path, None, None, {**(overrides or {}), **endpoint},
-                                      force, folder)
+        task_for(call.stage.kind, params).submit(stage, dataset, params_path, None, None,
+                                                 {**(overrides or {}), **endpoint}, force, folder)
         for folder, endpoint in zip(folders, endpoint_overrides(params.llm.base_url, shards), strict=True)
     ]
     wait(futures)
     for future in futures:
         future.result()  # raises the first shard failure (after every shard has finished)
     return merge_task(stage, dataset, params_path, folders, overrides)
+
+
+def task_for(kind: str, params):
+    """The task of a stage kind; LLM tasks retry as ``orchestration`` says (count, backoff)."""
+    if kind != "llm":
+        return TASKS[kind]
+    from prefect.tasks import exponential_backoff
+
+    config = params.orchestration
+    return TASKS[kind].with_options(retries=config.llm_retries,
+                                    retry_delay_seconds=exponential_backoff(config.retry_backoff_s))
 
 
 def sharded(params):

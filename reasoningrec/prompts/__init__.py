@@ -11,10 +11,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-TASKS = ("describe", "profile", "reason")
 DOMAINS = ("movies", "beauty", "fashion", "generic")
 USER_SPLIT = "<<<user>>>"
 PROMPTS_DIR = Path(__file__).parent
+# The synthesis tasks: each folder with a _base.txt template (describe, profile, reason).
+TASKS = tuple(sorted(p.name for p in PROMPTS_DIR.iterdir() if (p / "_base.txt").is_file()))
 
 
 @lru_cache(maxsize=1)

@@ -40,9 +40,9 @@ def _read(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
 
 
 def _user_order(users: pd.Series) -> list[str]:
-    unique = users.astype(str).unique().tolist()
-    numeric = all(u.lstrip("-").isdigit() for u in unique)
-    return sorted(unique, key=int if numeric else str)
+    """Users in the order samples.parquet first lists them: the order every text stage writes (and a
+    sharded run's merge restores)."""
+    return list(dict.fromkeys(users.astype(str)))
 
 
 def item_texts(items: pd.DataFrame, descriptions: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
