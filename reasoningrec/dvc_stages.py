@@ -58,7 +58,7 @@ def dvc_stage(params: Params, call: Call, calls: list[Call]) -> dict[str, Any]:
             outs.append({path: {"persist": True}} if call.stage.persist else path)
     outs.append(f"{work}/{RECORD_DIR}/{call.name}.json")
     stage: dict[str, Any] = {
-        "cmd": " ".join([*env, call.command().replace("reasoningrec ", "reasoningrec --params params.yaml ", 1)]),
+        "cmd": " ".join([*env, call.command(), "--params params.yaml"]),
         "deps": list(dict.fromkeys(deps)),
         "params": list(dict.fromkeys(key.format(dataset=call.dataset) for key in call.stage.sections)),
         "outs": outs,
@@ -66,6 +66,8 @@ def dvc_stage(params: Params, call: Call, calls: list[Call]) -> dict[str, Any]:
     }
     if plots:
         stage["plots"] = plots
+    if not stage["params"]:
+        del stage["params"]
     return stage
 
 

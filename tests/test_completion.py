@@ -52,8 +52,9 @@ def test_a_call_is_done_only_when_its_record_matches_the_disk(work):
     assert not check(work, prepare).up_to_date
     assert _run(work, ["prepare"])["prepare"].ran
     # A changed setting of its sections: not done; a setting it does not read: still done.
-    from reasoningrec.config import read_params
     from conftest import REPO_ROOT
+
+    from reasoningrec.config import read_params
 
     other = read_params(REPO_ROOT / "params.yaml", assignments=[
         f"paths.work_dir={work.paths.work_dir}", "prepare.max_users=30", "validate.data_docs=false",
