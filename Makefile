@@ -5,15 +5,18 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 # CPU machines get the CPU wheel of torch; GPU hosts set TORCH_SPEC (e.g. "torch==2.13.0" from the CUDA index).
 TORCH_SPEC ?= torch==2.13.0
-# Raw data: a local copy when one sits beside the checkout, else data/raw (downloaded with internet).
-REASONINGREC_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data/raw)
-export REASONINGREC_DATA_DIR
+# Raw data lives in data/raw (params.yaml paths.data_dir): `reasoningrec download` fills it with
+# internet; a local copy beside the checkout (../shared/data) is linked there instead.
+SHARED_DATA := $(wildcard ../shared/data)
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1 HF_HUB_DISABLE_TELEMETRY=1
 
 .PHONY: setup demo test test-all lint bench clean-env
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed data/raw
+
+data/raw:
+	$(if $(SHARED_DATA),mkdir -p data && ln -sfn $(abspath $(SHARED_DATA)) data/raw,@echo "no data/raw yet: reasoningrec download -d <dataset>")
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +28,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: setup
-	$(BIN)/reasoningrec demo
+	$(BIN)/reasoningrec run
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -97,3 +97,15 @@ def test_runners_in_turn_never_serve_a_stale_result(order, prefect_api, tmp_path
 @pytest.mark.parametrize("order", [o for o in ORDERS if o not in CYCLIC], ids="->".join)
 def test_every_other_order_too(order, prefect_api, tmp_path, shared_data, tiny_model_dir, monkeypatch):
     _check(order, prefect_api, tmp_path, shared_data, tiny_model_dir, monkeypatch)
+
+
+@pytest.mark.data
+def test_dvc_adopts_what_another_runner_completed(tmp_path, shared_data, tiny_model_dir, monkeypatch):
+    """After `reasoningrec run`, `dvc commit` records its outputs in dvc.lock; `dvc repro` then runs nothing."""
+    project, env = make_project(tmp_path / "project", shared_data, tiny_model_dir)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("REASONINGREC_METRICS_DIR", str(project / "metrics"))
+    _cli(project, 40)
+    dvc = str(BIN / "dvc")
+    run([dvc, "commit", "-f", "--with-deps", "fashion-validate_samples"], project, env)
+    assert ran(run([dvc, "repro", "fashion-validate_samples"], project, env)) == set()
