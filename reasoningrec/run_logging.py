@@ -2,7 +2,7 @@
 
 :func:`log_and_register` is the last link of :func:`reasoningrec.experiment.run_experiment` when
 tracking is on. A run made with tracking off (e.g. on a GPU box without the tracking store) keeps in
-its :class:`~reasoningrec.experiment.ExperimentSummary` everything the run needs, and
+its :class:`~reasoningrec.experiment_summary.ExperimentSummary` everything the run needs, and
 :func:`log_saved_run` logs it later — with the same params, metrics, epoch history and tags (the
 ``hardware``/``git_commit`` of the machine that ran it).
 """
@@ -18,7 +18,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from reasoningrec.config import Params
-    from reasoningrec.experiment import ExperimentSummary
+    from reasoningrec.experiment_summary import ExperimentSummary
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def log_saved_run(params: Params, run_dir: str | Path, *, bertscore_model: str |
     """
     from reasoningrec import metrics as metric_fns
     from reasoningrec.evaluation import DEFERRED_BERTSCORE_PARAM, bertscore_deferred, bertscore_metrics
-    from reasoningrec.experiment import ExperimentSummary
+    from reasoningrec.experiment_summary import ExperimentSummary
 
     run_dir = Path(run_dir)
     summary = ExperimentSummary.read(run_dir / "metrics.json")

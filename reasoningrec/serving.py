@@ -83,7 +83,7 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
     def render(self, row: dict[str, Any], position: int) -> str:
         """The rendered chat prompt of one request row."""
         from reasoningrec.answer import format_answer
-        from reasoningrec.models import render_chat
+        from reasoningrec.chat import render_chat
         from reasoningrec.records import fit_record
 
         if _present(row.get("prompt")):

@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 
 from reasoningrec import fingerprint
+from reasoningrec.chat import count_tokens, render_chat, render_example
 from reasoningrec.errors import ConfigError, ReasoningRecError
 from reasoningrec.io import read_json, write_json
 from reasoningrec.methods import method as method_spec
-from reasoningrec.models import ADAPTER_META, count_tokens, render_chat, render_example
+from reasoningrec.models import ADAPTER_META
 from reasoningrec.records import kshot_column, read_records
 from reasoningrec.summary import Summary
 

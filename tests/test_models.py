@@ -39,22 +39,6 @@ def test_loaders_give_an_eval_model_and_a_padded_tokenizer(tiny_model_dir):
     assert tokenizer.pad_token is not None and tokenizer.padding_side == "left"
 
 
-def test_render_example_is_trl_prompt_completion(tiny_model_dir):
-    tok = models.load_tokenizer(str(tiny_model_dir))
-    prompt, completion = models.render_example(tok, "Will the user like it?", "Prediction: Yes\nBecause.")
-    assert prompt.endswith("<|im_start|>assistant\n")
-    assert completion == "Prediction: Yes\nBecause.<|im_end|>"  # one EOS, no trailing newline
-    assert models.render_chat(tok, "Will the user like it?") == prompt
-    assert models.count_tokens(tok, prompt, completion) == len(tok(prompt + completion)["input_ids"])
-
-
-def test_a_tokenizer_without_chat_template_is_refused(tiny_model_dir):
-    tok = models.load_tokenizer(str(tiny_model_dir))
-    tok.chat_template = None
-    with pytest.raises(ConfigError, match="no chat template"):
-        models.render_chat(tok, "hello")
-
-
 def test_adapter_folder_without_metadata_is_a_clear_error(tmp_path):
     from reasoningrec.errors import ReasoningRecError
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reasoningrec.answer import ANSWER_PREFIX, answer_token_ids
-from reasoningrec.models import load_adapter, render_chat
+from reasoningrec.chat import render_chat
+from reasoningrec.models import load_adapter
 from reasoningrec.scoring import generate_explanations, score_prompts
 
 PROMPTS = [

@@ -11,7 +11,8 @@ import pytest
 from mlflow_support import build_tiny_adapter, template_store, tracking_params
 
 from reasoningrec import serving, tracking
-from reasoningrec.models import load_adapter, render_chat
+from reasoningrec.chat import render_chat
+from reasoningrec.models import load_adapter
 from reasoningrec.records import ItemText, build_prompt
 from reasoningrec.scoring import generate_explanations, score_prompts
 

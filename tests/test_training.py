@@ -74,7 +74,7 @@ def trainer_setup(tiny_path):
     from trl import SFTConfig
 
     from reasoningrec.answer import answer_token_ids
-    from reasoningrec.models import render_example
+    from reasoningrec.chat import render_example
     from reasoningrec.training import _sft_trainer_class
 
     tok = AutoTokenizer.from_pretrained(tiny_path)
@@ -177,8 +177,9 @@ def test_empty_adapter_is_refused(tiny_path, tmp_path):
 
 
 def test_training_learns_a_planted_signal_and_resumes(tiny_path, tmp_path):
+    from reasoningrec.chat import render_chat
     from reasoningrec.io import read_json
-    from reasoningrec.models import load_adapter, render_chat
+    from reasoningrec.models import load_adapter
     from reasoningrec.scoring import score_prompts
 
     cfg = TrainConfig(epochs=4, learning_rate=3e-2, batch_size=8, patience=4, answer_loss_weight=5.0,
@@ -212,7 +213,8 @@ def test_training_learns_a_planted_signal_and_resumes(tiny_path, tmp_path):
 @pytest.mark.slow
 def test_smollm2_end_to_end(tmp_path):
     """Real SmolLM2-135M-Instruct: two epochs on a few records, then scores and an explanation."""
-    from reasoningrec.models import load_adapter, render_chat
+    from reasoningrec.chat import render_chat
+    from reasoningrec.models import load_adapter
     from reasoningrec.scoring import generate_explanations, score_prompts
 
     cfg = TrainConfig(epochs=2, learning_rate=1e-3, batch_size=4, patience=2, answer_loss_weight=2.0)

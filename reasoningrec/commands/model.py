@@ -72,9 +72,10 @@ def score(
 ) -> None:
     """Score records with P(Yes), generate explanations, write predictions.parquet and print the metrics."""
     from reasoningrec import metrics
+    from reasoningrec.chat import render_chat
     from reasoningrec.evaluation import consistency_metrics
     from reasoningrec.io import write_json, write_parquet
-    from reasoningrec.models import load_adapter, render_chat
+    from reasoningrec.models import load_adapter
     from reasoningrec.predictions import predictions_frame
     from reasoningrec.records import read_records
     from reasoningrec.scoring import explain as explain_prompts

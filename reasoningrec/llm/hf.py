@@ -134,13 +134,14 @@ class HFBackend:
         """Load the model on first use (heavy: seconds to minutes)."""
         if self._loaded is None:
             from reasoningrec import models
+            from reasoningrec.chat import require_chat_template
 
             path = models.resolve_model(self.model_path)
             device = self.device or models.default_device()
             precision = models.inference_precision(self.dtype, self.quantization, device)
             log.info("loading %s (%s on %s)", path, precision, device)
             tokenizer = models.load_tokenizer(path, padding_side="left")
-            models.require_chat_template(tokenizer)
+            require_chat_template(tokenizer)
             model = models.load_causal_lm(path, precision, device=device)
             if model.generation_config.pad_token_id is None:
                 model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def run_compare(params: Params, dataset: str, out_dir: Path | None = None, runs: tuple[str, ...] = ()) -> dict:
     """Write ``compare/auc_vs_k.png`` and ``compare/compare.json`` (mean test/valid AUC per method and K)."""
-    from reasoningrec.experiment import ExperimentSummary
+    from reasoningrec.experiment_summary import ExperimentSummary
     from reasoningrec.io import atomic_path, write_json
     from reasoningrec.report.plots import auc_vs_k_png
 

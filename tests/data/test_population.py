@@ -14,18 +14,20 @@ from data_helpers import make_params, write
 from reasoningrec.config import DATA_DIR_ENV
 from reasoningrec.data.population import (
     authors_records,
-    evaluated_populations,
     first_interaction_labels,
-    format_report,
     history_entries,
     history_fit,
-    main,
     majority_offset,
     paper_population,
+    with_population,
+)
+from reasoningrec.data.population_report import (
+    evaluated_populations,
+    format_report,
+    main,
     population_stats,
     repeated_inputs,
     scored_subset,
-    with_population,
 )
 from reasoningrec.data.prepare import run_prepare
 from reasoningrec.data.schema import interactions_frame, write_contract_table
