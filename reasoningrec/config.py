@@ -270,11 +270,21 @@ class BaselinesConfig(_Section):
     item_prior_strength: float = Field(5.0, ge=0)
 
 
+class ChampionFloors(_Section):
+    """What a model version must reach, besides a strictly better validation AUC, to become champion."""
+
+    # Mean grounding of its test explanations (reasoningrec/explanations; null = no floor).
+    grounding: float | None = Field(None, ge=0, le=1)
+    # Share of its explanations that state a label (1 - parse_failure_rate; null = no floor).
+    parse_rate: float | None = Field(None, ge=0, le=1)
+
+
 class TrackingConfig(_Section):
     tracking_uri: str = "sqlite:///mlflow.db"
     artifact_location: str = "mlartifacts"
     experiment: str = "reasoningrec"
     model_prefix: str = "reasoningrec"
+    champion_floors: ChampionFloors = ChampionFloors()
 
 
 class OrchestrationConfig(_Section):

@@ -110,3 +110,45 @@ def evaluate_explanations(
         [e.reasoning for e in explanations], list(references), model=model, num_layers=num_layers
     )
     return {**out, **scores}, settings
+
+
+def explanation_quality(params, dataset: str, variant: str, test: pd.DataFrame,
+                        explanations: dict[int, Explanation]) -> tuple[dict[str, float], pd.DataFrame]:
+    """Explanation metrics beyond BERTScore (:mod:`reasoningrec.explanations`) of a run's explanations
+    (``expl_*``) and, as a reference row on the same records, of their ground-truth reasoning
+    (``reference_expl_*``); plus the per-explanation evidence (cited and invented items, features).
+    With ``explanations.judge.enabled``, the LLM judge's scores too (``judge_*``)."""
+    from reasoningrec.explanations import (
+        VOCABULARY_FILE,
+        DatasetFrames,
+        TitleIndex,
+        explanation_metrics,
+        judge_explanations,
+        read_vocabulary,
+    )
+
+    settings = params.explanations
+    work = params.work_dir(dataset)
+    frames = DatasetFrames.from_work_dir(work)
+    vocabulary = read_vocabulary(work / VOCABULARY_FILE, settings.vocabulary)
+    index = TitleIndex.from_items(frames.items, settings.mentions)
+    rows = sorted(explanations)
+    keys = ["user_id", "split", "target_item", *(["history_kept"] if "history_kept" in test else [])]
+    base = test.loc[rows, keys].reset_index(drop=True)
+    written = base.assign(explanation=[explanations[i].reasoning for i in rows])
+    summary, per_row = explanation_metrics(written, frames, vocabulary, variant=variant, settings=settings, index=index)
+    out = {f"expl_{k}": v for k, v in summary.items()}
+    if "reference" in test:
+        references = base.assign(explanation=[strip_answer(r) for r in test.loc[rows, "reference"]])
+        references = references[references["explanation"].str.len() > 0]
+        if len(references):
+            reference, _ = explanation_metrics(references, frames, vocabulary, variant=variant, settings=settings,
+                                               index=index)
+            out |= {f"reference_expl_{k}": v for k, v in reference.items()}
+    if settings.judge.enabled:
+        judged = written.assign(prediction=[explanations[i].label for i in rows]).dropna(subset=["prediction"])
+        scores, judged_rows = judge_explanations(judged, frames, settings.judge, cache_dir=params.paths.cache_dir,
+                                                 variant=variant)
+        out |= {f"judge_{k}": v for k, v in scores.items()}
+        per_row = per_row.merge(judged_rows, on=["user_id", "split", "target_item"], how="left")
+    return out, per_row

@@ -71,7 +71,13 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
     valid_scores, test_scores = _score(params, model, tokenizer, valid), _score(params, model, tokenizer, test)
     explanations = _explain(params, model, tokenizer, test, test_scores) if spec.explains else {}
     results, extra_settings = _evaluate(params, valid, valid_scores, test, test_scores, explanations, seed)
-    predictions = _persist(out, valid, valid_scores, test, test_scores, explanations, trained)
+    evidence = None
+    if explanations:
+        from reasoningrec.evaluation import explanation_quality
+
+        quality, evidence = explanation_quality(params, dataset, spec.variant, test, explanations)
+        results.update(quality)
+    predictions = _persist(out, valid, valid_scores, test, test_scores, explanations, evidence, trained)
     summary = _summarise(params, dataset, spec, k_shots, seed, out, run_print, results, extra_settings,
                          trained, len(valid), len(test), command)
     if _tracking_on(params):
@@ -148,14 +154,18 @@ def _evaluate(params: Params, valid, valid_scores, test, test_scores, explanatio
     return {**results, **text_metrics}, settings
 
 
-def _persist(out: Path, valid, valid_scores, test, test_scores, explanations, trained) -> pd.DataFrame:
-    """predictions.parquet, the test curves and the training curve; returns the predictions."""
+def _persist(out: Path, valid, valid_scores, test, test_scores, explanations, evidence, trained) -> pd.DataFrame:
+    """predictions.parquet, explanations.parquet (the evidence of each explanation; empty for methods
+    that do not explain), the test curves and the training curve; returns the predictions."""
     from reasoningrec import metrics
     from reasoningrec.io import atomic_path, write_parquet
     from reasoningrec.predictions import concat, predictions_frame
 
     predictions = concat([predictions_frame(valid, valid_scores), predictions_frame(test, test_scores, explanations)])
     write_parquet(out / "predictions.parquet", predictions)
+    empty = pd.DataFrame({"user_id": pd.Series(dtype="string"), "split": pd.Series(dtype="string"),
+                          "target_item": pd.Series(dtype="string")})
+    write_parquet(out / "explanations.parquet", evidence if evidence is not None else empty)
     metrics.write_curves(test["label"].astype(int), test_scores, out / "plots", prefix="test_")
     if trained is not None and trained.history:
         with atomic_path(out / "plots" / "training.csv") as tmp:

@@ -35,6 +35,7 @@ _CORE = ("reasoningrec/config.py", "reasoningrec/io.py", "reasoningrec/errors.py
 _SYNTHESIS_CODE = (*_CORE, "reasoningrec/synthesis", "reasoningrec/llm", "reasoningrec/prompts",
                    "reasoningrec/models.py", "reasoningrec/answer.py")
 _MODEL_CODE = (*_CORE, "reasoningrec/experiment.py", "reasoningrec/training.py", "reasoningrec/scoring.py",
+               "reasoningrec/explanations",
                "reasoningrec/models.py", "reasoningrec/answer.py", "reasoningrec/evaluation.py",
                "reasoningrec/metrics.py", "reasoningrec/predictions.py", "reasoningrec/methods.py",
                "reasoningrec/fingerprint.py", "reasoningrec/llm/static_decode.py")
@@ -112,6 +113,12 @@ STAGES: dict[str, Stage] = {
               outputs=("reasoning.parquet", "reason.json"), summary="reason.json",
               sections=("reason", *LLM_KEYS, f"{DATASET}.domain"), code=_SYNTHESIS_CODE, shard_key="user_id",
               persist=True),
+        # The feature vocabulary explanation metrics read (PETER's FMR/FCR/DIV), a versioned artifact.
+        Stage("vocabulary", "reasoningrec.explanations.features:run_vocabulary", "synthesis", "data",
+              "vocabulary -d {dataset}", inputs=("items.parquet", "item_reviews.parquet"),
+              outputs=("feature_vocabulary.json", "vocabulary.json"), summary="vocabulary.json",
+              sections=("explanations.vocabulary",),
+              code=(*_CORE, "reasoningrec/explanations/features.py", "reasoningrec/explanations/stopwords.txt")),
         Stage("records", "reasoningrec.records:run_records", "training", "data", "records -d {dataset}",
               inputs=("samples.parquet", "items.parquet"), outputs=("records.parquet", "records.json"),
               summary="records.json", sections=("records", DATASET, "train.base_model"),
@@ -119,13 +126,14 @@ STAGES: dict[str, Stage] = {
                     "reasoningrec/models.py", "reasoningrec/prompts/records")),
         Stage("experiment", "reasoningrec.experiment:run_experiment", "training", "gpu",
               "experiment -d {dataset} --method {method} --k {k_shots} --seed {seed}",
-              inputs=("records.parquet",),
+              inputs=("records.parquet", "feature_vocabulary.json"),
               outputs=("runs/{method}-k{k_shots}-s{seed}/predictions.parquet",
+                       "runs/{method}-k{k_shots}-s{seed}/explanations.parquet",
                        "runs/{method}-k{k_shots}-s{seed}/plots/test_roc.png",
                        "runs/{method}-k{k_shots}-s{seed}/plots/test_calibration.png",
                        "runs/{method}-k{k_shots}-s{seed}/metrics.json"),
               summary="runs/{method}-k{k_shots}-s{seed}/metrics.json",
-              sections=("train", "evaluate", "llm.batch_size"), code=_MODEL_CODE),
+              sections=("train", "evaluate", "explanations", "llm.batch_size"), code=_MODEL_CODE),
         # AUC against K of the plan's runs (no MLflow needed): the figure DVC shows beside each run's curves.
         Stage("compare", "reasoningrec.report.compare:run_compare", "training", "data", "compare -d {dataset}",
               outputs=("compare/auc_vs_k.png", "compare/compare.json"), summary="compare/compare.json",
@@ -258,6 +266,8 @@ def plan(params: Params, dataset: str, methods: Sequence[str] | None = None, k_s
         calls.append(Call(STAGES["describe"], dataset, subdir="llm"))
     produced = {name for call in calls for name in call.output_names()}
     text_files = ("descriptions.parquet", "profiles.parquet", "reasoning.parquet")
+    vocabulary_inputs = (*STAGES["vocabulary"].inputs, *(n for n in ("descriptions.parquet",) if n in produced))
+    calls.append(Call(STAGES["vocabulary"], dataset, inputs=vocabulary_inputs))
     records_inputs = (*STAGES["records"].inputs, *(n for n in text_files if n in produced))
     calls.append(Call(STAGES["records"], dataset, inputs=records_inputs))
     runs = [Call(STAGES["experiment"], dataset, (("method", m), ("k_shots", k), ("seed", s)))

@@ -30,7 +30,7 @@ def log_and_register(params: Params, summary: ExperimentSummary, predictions: pd
 
     out = Path(summary.run_dir)
     adapter = out / summary.adapter if summary.adapter else None
-    artifacts = {"plots": out / "plots"}
+    artifacts = {"plots": out / "plots", "explanations": out / "explanations.parquet"}
     with tempfile.TemporaryDirectory(prefix="reasoningrec-pyfunc-") as tmp:
         if adapter is not None:
             artifacts["adapter"] = adapter

@@ -70,6 +70,7 @@ class TrainResult(Summary):
     shortened_overlong: int = 0
     seconds: float = 0.0
     meta: dict[str, Any] = {}
+    fingerprint: str | None = None  # of the settings and records it was trained with (training_fingerprint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +439,8 @@ def train_adapter(
     # 4. Trainer --------------------------------------------------------------------------------
     checkpoints = out_dir / CHECKPOINT_DIR
     # Checkpoints of other settings or other records must not be resumed: they are moved aside.
-    fingerprint.claim(checkpoints, *training_fingerprint(cfg, base_model, seed, max_length, train, valid))
+    trained_with = training_fingerprint(cfg, base_model, seed, max_length, train, valid)
+    fingerprint.claim(checkpoints, *trained_with)
     compile_model = wants_compile(cfg.compile, cuda, sum(p.numel() for p in model.parameters()))
     args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed,
                          compile_model=compile_model)
@@ -488,6 +490,7 @@ def train_adapter(
         shortened_overlong=int(overlong),
         seconds=round(time.perf_counter() - started, 1),
         meta=adapter_meta,
+        fingerprint=trained_with[0],
     )
     return result
 
@@ -512,10 +515,31 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
     train = records[(records["split"] == "train") & records[column]]
     valid = records[records["split"] == "valid"]
     out_dir = Path(out_dir) if out_dir is not None else params.paths.models_dir / dataset / f"{method}-k{k_shots}-s{seed}"
+    done = finished_training(out_dir, training_fingerprint(
+        params.train, params.train.base_model, seed, params.records.max_length, _records_frame(train),
+        _records_frame(valid))[0])
+    if done is not None:
+        log.info("%s: trained already with these settings and records: the adapter is reused", out_dir)
+        return done
     meta = {"dataset": dataset, "method": method, "variant": spec.variant, "k_shots": k_shots}
     result = train_adapter(
         params.train.base_model, train, valid, params.train, out_dir,
         max_length=params.records.max_length, seed=seed, meta=meta,
     )
     result.write(out_dir / "train.json")
+    return result
+
+
+def finished_training(out_dir: Path, fingerprint_now: str) -> TrainResult | None:
+    """The training summary of ``out_dir`` when it finished with the same settings and records (its
+    adapter on disk): training is never redone for a change that does not touch it."""
+    path = Path(out_dir) / "train.json"
+    if not path.is_file():
+        return None
+    try:
+        result = TrainResult.read(path)
+    except ReasoningRecError:
+        return None
+    if result.fingerprint != fingerprint_now or not (Path(result.adapter_dir) / ADAPTER_META).is_file():
+        return None
     return result

@@ -72,8 +72,11 @@ def setup(tiny_model_dir, tmp_path_factory):
         llm={"batch_size": 4},
         evaluate={"explain_limit": 3, "explain_max_new_tokens": 8},
     )
+    from reasoningrec.explanations.features import run_vocabulary
+
     folder = params.work_dir("tiny")
     _dataset_folder(folder)
+    run_vocabulary(params, "tiny")
     run_records(params, "tiny")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", params.tracking.tracking_uri)
@@ -106,6 +109,12 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
     assert 0 <= metrics["test_auc"] <= 1
     assert metrics["parse_failure_rate"] == 0 and metrics["stated_label_agreement"] == 1
     assert metrics["bertscore_pairs"] == 3
+    # Explanation quality beyond BERTScore, and the same metrics on the ground truth of those records.
+    for name in ("expl_grounding_defined", "expl_personalisation", "expl_fmr", "expl_usr", "expl_words",
+                 "reference_expl_personalisation", "reference_expl_fmr"):
+        assert metrics[name] is not None, name
+    evidence = pd.read_parquet(out / "explanations.parquet")
+    assert len(evidence) == 3 and {"cited_history_items", "invented_items", "history_titles"} <= set(evidence.columns)
 
     client = tracking.get_client(params)
     run = client.get_run(summary.run_id)
@@ -117,7 +126,7 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_valid_auc")] == [1]
     assert np.isclose(run.data.metrics["test_auc"], metrics["test_auc"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"adapter", "model", "plots", "predictions"} <= artifacts
+    assert {"adapter", "model", "plots", "predictions", "explanations"} <= artifacts
 
     assert summary.registration["version"] == 1 and summary.registration["alias"] == "champion"
     champion = tracking.load_model(params, "tiny")

@@ -23,7 +23,7 @@ def test_plan_of_the_main_job(slice_params):
     calls = pipeline.plan(slice_params, "fashion")
     assert [c.name for c in calls] == [
         "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe-llm",
-        "records", "experiment-reasoningrec-k16-s42", "compare",
+        "vocabulary", "records", "experiment-reasoningrec-k16-s42", "compare",
     ]
     describe = pipeline.find_call(calls, "describe-llm")
     assert describe.output_names() == ("llm/descriptions.parquet", "llm/describe.json")

@@ -41,7 +41,7 @@ def test_every_stage_runs_once_and_registers_a_champion(main_job):
     params, first, second, lines = main_job
     assert [o.call.name for o in first] == [
         "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe-llm",
-        "records", "experiment-reasoningrec-k8-s42", "compare",
+        "vocabulary", "records", "experiment-reasoningrec-k8-s42", "compare",
     ]
     assert all(o.ran for o in first) and not any(o.ran for o in second)
     summaries = {o.call.name: o.summary for o in first}

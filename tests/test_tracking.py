@@ -45,9 +45,10 @@ def _model_dir(tmp_path: Path, value: float) -> Path:
     return path
 
 
-def _train(params, tmp_path: Path, valid_auc: float | None, *, seed: int, dataset: str = "beauty") -> str:
+def _train(params, tmp_path: Path, valid_auc: float | None, *, seed: int, dataset: str = "beauty",
+           **extra: float) -> str:
     """Log a run with a model folder (returning ``valid_auc`` when loaded) and register it."""
-    metrics = {"valid_auc": valid_auc, "test_auc": 0.5}
+    metrics = {"valid_auc": valid_auc, "test_auc": 0.5, **extra}
     run_id = tracking.log_run(
         params, dataset=dataset, method="reasoningrec", k_shots=64, seed=seed, settings={},
         metrics=metrics, artifacts={"model": _model_dir(tmp_path, float(seed))},
@@ -79,9 +80,34 @@ def _aliases(params, dataset: str = "beauty") -> dict[str, int]:
 )
 def test_decide_alias(new, champion, has_champion, expected):
     assert decide_alias(new, champion, has_champion) == expected
+    # A version whose explanations miss a floor never takes champion, however good its AUC.
+    assert decide_alias(new, champion, has_champion, floors_met=False) == CHALLENGER
+
+
+def test_champion_floors_on_explanation_quality():
+    from reasoningrec.config import ChampionFloors
+    from reasoningrec.tracking import meets_floors
+
+    none = ChampionFloors()
+    assert meets_floors({}, none) == (True, [])
+    floors = ChampionFloors(grounding=0.6, parse_rate=0.9)
+    assert meets_floors({"expl_grounding": 0.7, "parse_failure_rate": 0.05}, floors) == (True, [])
+    ok, missed = meets_floors({"expl_grounding": 0.5, "parse_failure_rate": 0.2}, floors)
+    assert not ok and missed == ["grounding 0.500 < 0.6", "parse_rate 0.800 < 0.9"]
+    ok, missed = meets_floors({"valid_auc": 0.9}, ChampionFloors(grounding=0.1))  # writes no explanations
+    assert not ok and missed == ["grounding not measured < 0.1"]
 
 
 # --------------------------------------------------------------------------- registry
+
+
+def test_a_better_auc_with_ungrounded_explanations_stays_challenger(params, tmp_path):
+    floors = params.tracking.champion_floors.model_copy(update={"grounding": 0.6})
+    strict = params.model_copy(update={"tracking": params.tracking.model_copy(update={"champion_floors": floors})})
+    first = tracking.register_run_model(strict, "beauty", _train(strict, tmp_path, 0.70, seed=1, expl_grounding=0.8))
+    better = tracking.register_run_model(strict, "beauty", _train(strict, tmp_path, 0.90, seed=2, expl_grounding=0.3))
+    assert (first.alias, better.alias) == (CHAMPION, CHALLENGER)
+    assert _aliases(strict) == {CHAMPION: 1, CHALLENGER: 2}
 
 
 def test_registry_first_better_worse_tie(params, tmp_path):

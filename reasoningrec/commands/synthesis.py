@@ -77,3 +77,11 @@ def import_texts(dataset: DatasetOption, params: ParamsOption = None, set_: SetO
     for split, r in s.get("reasoning", {}).items():
         parts.append(f"{split} {r['matched']}/{r['records']} records matched ({r['invalid']} flagged)")
     typer.echo(f"import-texts {dataset}: " + ", ".join(parts or ["nothing to import"]))
+
+
+@app.command()
+def vocabulary(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None,
+               force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
+    """Extract the feature vocabulary of the item texts (feature_vocabulary.json, for explanation metrics)."""
+    s = run_stage(params_from(params, set_), dataset, "vocabulary", force=force, allow_stale=allow_stale).summary
+    typer.echo(f"vocabulary {dataset}: {s['features']:,} features from {s['items']:,} items (digest {s['digest'][:12]})")

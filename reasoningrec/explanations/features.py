@@ -310,7 +310,7 @@ def read_vocabulary(path: str | Path, settings: VocabularyConfig | None = None) 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(path, "file not found; build it with `python -m reasoningrec.explanations vocabulary`") from None
+        raise DataError(path, "file not found; build it with `reasoningrec vocabulary -d <dataset>`") from None
     except (OSError, ValueError) as exc:
         raise DataError(path, f"not readable JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -336,3 +336,17 @@ def read_vocabulary(path: str | Path, settings: VocabularyConfig | None = None) 
         stopwords_digest=data["stopwords_digest"],
         method_version=int(data["method_version"]),
     )
+
+
+def run_vocabulary(params, dataset: str, out_dir: str | Path | None = None) -> dict:
+    """The vocabulary stage: ``feature_vocabulary.json`` of a dataset's work folder, and its summary
+    ``vocabulary.json`` (features, items, the content digest)."""
+    from reasoningrec.io import write_json
+
+    work = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
+    vocabulary = vocabulary_from_work_dir(work, params.explanations.vocabulary)
+    write_vocabulary(work / VOCABULARY_FILE, vocabulary)
+    summary = {"dataset": dataset, "features": len(vocabulary), "items": vocabulary.documents,
+               "digest": vocabulary.digest, "method_version": vocabulary.method_version}
+    write_json(work / "vocabulary.json", summary)
+    return summary

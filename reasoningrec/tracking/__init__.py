@@ -21,6 +21,7 @@ from reasoningrec.tracking.registry import (
     decide_alias,
     list_versions,
     load_model,
+    meets_floors,
     promote,
     register_run_model,
 )
@@ -52,7 +53,7 @@ __all__ = [
     "CHALLENGER", "CHAMPION", "MODEL_ARTIFACT", "PREDICTIONS_ARTIFACT", "SELECTION_METRIC", "TRACKING_OFF",
     "Registration", "RegistryError", "artifact_root", "champion_version", "contract_tags", "decide_alias",
     "disable_telemetry", "dvc_hashes", "experiment_id", "find_runs", "flatten", "get_client", "git_commit",
-    "hardware", "list_versions", "load_model", "log_run", "model_uri", "promote", "provenance_tags",
+    "hardware", "list_versions", "load_model", "log_run", "meets_floors", "model_uri", "promote", "provenance_tags",
     "register_run_model", "registered_model_name", "run_name", "store_lock", "tracking_enabled",
     "tracking_uri", "ui_command",
 ]

@@ -6,6 +6,7 @@ alias moves only to a strictly better ``valid_auc`` (:func:`decide_alias`).
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from reasoningrec.config import Params
+
+log = logging.getLogger(__name__)
 
 CHALLENGER = "challenger"
 SELECTION_METRIC = "valid_auc"
@@ -49,12 +52,17 @@ class Registration:
         }
 
 
-def decide_alias(new_score: float | None, champion_score: float | None, has_champion: bool) -> str:
-    """The champion rule: first version, or strictly better ``valid_auc``, takes ``champion``.
+def decide_alias(new_score: float | None, champion_score: float | None, has_champion: bool,
+                 *, floors_met: bool = True) -> str:
+    """The champion rule: first version, or strictly better ``valid_auc``, takes ``champion`` —
+    provided its explanations meet the floors (:func:`meets_floors`).
 
-    A tie, a worse score or a missing score makes the new version the ``challenger``. A champion
+    A tie, a worse score, a missing score or a missed floor makes the new version the ``challenger``
+    (so without a champion yet, a version below the floors leaves the alias unset). A champion
     without a score (promoted by hand from a run that logged none) is beaten by any scored version.
     """
+    if not floors_met:
+        return CHALLENGER
     if not has_champion:
         return CHAMPION
     if new_score is None or not math.isfinite(new_score):
@@ -62,6 +70,24 @@ def decide_alias(new_score: float | None, champion_score: float | None, has_cham
     if champion_score is None or not math.isfinite(champion_score):
         return CHAMPION
     return CHAMPION if new_score > champion_score else CHALLENGER
+
+
+FLOOR_METRICS = {"grounding": "expl_grounding", "parse_rate": "parse_failure_rate"}
+
+
+def meets_floors(metrics: dict[str, float], floors) -> tuple[bool, list[str]]:
+    """(whether a run's metrics reach every floor set, the floors it misses); a metric the run did not
+    log (a method that writes no explanation) misses its floor."""
+    missed = []
+    for name, floor in (("grounding", floors.grounding), ("parse_rate", floors.parse_rate)):
+        if floor is None:
+            continue
+        value = metrics.get(FLOOR_METRICS[name])
+        if value is not None and name == "parse_rate":
+            value = 1.0 - value
+        if value is None or not math.isfinite(value) or value < floor:
+            missed.append(f"{name} {'not measured' if value is None else f'{value:.3f}'} < {floor}")
+    return not missed, missed
 
 
 @serialised
@@ -96,7 +122,11 @@ def register_run_model(
     # Read under the store lock (@serialised): no other writer can move the alias meanwhile.
     current = champion_version(params, dataset, client=client)
     champion_score = _version_score(client, current) if current is not None else None
-    alias = decide_alias(score, champion_score, current is not None)
+    floors_met, missed = meets_floors(dict(run.data.metrics), params.tracking.champion_floors)
+    if missed:
+        log.warning("%s: run %s misses the champion floors (%s): registered as %s", name, run_id, "; ".join(missed),
+                    CHALLENGER)
+    alias = decide_alias(score, champion_score, current is not None, floors_met=floors_met)
     client.set_registered_model_alias(name, alias, str(number))
     return Registration(
         name=name,
