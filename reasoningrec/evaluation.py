@@ -137,6 +137,7 @@ def explanation_quality(params, dataset: str, variant: str, test: pd.DataFrame,
     base = test.loc[rows, keys].reset_index(drop=True)
     written = base.assign(explanation=[explanations[i].reasoning for i in rows])
     summary, per_row = explanation_metrics(written, frames, vocabulary, variant=variant, settings=settings, index=index)
+    per_row.insert(3, "explanation", written["explanation"].tolist())
     out = {f"expl_{k}": v for k, v in summary.items()}
     if "reference" in test:
         references = base.assign(explanation=[strip_answer(r) for r in test.loc[rows, "reference"]])

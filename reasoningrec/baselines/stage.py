@@ -159,7 +159,8 @@ def run_baselines(
         else:  # what _log needs, to log the run later (log_saved_baselines)
             entry["tracking"] = {"logged": False, "metrics": metrics, "extra": extra, "epoch_history": list(history),
                                  "history_items": k, "provenance": provenance,
-                                 "settings": {"baselines": params.baselines.model_dump()}}
+                                 "settings": {"baselines": params.baselines.model_dump(),
+                                              "population": params.prepare.population}}
         summary["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = entry
         log.info("%s %s seed %s: valid AUC %.4f, test AUC %.4f", dataset, method, seed,
                  metrics.get("valid_auc", float("nan")), metrics.get("test_auc", float("nan")))
@@ -228,6 +229,7 @@ def log_saved_baselines(params: Params, dataset: str, out_dir: str | Path | None
                 params, summary["dataset"], method, int(seed), saved["metrics"], saved["extra"],
                 saved["epoch_history"], predictions, summary["command"], saved["history_items"],
                 baselines_settings=saved["settings"]["baselines"], provenance=saved["provenance"],
+                population=saved["settings"].get("population", "all"),
             )
             saved["logged"] = True
             result = BaselinesSummary(**summary)
@@ -236,10 +238,11 @@ def log_saved_baselines(params: Params, dataset: str, out_dir: str | Path | None
 
 
 def _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k, *,
-         baselines_settings: dict | None = None, provenance: dict | None = None) -> str:
+         baselines_settings: dict | None = None, provenance: dict | None = None, population: str | None = None) -> str:
     from reasoningrec.tracking import log_run
 
-    settings = {"baselines": baselines_settings or params.baselines.model_dump(), "history_items": k, **extra}
+    settings = {"baselines": baselines_settings or params.baselines.model_dump(), "history_items": k,
+                "prepare": {"population": population or params.prepare.population}, **extra}
     tags = {"command": command, **({"logged_later": "true"} if provenance is not None else {})}
     return log_run(
         params,

@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 def run_report(params: Params, out: str | Path = Path("docs/results.md"), n_bootstrap: int = 1000) -> Path:
     """Write ``out`` (Markdown), the same report as HTML beside it, and one PNG per dataset; return ``out``."""
     from reasoningrec.io import atomic_open, atomic_path
-    from reasoningrec.report.collect import collect_runs
+    from reasoningrec.report.collect import collect_examples, collect_runs
     from reasoningrec.report.document import build_blocks
     from reasoningrec.report.render import render_html, render_markdown
 
     out = Path(out)
     records, source = collect_runs(params, n_bootstrap)
-    blocks = build_blocks(records, source)
+    blocks = build_blocks(records, source, collect_examples(params, records))
     for block in blocks:
         if block.kind == "image":
             with atomic_path(out.parent / block.file) as tmp:

@@ -41,6 +41,11 @@ class RunRecord:
         return None
 
     @property
+    def population(self) -> str:
+        """The evaluation population the run was scored on (runs without the tag: ``all``)."""
+        return self.tags.get("population") or "all"
+
+    @property
     def answer_weight(self) -> float:
         value = self.param("answer_loss_weight")
         try:
@@ -65,7 +70,7 @@ def latest_per_seed(records: Iterable[RunRecord]) -> list[RunRecord]:
     """Keep the newest run of each (dataset, method, K, seed, answer weight): reruns replace older ones."""
     best: dict[tuple, RunRecord] = {}
     for record in records:
-        key = (record.dataset, record.method, record.k_shots, record.seed, record.answer_weight)
+        key = (record.dataset, record.population, record.method, record.k_shots, record.seed, record.answer_weight)
         if key not in best or record.start_time > best[key].start_time:
             best[key] = record
     return sorted(best.values(), key=lambda r: (r.dataset, r.method, r.k_shots, r.seed, r.answer_weight))

@@ -71,3 +71,38 @@ def _with_ci(client, record: RunRecord, n_bootstrap: int) -> RunRecord:
                                test_scores=scores)
 
 
+
+
+EXPLANATIONS_ARTIFACT = "explanations/explanations.parquet"
+
+
+def collect_examples(params: Params, records: list[RunRecord]) -> dict[tuple[str, str, str], object]:
+    """(dataset, population, method) -> the per-explanation evidence of that method's best run (the
+    highest mean test AUC over its K), for every fine-tuned method that explains."""
+    import tempfile
+
+    import pandas as pd
+
+    from reasoningrec.report.cells import labelled_cells
+    from reasoningrec.report.explanations import example_methods
+    from reasoningrec.tracking import get_client
+
+    client = get_client(params)
+    examples = {}
+    for dataset, population in sorted({(r.dataset, r.population) for r in records}):
+        cells = labelled_cells([r for r in records if (r.dataset, r.population) == (dataset, population)])
+        for method in example_methods():
+            candidates = [c for c in cells.values() if c.method == method and c.mean() is not None]
+            if not candidates:
+                continue
+            best = max(candidates, key=lambda c: c.mean())
+            for run in best.runs:
+                try:
+                    with tempfile.TemporaryDirectory(prefix="reasoningrec-report-") as tmp:
+                        frame = pd.read_parquet(client.download_artifacts(run.run_id, EXPLANATIONS_ARTIFACT, tmp))
+                except Exception:  # a run logged without explanations (older runs): try the next seed
+                    continue
+                if len(frame):
+                    examples[(dataset, population, method)] = frame
+                    break
+    return examples

@@ -54,10 +54,21 @@ class Block:
     file: str = ""
 
 
-def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple, Cell]) -> list[Block]:
-    """Tables 2 and 3, the comparison with the best heuristic and the provenance of one dataset."""
+POPULATIONS = {
+    "all": "every user of our split, each with their own last (test) and second-last (valid) item",
+    "paper": "the valid/test records the paper's authors scored: their users, target items and labels "
+             "(docs/paper_population.md)",
+}
+
+
+def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple, Cell],
+                   population: str = "all", examples: dict | None = None) -> list[Block]:
+    """Tables 2 and 3, the comparison with the best heuristic, the explanations and the provenance of
+    one dataset on one evaluation population; the paper's rows only beside the ``paper`` population."""
+    from reasoningrec.report.explanations import explanation_blocks
+
     mine = {key: c for key, c in cells.items() if c.dataset == dataset}
-    paper_name = PAPER_DATASET.get(dataset)
+    paper_name = PAPER_DATASET.get(dataset) if population == "paper" else None
     paper_ks = sorted(k for (d, k) in PAPER_AUC if d == paper_name)
     ks = sorted({c.k_shots for c in mine.values()} | {str(k) for k in paper_ks}, key=k_sort_key)
     methods = sorted({c.method for c in mine.values()}, key=method_sort_key)
@@ -68,7 +79,11 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
     }
     marked = {key for key, value in noise.items() if value}
 
-    blocks = [Block("h2", f"Dataset: {dataset}")]
+    blocks = [Block("h2", f"Dataset: {dataset}, population: {population}"),
+              Block("p", f"Evaluation population `{population}`: {POPULATIONS.get(population, population)}. Every "
+                         "table of this section is measured on it" + (
+                             "; the paper's numbers appear beside the `paper` population only." if population != "paper"
+                             else "; the paper's own numbers are shown beside ours."))]
     if heuristic is not None:
         blocks.append(Block("p", f"Best heuristic: {heuristic.method}, test AUC {fmt(heuristic.mean())}. "
                                  f"{NOISE_MARK} marks a method within noise of it."))
@@ -103,6 +118,7 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
             blocks += [Block("h3", f"Against the best heuristic ({heuristic.method})"),
                        Block("table", header=["method", "K", "test AUC", "difference", "within noise"], rows=rows)]
 
+    blocks += explanation_blocks(dataset, mine, examples or {})
     blocks += _ablation_blocks(dataset, mine, weighted, ks)
     rows = [
         [c.method, c.k_shots, str(len(c.runs)), c.distinct(lambda r: r.param("base_model")),
@@ -191,11 +207,10 @@ def _ablation_blocks(dataset: str, mine: dict, weighted: dict, ks: list[str]) ->
     return blocks
 
 
-def build_blocks(records: list[RunRecord], source: str) -> list[Block]:
-    """The whole report as blocks (pure: no MLflow, no files)."""
-    cells = labelled_cells(records)
-    weighted = group_cells(records, by_weight=True)
-    datasets = sorted({r.dataset for r in records})
+def build_blocks(records: list[RunRecord], source: str, examples: dict | None = None) -> list[Block]:
+    """The whole report as blocks (pure: no MLflow, no files). ``examples``: (dataset, population,
+    method) -> the per-explanation evidence of that method's best run (the examples section)."""
+    groups = sorted({(r.dataset, r.population) for r in records}, key=lambda g: (g[0], g[1] != "all", g[1]))
     blocks = [
         Block("h1", "ReasoningRec results"),
         Block("p", f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(records)} MLflow runs "
@@ -210,12 +225,16 @@ def build_blocks(records: list[RunRecord], source: str) -> list[Block]:
     if not records:
         blocks.append(Block("p", "No runs found: run `reasoningrec baselines -d <dataset>` or "
                                  "`reasoningrec experiment ...` first."))
-    for dataset in datasets:
-        blocks += dataset_blocks(dataset, cells, weighted)
-        png = auc_vs_k_png(dataset, cells)
+    for dataset, population in groups:
+        mine = [r for r in records if r.dataset == dataset and r.population == population]
+        cells = labelled_cells(mine)
+        chosen = {m: frame for (d, p, m), frame in (examples or {}).items() if (d, p) == (dataset, population)}
+        blocks += dataset_blocks(dataset, cells, group_cells(mine, by_weight=True), population, chosen)
+        png = auc_vs_k_png(dataset, cells, with_paper=population == "paper")
         if png:
-            blocks.append(Block("image", text=f"{dataset}: test AUC vs K", png=png,
-                                file=f"results-{dataset}-auc-vs-k.png"))
+            suffix = "" if population == "all" else f"-{population}"
+            blocks.append(Block("image", text=f"{dataset} ({population}): test AUC vs K", png=png,
+                                file=f"results-{dataset}{suffix}-auc-vs-k.png"))
     return blocks
 
 

@@ -8,7 +8,7 @@ from reasoningrec.report.paper import PAPER_AUC, PAPER_DATASET
 MARKERS = "osD^vP*Xhp<>"
 
 
-def auc_vs_k_png(dataset: str, cells: dict[tuple, Cell]) -> bytes | None:
+def auc_vs_k_png(dataset: str, cells: dict[tuple, Cell], *, with_paper: bool = True) -> bytes | None:
     """AUC (mean ± std) against K per method; K-free methods (all data, heuristics) as flat lines."""
     import io
 
@@ -36,7 +36,7 @@ def auc_vs_k_png(dataset: str, cells: dict[tuple, Cell]) -> bytes | None:
         for c in mine:
             if c.method == method and not (c.k_shots.isdigit() and c.k_shots != "0"):
                 ax.axhline(c.mean(), linestyle="--", linewidth=1, color=color, label=f"{method} (K={c.k_shots})")
-    paper = sorted((k, v) for (d, k), v in PAPER_AUC.items() if d == PAPER_DATASET.get(dataset))
+    paper = sorted((k, v) for (d, k), v in PAPER_AUC.items() if with_paper and d == PAPER_DATASET.get(dataset))
     if paper:
         ticks.update(k for k, _ in paper)
         ax.plot(*zip(*paper, strict=True), linestyle=":", marker="x", color="black", label="reasoningrec (paper)")

@@ -74,8 +74,8 @@ def log_run(
 ) -> str:
     """Log one finished (dataset, method, K, seed) run and return its id.
 
-    An earlier run with the same four tags (and the same ``answer_loss_weight``, when the settings
-    carry one) is marked deleted afterwards — soft-deleted, restorable in the MLflow UI — so searches
+    An earlier run with the same four tags (and the same ``answer_loss_weight`` and evaluation
+    population, when the settings carry them) is marked deleted afterwards — soft-deleted, restorable in the MLflow UI — so searches
     see exactly one run per combination (the registry keeps its model versions).
 
     Args:
@@ -104,6 +104,9 @@ def log_run(
         if key in flat:
             identity["answer_loss_weight"] = str(flat[key])
             break
+    # So is the evaluation population: a run on the paper's records never replaces one on every user.
+    if "prepare.population" in flat:
+        identity["population"] = flat["prepare.population"]
     previous = find_runs(client, params, **identity)
     tags = {
         **dict(extra_tags or {}),
