@@ -9,7 +9,17 @@ from __future__ import annotations
 import sys
 
 from reasoningrec.app import app
-from reasoningrec.commands import data, model, ops, registry, report, run, synthesis, validate  # noqa: F401  (registers)
+from reasoningrec.commands import (  # noqa: F401  (registers)
+    data,
+    grid,
+    model,
+    ops,
+    registry,
+    report,
+    run,
+    synthesis,
+    validate,
+)
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.logs import setup_logging
 
