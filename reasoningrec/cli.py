@@ -28,7 +28,7 @@ def main() -> None:
     """Entry point: run the app, turning user-facing errors into one clear line and exit code 2."""
     setup_logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n in this mode
     except ReasoningRecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -43,6 +43,8 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,17 @@ log = logging.getLogger(__name__)
 def log_results(params: Params, options: GridOptions, *, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Log the saved runs of the grid ``options`` describe, then write the report when asked; the
     outcome also goes to ``.grid/logged.json``."""
-    from reasoningrec.grid.run import plans_for, state_dir, write_report
+    from reasoningrec.grid.run import plans_for, run_after, state_dir, write_report
     from reasoningrec.io import write_json
 
-    outcome = log_saved(params, plans_for(params, options), say=say)
+    plans = plans_for(params, options)
+    outcome = log_saved(params, plans, say=say)
+    for plan in plans:  # logging rewrote the summaries the after-calls read
+        try:
+            outcome.setdefault("after", {})[plan.dataset] = run_after(params, plan, options, say)
+        except Exception as exc:
+            log.exception("%s: after-calls failed", plan.dataset)
+            outcome["failed"][f"{plan.dataset}/after"] = f"{type(exc).__name__}: {exc}"
     if options.report is not None:
         try:
             outcome["report"] = str(write_report(params, options.report, options.report_bootstrap))
