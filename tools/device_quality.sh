@@ -3,16 +3,17 @@
 # wheels, assemble the SmolLM2 GGUF from its two carried halves, unpack the carried state, run
 # `reasoningrec grid` without MLflow (BERTScore deferred), and pack the state into $OUT. Everything
 # else lives under /tmp and $HOME/.cache, which survive between calls while the machine stays warm.
-#   bash tools/device_quality.sh stash                  # first call: carries .carry/g1 (+ .whl)
-#   bash tools/device_quality.sh run [grid options]     # later calls: .carry/g2, .carry/data, .carry/state
+#   bash tools/device_quality.sh stash                  # first call: carries .carry/g1, .whl (+ .carry/state)
+#   bash tools/device_quality.sh run [grid options]     # later calls: .carry/g2, .carry/data
 #   bash tools/device_quality.sh exec CMD [ARGS]        # CMD in the same environment (e.g. a benchmark)
 # WORK (default outputs/quality/work) is the work folder of the grid's settings (paths.work_dir);
-# OVERLAYS (default: the paper and quality overlays) the settings files the grid reads.
+# OVERLAYS (default: the paper and quality overlays) the settings files the grid reads. A carried
+# .carry/state/state.tar.xz is stashed too; `run` unpacks the stashed one into a WORK without a grid.
 set -u
 cd "$(dirname "$0")/.."
 S=$HOME/.cache/reasoningrec-carry
 mkdir -p "$S" /tmp/site
-for f in .carry/g1/gguf.part00 .carry/g2/gguf.part01; do [ -f "$f" ] && cp -f "$f" "$S/"; done
+for f in .carry/g1/gguf.part00 .carry/g2/gguf.part01 .carry/state/state.tar.xz; do [ -f "$f" ] && cp -f "$f" "$S/"; done
 [ -f /tmp/site/.installed ] || { python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && touch /tmp/site/.installed; }
 export PYTHONPATH=/tmp/site:$PWD
 [ "${1:-}" = stash ] && { ls -la "$S"; exit 0; }
@@ -30,7 +31,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 [ "$MODE" = exec ] && exec "$@"
 WORK=${WORK:-outputs/quality/work}
 OVERLAYS=${OVERLAYS:-"--overlay configs/paper.yaml --overlay configs/quality.yaml"}
-python3 -m tools.state_archive import .carry/state/state.tar.xz "$WORK"
+[ -d "$WORK/.grid" ] || python3 -m tools.state_archive import "$S/state.tar.xz" "$WORK"
 # shellcheck disable=SC2086  # OVERLAYS is a list of words
 python3 -m reasoningrec grid $OVERLAYS --skip-validation --set evaluate.bertscore_model=deferred "$@"
 code=$?

@@ -172,16 +172,17 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
         say(f"{result['status']:<6} {result['job']} in {result.get('seconds', '?')} s "
             f"{result.get('metrics') or result.get('error', '')}")
 
-    not_started: list[str] = []
+    not_started: list[str] = [job.job_id for job in pending]
     stopped: list[str] = []
-    if pending:
+    deadline = launched + options.deadline_s
+    if pending and time.monotonic() < deadline:
         _warm_up(params, tracked, needs_model=any(job.method for job in pending))
         context = WorkerContext(settings=params.model_dump(mode="json", by_alias=True),
                                 log_dir=str(state / "logs"), threads=threads_per_worker(max(1, options.workers)),
                                 command=options.command, allow_stale=options.skip_validation)
-        deadline = launched + options.deadline_s
         hard = None if options.hard_deadline_s is None else launched + options.hard_deadline_s
         if options.workers == 0:
+            not_started = []
             for job in pending:
                 if time.monotonic() >= deadline:
                     not_started.append(job.job_id)
