@@ -85,3 +85,4 @@ def test_settings_that_cannot_serve_the_grid_stop_it_before_any_work(params):
         grid_plans(params, ["beauty"], None, KS, [])
     with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
         grid_plans(params, ["nope"], None, KS, SEEDS)
+

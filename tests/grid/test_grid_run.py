@@ -130,3 +130,31 @@ def test_a_dataset_whose_data_fails_is_reported_and_the_others_go_on(copy_of_fir
     status = read_json(root / "work" / ".grid" / "status.json")
     assert status["summary"]["datasets_failed"] == ["broken"] and "missing" in status["datasets"]["broken"]["error"]
     assert status["summary"]["jobs"] == 3 and status["summary"]["up_to_date"] == 3  # fashion's, all done
+
+
+def test_only_the_llm_text_stages_run_with_the_synthesis_settings(tmp_path, monkeypatch):
+    """--synthesis-batch-size: the describe/profile/reason calls get their own llm.batch_size; every
+    other call (records, the experiments, whose records depend on llm.batch_size) the grid's."""
+    from grid_helpers import PAPER
+
+    from reasoningrec.completion import Outcome, Verdict
+    from reasoningrec.config import read_params
+    from reasoningrec.grid import GridOptions, run, run_grid
+
+    work = {"paths": {"work_dir": str(tmp_path / "work")}}
+    params = read_params(PARAMS, [PAPER], overrides=work)
+    synthesis = read_params(PARAMS, [PAPER], overrides={**work, "llm": {"batch_size": 128}})
+    seen = []
+
+    def execute(used, call, **options):
+        seen.append((call.name, used.llm.batch_size))
+        return Outcome(call, True, {}, 0.0, Path())
+
+    monkeypatch.setattr(run, "execute", execute)
+    monkeypatch.setattr(run, "check", lambda used, call: Verdict(True, "up to date"))  # no job to run
+    options = GridOptions(datasets=("ml100k",), methods=("tallrec",), k_shots=(64,), seeds=(0,))
+    status = run_grid(params, options, synthesis_params=synthesis, say=lambda line: None)
+    assert status["summary"]["up_to_date"] == 1
+    assert seen == [("ingest", 8), ("validate_interactions", 8), ("prepare", 8), ("validate_samples", 8),
+                    ("describe", 128), ("profile", 128), ("reason", 128), ("records", 8),
+                    ("experiment-tallrec-k64-s0", 8), ("compare", 8)]
