@@ -26,8 +26,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,12 +128,37 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
     state = state_dir(params)
     status = _previous_status(state)
     status.update(options=_jsonable(options), datasets={})
-    from reasoningrec.tracking import tracking_enabled
 
-    tracked = tracking_enabled(params)
+    ready = _data_phase(params, plans, options, status, say, synthesis_params)
+    _write_status(state, status)
+    jobs = order_jobs([j for p in ready for j in p.jobs], options.k_shots, options.seeds, options.datasets)
+    pending = _skip_finished(params, jobs, ready, options, status)
+    say(f"{len(jobs)} jobs: {len(jobs) - len(pending)} up to date, {len(pending)} to run")
+    ran = _job_phase(params, pending, options, status, state, say, runner, deadline=launched + options.deadline_s,
+                     hard_deadline=None if options.hard_deadline_s is None else launched + options.hard_deadline_s)
+    for plan in ready:
+        with _reported(status, plan.dataset, "after_error"):
+            status["datasets"][plan.dataset]["calls"].update(run_after(params, plan, options, say))
+    if options.report is not None:
+        _report_phase(params, options, status)
 
-    # 1. data, per dataset ------------------------------------------------------------------------
-    ready: list[DatasetPlan] = []
+    write_imports(state / "imports.json", ran.imports | (set(third_party_modules()) - preloaded))
+    status["summary"] = {
+        "jobs": len(jobs), "up_to_date": len(jobs) - len(pending),
+        "ran": sum(r.get("status") == "ok" for r in ran.results),
+        "failed": sorted(r["job"] for r in ran.results if r.get("status") == "failed"),
+        "not_started": ran.not_started, "stopped": ran.stopped,
+        "datasets_failed": sorted(d for d, entry in status["datasets"].items() if "error" in entry),
+        "seconds": round(time.monotonic() - launched, 1),
+    }
+    _write_status(state, status)
+    return status
+
+
+def _data_phase(params: Params, plans: Sequence[DatasetPlan], options: GridOptions, status: dict,
+                say: Callable[[str], None], synthesis_params: Params | None) -> list[DatasetPlan]:
+    """Each dataset's data calls in plan order; the plans whose data calls all succeeded."""
+    ready = []
     for plan in plans:
         try:
             steps = _run_calls(params, plan, plan.data, options, say, synthesis_params)
@@ -144,27 +169,43 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
             continue
         status["datasets"][plan.dataset] = {"calls": steps}
         ready.append(plan)
-    _write_status(state, status)
+    return ready
 
-    # 2. jobs -------------------------------------------------------------------------------------
-    jobs = order_jobs([j for p in ready for j in p.jobs], options.k_shots, options.seeds, options.datasets)
+
+def _skip_finished(params: Params, jobs: Sequence[Job], ready: Sequence[DatasetPlan], options: GridOptions,
+                   status: dict) -> list[Job]:
+    """The jobs that are not up to date; the others are executed here (a skip that rewrites their
+    metrics file) and recorded as done."""
     calls_of = {plan.dataset: plan.calls for plan in ready}
-    pending: list[Job] = []
+    pending = []
     for job in jobs:
-        if check(params, job.call).up_to_date:
-            outcome = execute(params, job.call, calls=calls_of[job.dataset], allow_stale=options.skip_validation,
-                              runner="grid")  # skipped; rewrites its metrics file
-            status["jobs"][job.job_id] = {"job": job.job_id, "status": "ok", "ran": False,
-                                          "metrics": headline(outcome)}
-        else:
+        if not check(params, job.call).up_to_date:
             pending.append(job)
-    say(f"{len(jobs)} jobs: {len(jobs) - len(pending)} up to date, {len(pending)} to run")
-    imports: set[str] = set()
-    results: list[dict] = []
+            continue
+        outcome = execute(params, job.call, calls=calls_of[job.dataset], allow_stale=options.skip_validation,
+                          runner="grid")
+        status["jobs"][job.job_id] = {"job": job.job_id, "status": "ok", "ran": False, "metrics": headline(outcome)}
+    return pending
+
+
+@dataclass
+class _Ran:
+    results: list[dict] = field(default_factory=list)
+    imports: set[str] = field(default_factory=set)
+    not_started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+
+def _job_phase(params: Params, pending: Sequence[Job], options: GridOptions, status: dict, state: Path,
+               say: Callable[[str], None], runner: Callable[..., dict], *, deadline: float,
+               hard_deadline: float | None) -> _Ran:
+    """The pending jobs on the pool (or one by one here with ``workers=0``), each result recorded as
+    it arrives."""
+    ran = _Ran(not_started=[job.job_id for job in pending])
 
     def on_result(result: dict) -> None:
-        imports.update(result.pop("imports", []))
-        results.append(result)
+        ran.imports.update(result.pop("imports", []))
+        ran.results.append(result)
         status["jobs"][result["job"]] = result
         with open(state / "jobs.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(result, default=str) + "\n")
@@ -172,57 +213,42 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
         say(f"{result['status']:<6} {result['job']} in {result.get('seconds', '?')} s "
             f"{result.get('metrics') or result.get('error', '')}")
 
-    not_started: list[str] = [job.job_id for job in pending]
-    stopped: list[str] = []
-    deadline = launched + options.deadline_s
-    if pending and time.monotonic() < deadline:
-        _warm_up(params, tracked, needs_model=any(job.method for job in pending))
-        context = WorkerContext(settings=params.model_dump(mode="json", by_alias=True),
-                                log_dir=str(state / "logs"), threads=threads_per_worker(max(1, options.workers)),
-                                command=options.command, allow_stale=options.skip_validation)
-        hard = None if options.hard_deadline_s is None else launched + options.hard_deadline_s
-        if options.workers == 0:
-            not_started = []
-            for job in pending:
-                if time.monotonic() >= deadline:
-                    not_started.append(job.job_id)
-                    continue
+    if not pending or time.monotonic() >= deadline:
+        return ran
+    from reasoningrec.tracking import tracking_enabled
+
+    _warm_up(params, tracking_enabled(params), needs_model=any(job.method for job in pending))
+    context = WorkerContext(settings=params.model_dump(mode="json", by_alias=True), log_dir=str(state / "logs"),
+                            threads=threads_per_worker(max(1, options.workers)), command=options.command,
+                            allow_stale=options.skip_validation)
+    if options.workers == 0:
+        ran.not_started = []
+        for job in pending:
+            if time.monotonic() >= deadline:
+                ran.not_started.append(job.job_id)
+            else:
                 on_result(runner(job, context))
-        else:
-            outcome = run_pool(pending, runner, context, workers=options.workers, deadline=deadline,
-                               hard_deadline=hard, on_result=on_result, initializer=init_worker,
-                               initargs=(context.threads,))
-            not_started, stopped = outcome.not_started, outcome.stopped
-            status["workers_at_end"] = outcome.workers_at_end
+        return ran
+    outcome = run_pool(pending, runner, context, workers=options.workers, deadline=deadline,
+                       hard_deadline=hard_deadline, on_result=on_result, initializer=init_worker,
+                       initargs=(context.threads,))
+    ran.not_started, ran.stopped = outcome.not_started, outcome.stopped
+    status["workers_at_end"] = outcome.workers_at_end
+    return ran
 
-    # 3. after the runs ---------------------------------------------------------------------------
-    for plan in ready:
-        with _reported(status, plan.dataset, "after_error"):
-            status["datasets"][plan.dataset]["calls"].update(run_after(params, plan, options, say))
 
-    # 4. report -----------------------------------------------------------------------------------
-    if options.report is not None:
-        status.pop("report_error", None)
-        if tracked:
-            try:
-                status["report"] = str(write_report(params, options.report, options.report_bootstrap))
-            except Exception as exc:
-                log.exception("report failed")
-                status["report_error"] = f"{type(exc).__name__}: {exc}"
-        else:
-            status["report"] = "deferred: tracking is off; run `reasoningrec grid --log-results --report` where MLflow is"
+def _report_phase(params: Params, options: GridOptions, status: dict) -> None:
+    from reasoningrec.tracking import tracking_enabled
 
-    imports.update(set(third_party_modules()) - preloaded)
-    write_imports(state / "imports.json", imports)
-    failed = sorted(r["job"] for r in results if r.get("status") == "failed")
-    status["summary"] = {
-        "jobs": len(jobs), "up_to_date": len(jobs) - len(pending), "ran": sum(r.get("status") == "ok" for r in results),
-        "failed": failed, "not_started": not_started, "stopped": stopped,
-        "datasets_failed": sorted(d for d, entry in status["datasets"].items() if "error" in entry),
-        "seconds": round(time.monotonic() - launched, 1),
-    }
-    _write_status(state, status)
-    return status
+    status.pop("report_error", None)
+    if not tracking_enabled(params):
+        status["report"] = "deferred: tracking is off; run `reasoningrec grid --log-results --report` where MLflow is"
+        return
+    try:
+        status["report"] = str(write_report(params, options.report, options.report_bootstrap))
+    except Exception as exc:
+        log.exception("report failed")
+        status["report_error"] = f"{type(exc).__name__}: {exc}"
 
 
 def exit_code(status: dict[str, Any]) -> int:
