@@ -37,7 +37,7 @@ test-all: setup
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: setup
-	$(BIN)/ruff check reasoningrec flows tests benchmarks
+	$(BIN)/ruff check reasoningrec tests benchmarks tools
 
 bench: setup
 	$(BIN)/python -m benchmarks.run_all

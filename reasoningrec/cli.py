@@ -9,7 +9,17 @@ from __future__ import annotations
 import sys
 
 from reasoningrec.app import app
-from reasoningrec.commands import data, model, ops, registry, report, run, synthesis, validate  # noqa: F401  (registers)
+from reasoningrec.commands import (  # noqa: F401  (registers)
+    data,
+    grid,
+    model,
+    ops,
+    registry,
+    report,
+    run,
+    synthesis,
+    validate,
+)
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.logs import setup_logging
 
@@ -18,7 +28,7 @@ def main() -> None:
     """Entry point: run the app, turning user-facing errors into one clear line and exit code 2."""
     setup_logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n in this mode
     except ReasoningRecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -33,6 +43,8 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

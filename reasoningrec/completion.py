@@ -179,6 +179,34 @@ def write_record(params: Params, call: Call, summary: Mapping[str, Any], seconds
     return write_json(record_path(params, call), record)
 
 
+def outputs_intact(params: Params, call: Call) -> Verdict:
+    """Whether ``call`` finished and its outputs are still the ones it wrote (inputs and settings
+    not compared): a run brought back from another machine, to be logged where MLflow is."""
+    record = read_record(params, call)
+    if record is None:
+        return Verdict(False, "never completed (no completion record)")
+    work = params.work_dir(call.dataset)
+    for name in call.output_names():
+        recorded = (record.get("outputs") or {}).get(name)
+        if recorded is None or recorded != path_digest(work / name):
+            return Verdict(False, f"output {name} is missing or not the one it wrote")
+    return Verdict(True, f"finished ({record_path(params, call)})")
+
+
+def amend_outputs(params: Params, call: Call, summary: Mapping[str, Any]) -> Path:
+    """Re-record the outputs of a finished call after a step that adds to them without changing its
+    result (logging a run made with tracking off writes its run id into its summary file); the rest
+    of the record stays as it was. Only a call whose outputs were intact before that step qualifies."""
+    record = read_record(params, call)
+    if record is None:
+        raise ReasoningRecError(f"stage {call.name!r} of {call.dataset!r} has no completion record to amend")
+    work = params.work_dir(call.dataset)
+    record["outputs"] = {name: path_digest(work / name) for name in call.output_names()}
+    record["summary"] = dict(summary)
+    record["amended"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return write_json(record_path(params, call), record)
+
+
 def invalidate(params: Params, call: Call) -> None:
     """Delete a call's record (before it runs: a run that does not finish leaves none)."""
     record_path(params, call).unlink(missing_ok=True)

@@ -2,9 +2,9 @@
 # The three GPU benchmarks in one device call (~9 min): probe, carried wheels, then each benchmark
 # under its own time cap; markdown tables and logs go to $OUT, a summary table is printed last.
 #
-#   bash benchmarks/gpu_suite.sh                      # every piece whose inputs are present
-#   bash benchmarks/gpu_suite.sh --only scoring       # a comma list of: llm, train, scoring
-#   PY=.venv/bin/python bash benchmarks/gpu_suite.sh --smoke   # tiny shapes on CPU
+#   bash tools/gpu_suite.sh                      # every piece whose inputs are present
+#   bash tools/gpu_suite.sh --only scoring       # a comma list of: llm, train, scoring
+#   PY=.venv/bin/python bash tools/gpu_suite.sh --smoke   # tiny shapes on CPU
 #
 # Inputs the device tool carries (all ignored by git):
 #   .whl/*.whl            small wheels (trl, gguf, datasets...), installed into /tmp/site

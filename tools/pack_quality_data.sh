@@ -2,7 +2,7 @@
 # Copy the quality run's input data into .carry/data/ (git-ignored) for the device tool's `carry` list:
 #   $REASONINGREC_DATA_DIR/reasoningrec-paper/{beauty,fashion} and $REASONINGREC_DATA_DIR/ml-100k
 #
-#   REASONINGREC_DATA_DIR=/path/to/data bash benchmarks/pack_quality_data.sh
+#   REASONINGREC_DATA_DIR=/path/to/data bash tools/pack_quality_data.sh
 # On the device: export REASONINGREC_DATA_DIR=$PWD/.carry/data
 set -euo pipefail
 cd "$(dirname "$0")/.."
