@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from reasoningrec.methods import ABLATION_BASE, ablations, competitors
+from reasoningrec.report.blocks import Block
 from reasoningrec.report.cells import (
     MISSING,
     Cell,
@@ -40,18 +40,6 @@ def fmt_cell(cell: Cell | None, metric: str = "test_auc", mark: bool = False) ->
     text = fmt(cell.mean(metric)) + (f" ± {fmt(std)}" if std is not None else "") + f" (n={cell.n(metric)})"
     return text + (f" {NOISE_MARK}" if mark else "")
 
-
-
-@dataclass
-class Block:
-    """One piece of the report, rendered both as Markdown and as HTML."""
-
-    kind: str  # h1 | h2 | h3 | p | table | image
-    text: str = ""
-    header: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
-    png: bytes = b""
-    file: str = ""
 
 
 POPULATIONS = {

@@ -13,7 +13,7 @@ from reasoningrec.report.cells import MISSING, Cell, base_method, k_sort_key, me
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reasoningrec.report.document import Block
+    from reasoningrec.report.blocks import Block
 
 # (column header, run metric): the metrics of explanations, then BERTScore and the answer's consistency.
 COLUMNS = (
@@ -49,7 +49,7 @@ def quality_rows(cells: dict[tuple, Cell]) -> list[list[str]]:
 
 
 def explanation_blocks(dataset: str, cells: dict[tuple, Cell], examples: dict[str, pd.DataFrame]) -> list[Block]:
-    from reasoningrec.report.document import Block
+    from reasoningrec.report.blocks import Block
 
     rows = quality_rows(cells)
     if not rows:
@@ -70,7 +70,7 @@ def explanation_blocks(dataset: str, cells: dict[tuple, Cell], examples: dict[st
 
 
 def _example_blocks(method: str, frame: pd.DataFrame) -> list[Block]:
-    from reasoningrec.report.document import Block
+    from reasoningrec.report.blocks import Block
 
     scored = frame[frame["grounding"].map(lambda g: g is not None and not math.isnan(g))] if len(frame) else frame
     if not len(scored) or "explanation" not in scored:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 
-from reasoningrec.report.document import Block
+from reasoningrec.report.blocks import Block
 
 
 def _md_escape(text: str) -> str:

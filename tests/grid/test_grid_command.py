@@ -19,7 +19,7 @@ def test_overlay_and_set_reach_the_grid_through_the_loader(tmp_path):
                   "--k", "64", "--k", "128", "--seeds", "0 1")
     assert result.exit_code == 0, result.output
     calls = [line.split()[1] for line in result.output.splitlines()]
-    assert calls == ["ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "records",
+    assert calls == ["ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "vocabulary", "records",
                      "baselines", "experiment-tallrec-k128-s0", "experiment-tallrec-k128-s1",
                      "experiment-tallrec-k64-s0", "experiment-tallrec-k64-s1", "compare"]
     # The same K without the overlay: params.yaml's slice has records for K = 16 only.

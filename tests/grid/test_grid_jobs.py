@@ -37,11 +37,11 @@ def test_every_combination_once_zero_shot_once_baselines_one_job(params):
 def test_data_calls_are_what_the_jobs_need_and_compare_comes_after(params):
     plans, _ = _jobs(params)
     beauty, ml100k = plans
-    assert [c.name for c in beauty.data] == [*DATA, "import_texts", "records"]  # the authors' texts
-    assert [c.name for c in ml100k.data] == [*DATA, "describe", "profile", "reason", "records"]  # written by llm
+    assert [c.name for c in beauty.data] == [*DATA, "import_texts", "vocabulary", "records"]  # the authors' texts
+    assert [c.name for c in ml100k.data] == [*DATA, "describe", "profile", "reason", "vocabulary", "records"]  # written by llm
     assert [c.name for c in beauty.after] == ["compare"]
     no_gates = grid_plans(params, ["beauty"], None, KS, SEEDS, skip_validation=True)[0]
-    assert [c.name for c in no_gates.data] == ["ingest", "prepare", "import_texts", "records"]
+    assert [c.name for c in no_gates.data] == ["ingest", "prepare", "import_texts", "vocabulary", "records"]
 
 
 def test_baselines_alone_need_no_texts_and_no_records(params):

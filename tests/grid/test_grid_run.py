@@ -16,7 +16,7 @@ from reasoningrec.io import read_json
 
 METHODS = "reasoningrec,zeroshot-vanilla,sasrec"
 JOBS = {"fashion/baselines", "fashion/experiment-reasoningrec-k4-s0", "fashion/experiment-zeroshot-vanilla-k0-s0"}
-DATA = ["ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "records"]
+DATA = ["ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "vocabulary", "records"]
 
 
 def grid(overlay: Path, *args: str):
@@ -156,5 +156,5 @@ def test_only_the_llm_text_stages_run_with_the_synthesis_settings(tmp_path, monk
     status = run_grid(params, options, synthesis_params=synthesis, say=lambda line: None)
     assert status["summary"]["up_to_date"] == 1
     assert seen == [("ingest", 8), ("validate_interactions", 8), ("prepare", 8), ("validate_samples", 8),
-                    ("describe", 128), ("profile", 128), ("reason", 128), ("records", 8),
+                    ("describe", 128), ("profile", 128), ("reason", 128), ("vocabulary", 8), ("records", 8),
                     ("experiment-tallrec-k64-s0", 8), ("compare", 8)]

@@ -143,7 +143,7 @@ def test_device_run_without_mlflow_then_logged_here(shared_data, tiny_model_dir,
     # Logging re-recorded the runs' outputs: the same grid here finds every call up to date and a
     # second --log-results logs nothing twice.
     preview = runner.invoke(app, [*common, "--dry-run"], catch_exceptions=False).output
-    assert preview.count("up to date") == len(preview.splitlines()) == 8, preview
+    assert preview.count("up to date") == len(preview.splitlines()) == 9, preview
     again = runner.invoke(app, [*common, "--log-results"], catch_exceptions=False)
     assert again.exit_code == 0 and '"logged": 0' in again.output and '"logged before": 3' in again.output
     assert len(find_runs(client, params, dataset="fashion")) == 6

@@ -29,10 +29,10 @@ def test_pipeline_flow_runs_the_plan_and_skips_what_is_done(prefect_api, shared_
     assert state.is_completed(), state.message
     result = state.result()
     assert list(result) == ["ingest", "validate_interactions", "prepare", "validate_samples", "import_texts",
-                            "describe-llm"]
+                            "describe-llm", "vocabulary"]
     assert result["prepare"]["users"] == 20
     assert set(task_states(state.state_details.flow_run_id)) == {f"{s}-fashion" for s in (
-        "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe")}
+        "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe", "vocabulary")}
     work = tmp_path / "work" / "fashion"
     first = _records(work)
 
