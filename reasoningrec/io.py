@@ -1,7 +1,9 @@
 """Atomic file writes: a failure at any point leaves either the old file or none, never half of one.
 
 Every output of the pipeline goes through these helpers: write to a temporary file in the same
-folder, flush and fsync, then ``os.replace`` (atomic on POSIX within one file system).
+folder, flush and fsync, then ``os.replace`` (atomic on POSIX within one file system). A process
+killed mid-write leaves its temporary behind (``.<name>.<random>.tmp``, a file or a staging
+folder); :func:`remove_stale_temps` clears them, and each stage calls it for its outputs.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +44,41 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         encoding = None
     with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as handle:
         yield handle
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def is_temp_name(name: str, output: str | None = None) -> bool:
+    """Whether ``name`` is a temporary of an atomic write (of ``output``, when given)."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return False
+    return output is None or name.startswith(f".{output}.")
+
+
+def remove_stale_temps(folder: str | Path, outputs: Iterable[str] | None = None, *,
+                       recursive: bool = False) -> list[Path]:
+    """Delete the temporaries that interrupted atomic writes left in ``folder``; return what went.
+
+    ``outputs`` (file or folder names in ``folder``) limits the sweep to those outputs' temporaries,
+    which is safe while other stages write other files of the same folder. Without it every
+    ``.*.tmp`` goes: call that only when nothing else writes there. ``recursive`` sweeps subfolders.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = list(outputs) if outputs is not None else None
+    removed = []
+    entries = folder.rglob(".*") if recursive else folder.glob(".*")
+    for entry in sorted(entries):
+        if not (is_temp_name(entry.name) if names is None else any(is_temp_name(entry.name, n) for n in names)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def _umask() -> int:

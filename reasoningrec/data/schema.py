@@ -31,7 +31,7 @@ def items_frame(records: pd.DataFrame) -> pd.DataFrame:
     for column in ITEM_COLUMNS:
         if column not in out:
             out[column] = None
-    out["item_id"] = out["item_id"].astype(str)
+    out["item_id"] = out["item_id"].astype(str).str.strip()  # the id whitespace rule (data/contract.py)
     out = out.drop_duplicates("item_id", keep="first")
     for column in ("title", "brand", "price", "genres", "description"):
         out[column] = out[column].astype(object).where(out[column].notna(), None)
