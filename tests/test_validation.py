@@ -213,7 +213,7 @@ def test_bad_interactions_fail_the_right_expectation(tmp_path, what, expectation
     report = str(caught.value)
     assert f"FAILED {expectation} on " in report
     assert f"{count} of {len(inter) + (what == 'duplicated row'):,} rows" in report
-    assert "row 3: user_id=" in report  # the offending row, with its values
+    assert "record 3: user_id=" in report  # the offending row, with its values
     assert str(tmp_path / "toy" / "validation" / "validate_interactions.json") in report
 
 

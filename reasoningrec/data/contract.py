@@ -37,8 +37,10 @@ WRITE_SCHEMA = pa.schema([("user_id", pa.dictionary(pa.int32(), pa.string())),
 def as_dictionary(values) -> pa.DictionaryArray:
     """One dictionary array (int32 indices) from string, dictionary or chunked input."""
     if isinstance(values, pa.ChunkedArray):
-        if pa.types.is_dictionary(values.type):
-            values = pa.chunked_array(values.chunks, values.type).unify_dictionaries()
+        if not pa.types.is_dictionary(values.type):
+            values = pc.dictionary_encode(values)  # chunk by chunk: cheaper than concatenating strings
+        if values.num_chunks > 1:
+            values = pa.Table.from_arrays([values], ["v"]).unify_dictionaries().column(0)
         values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
     if not pa.types.is_dictionary(values.type):
         values = pc.dictionary_encode(values)

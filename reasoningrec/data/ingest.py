@@ -40,8 +40,9 @@ def check_settings(params, dataset: str) -> None:
 
 
 def _source_file(path: Path, facts: dict | None) -> dict:
-    entry = {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-    return {**entry, **(facts or {})}
+    facts = facts or {}
+    entry = {"path": str(path), "bytes": path.stat().st_size, "sha256": facts.get("sha256") or file_sha256(path)}
+    return {**entry, **facts}
 
 
 def _check_declared(data, totals: Totals, source: Path) -> list[str]:
@@ -96,7 +97,9 @@ def run_ingest(params, dataset: str, out_dir: Path | None = None) -> dict:
     low, high = rating_range(params)
     totals = Totals()
     with atomic_path(out / "interactions.parquet") as tmp:
-        with pq.ParquetWriter(tmp, WRITE_SCHEMA, store_schema=False) as writer:
+        # String statistics cost as much as the rest of the write and nothing reads them.
+        with pq.ParquetWriter(tmp, WRITE_SCHEMA, store_schema=False,
+                              write_statistics=["rating", "timestamp", "review"]) as writer:
             for chunk in data.chunks:
                 table, fixes = check_chunk(chunk, low, high)
                 totals.add(table, fixes)

@@ -13,42 +13,60 @@ import pandas as pd
 def order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     """Row order sorted by ``major`` then ``minor``, ties in file order (a stable sort).
 
-    Both keys are non-negative-able integers; one combined int64 key when it fits, else lexsort.
+    One combined int64 key when it fits, else ``np.lexsort``.
     """
     if not len(major):
         return np.zeros(0, dtype=np.int64)
     low = int(minor.min())
     span = int(minor.max()) - low + 1
-    if int(major.max()) + 1 < (1 << 62) // span and int(major.min()) >= 0:
-        return np.argsort(major.astype(np.int64) * span + (minor - low), kind="stable")
+    base = int(major.min())
+    if (int(major.max()) - base + 1) < (1 << 62) // span:
+        return np.argsort((major.astype(np.int64) - base) * span + (minor - low), kind="stable")
     return np.lexsort((np.arange(len(major)), minor, major))
+
+
+def repeats(keys: list[np.ndarray], order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose tuple of ``keys`` (integer arrays) repeats: (each later occurrence, every occurrence).
+
+    "Later" is in file order. Rows are sorted by the first and last key (``order`` may pass that
+    sort in); only rows tied on both are compared on the keys between: one sort plus the ties.
+    """
+    n = len(keys[0])
+    later, every = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if n < 2:
+        return later, every
+    if len(keys) == 1:
+        series = pd.Series(keys[0])
+        return series.duplicated(keep="first").to_numpy(), series.duplicated(keep=False).to_numpy()
+    first, last = keys[0], keys[-1]
+    order = order_by(first, last) if order is None else order
+    a, b = first[order], last[order]
+    same = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+    if not same.any():
+        return later, every
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    rows = order[tied]  # sorted by (first, last), file order within a tie
+    frame = pd.DataFrame({f"k{j}": key[rows] for j, key in enumerate(keys)})
+    later[rows[frame.duplicated(keep="first").to_numpy()]] = True
+    every[rows[frame.duplicated(keep=False).to_numpy()]] = True
+    return later, every
+
+
+def repeated(keys: list[np.ndarray], every: bool = False, order: np.ndarray | None = None) -> np.ndarray:
+    """True for each row whose tuple of ``keys`` repeats an earlier row's (``every``: each row of a
+    repeated tuple, the first included); see :func:`repeats`."""
+    return repeats(keys, order)[1 if every else 0]
 
 
 def repeat_mask(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, order: np.ndarray | None = None,
                 *, every: bool = False) -> np.ndarray:
     """True for each row that repeats an earlier row's (user, item, timestamp) in file order.
 
-    ``every``: mark every row of a repeated key instead, first occurrence included. ``order`` may
-    pass in :func:`order_by` ``(users, timestamps)`` when the caller has it. Only rows that share a
-    (user, timestamp) with another row are compared item by item, so the cost is one sort.
+    ``order`` may pass in :func:`order_by` ``(users, timestamps)`` when the caller has it.
     """
-    n = len(users)
-    out = np.zeros(n, dtype=bool)
-    if n < 2:
-        return out
-    order = order_by(users, timestamps) if order is None else order
-    u, t = users[order], timestamps[order]
-    same = (u[1:] == u[:-1]) & (t[1:] == t[:-1])
-    if not same.any():
-        return out
-    tied = np.zeros(n, dtype=bool)
-    tied[1:] |= same
-    tied[:-1] |= same
-    rows = order[tied]  # in (user, timestamp) order, file order within a tie
-    frame = pd.DataFrame({"u": users[rows], "t": timestamps[rows], "i": items[rows]})
-    flagged = frame.duplicated(keep=False) if every else frame.duplicated(keep="first")
-    out[rows[flagged.to_numpy()]] = True
-    return out
+    return repeated([users, items, timestamps], every=every, order=order)
 
 
 def kcore_mask(users: np.ndarray, items: np.ndarray, keep: np.ndarray, k: int, mode: str = "user") -> np.ndarray:

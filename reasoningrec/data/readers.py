@@ -219,8 +219,25 @@ def check_range(path: Path, values: np.ndarray, where, field: str, low: float | 
                         field=field, **_where(where, i))
 
 
+def as_numpy(values) -> np.ndarray | None:
+    """The values of a numeric Arrow column without nulls as numpy (no copy for one chunk), else None."""
+    if isinstance(values, pa.ChunkedArray):
+        if values.null_count or not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+            return None
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if isinstance(values, pa.Array):
+        if values.null_count or not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+            return None
+        return values.to_numpy()
+    return None
+
+
 def _fast_float(values) -> np.ndarray | None:
     """Vectorised float parse (pyarrow); ``None`` when any value is not a finite number."""
+    direct = as_numpy(values)
+    if direct is not None:
+        out = direct.astype(np.float64, copy=False)
+        return out if np.isfinite(out).all() else None
     try:
         array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(np.asarray(values))
         if pa.types.is_dictionary(array.type):
@@ -246,10 +263,11 @@ def integer_ids(path: Path, values, where, field: str) -> pa.Array:
 
 def unix_seconds(path: Path, values, where, field: str) -> np.ndarray:
     """Unix seconds from integers, integral floats, dates/times, or ISO-8601 strings (naive = UTC)."""
+    direct = as_numpy(values)
+    if direct is not None and direct.dtype.kind in "iu":
+        return direct.astype(np.int64, copy=False)
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     kind = array.type
-    if pa.types.is_integer(kind) and not array.null_count:
-        return array.to_numpy().astype("int64")
     if pa.types.is_floating(kind) or pa.types.is_integer(kind):
         return numeric_column(path, array, where, field, integer=True)
     if pa.types.is_timestamp(kind) and not array.null_count:

@@ -43,9 +43,11 @@ class Text:
     data: bytes
     encoding: str
     bom: bool = False
+    sha256: str | None = None  # of the file's bytes as stored (compressed, if gzipped)
 
     def facts(self) -> dict:
-        return {"encoding": self.encoding, "bom": self.bom, "line_endings": line_endings(self.data)}
+        facts = {"encoding": self.encoding, "bom": self.bom, "line_endings": line_endings(self.data)}
+        return {**facts, "sha256": self.sha256} if self.sha256 else facts
 
     @property
     def bom_bytes(self) -> int:
@@ -68,12 +70,11 @@ def _ascii_compatible(encoding: str) -> bool:
 
 def line_endings(data: bytes) -> str:
     """``lf``, ``crlf``, ``mixed``, or ``none`` (a single line)."""
-    newlines = data.count(b"\n")
-    if newlines == 0:
+    if data.find(b"\n") < 0:
         return "none"
     if data.find(b"\r") < 0:
         return "lf"
-    crlf = data.count(b"\r\n")
+    newlines, crlf = data.count(b"\n"), data.count(b"\r\n")
     return "crlf" if crlf == newlines else "lf" if crlf == 0 else "mixed"
 
 
@@ -82,11 +83,18 @@ def line_at(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def read_raw(path: Path) -> bytes:
-    """The file's bytes, transparently gunzipped; a truncated or corrupt gzip stream is a DataError."""
+def read_raw(path: Path, digest: list | None = None) -> bytes:
+    """The file's bytes, transparently gunzipped; a truncated or corrupt gzip stream is a DataError.
+
+    ``digest`` (a list) receives the SHA-256 of the bytes as stored, saving a second read for ingest.json.
+    """
     if not path.is_file():
         raise DataError(path, "file not found")
     raw = path.read_bytes()
+    if digest is not None:
+        import hashlib
+
+        digest.append(hashlib.sha256(raw).hexdigest())
     if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
@@ -168,8 +176,10 @@ def decode(path: Path, raw: bytes, encoding: str, setting: str | None = None) ->
 
 def read_text(path: Path, encoding: str = "utf-8", setting: str | None = None) -> Text:
     """Read, gunzip and decode a whole text file; an empty (or all-blank) file is a DataError."""
-    text = decode(path, read_raw(path), encoding, setting)
-    if not text.data.strip():
+    digest: list[str] = []
+    text = decode(path, read_raw(path, digest), encoding, setting)
+    text = Text(text.path, text.data, text.encoding, text.bom, digest[0])
+    if not text.data or text.data.isspace():
         raise DataError(path, "file is empty")
     return text
 
@@ -263,7 +273,7 @@ def text_blocks(path: Path, encoding: str = "utf-8", setting: str | None = None,
     def block(data: bytes) -> Block:
         nonlocal offset, line, anything
         out = Block(_block_utf8(path, data, name, setting, offset, line), line, offset)
-        anything = anything or bool(data.strip())
+        anything = anything or not data.isspace()
         offset, line = offset + len(data), line + data.count(b"\n")
         return out
 
