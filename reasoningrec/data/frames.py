@@ -21,17 +21,24 @@ INTERACTION_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
 
 def parquet_file(path: Path, hint: str):
-    """An open ``pq.ParquetFile``; a missing file names the fix, a damaged one says so (no traceback)."""
+    """An open ``pq.ParquetFile``; a missing file names the fix, a damaged one says so (no traceback).
+
+    ``hint`` is the command that makes the file (``run `reasoningrec ingest -d x```).
+    """
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, f"not found: {hint}")
+        raise DataError(path, f"not found: {hint} first")
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(path, f"not a readable Parquet file ({_first_line(exc)}); it may have been cut short "
-                              f"by an interrupted copy: {hint} again") from None
+        raise _damaged(path, exc, hint) from None
+
+
+def _damaged(path: Path, exc: Exception, hint: str) -> DataError:
+    return DataError(path, f"not a readable Parquet file ({_first_line(exc)}); it may have been cut short by an "
+                           f"interrupted write or copy: {hint} again")
 
 
 def _first_line(exc: Exception) -> str:
@@ -55,8 +62,7 @@ def read_table(path: Path, columns: list[str], hint: str, dictionary: tuple[str,
     try:
         return pq.read_table(path, columns=wanted, read_dictionary=[c for c in dictionary if c in wanted])
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(path, f"not a readable Parquet file ({_first_line(exc)}); it may have been cut short "
-                              f"by an interrupted copy: {hint} again") from None
+        raise _damaged(path, exc, hint) from None
 
 
 def codes_of(column) -> tuple[np.ndarray, pa.Array]:

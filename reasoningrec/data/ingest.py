@@ -49,7 +49,7 @@ def _check_declared(data, totals: Totals, source: Path) -> list[str]:
     """Compare the counts a source declares (ML-100K ``u.info``, ML-1M README) with what was read."""
     found = {"ratings": totals.rows, "users": len(totals.distinct("user_id")), "items": len(totals.distinct("item_id"))}
     checked = []
-    for claim in data.declared:
+    for claim in sorted(data.declared, key=lambda c: ("ratings", "users", "items").index(c.what)):
         if found[claim.what] != claim.count:
             raise DataError(
                 source,
@@ -145,4 +145,4 @@ def read_interactions(path: Path) -> pd.DataFrame:
     from reasoningrec.data.frames import read_table
 
     return read_table(path, ["user_id", "item_id", "rating", "timestamp", "review"],
-                      "run `reasoningrec ingest` for this dataset first").to_pandas()
+                      "run `reasoningrec ingest` for this dataset").to_pandas()

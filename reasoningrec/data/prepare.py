@@ -22,7 +22,6 @@ from reasoningrec.errors import DataError
 from reasoningrec.io import atomic_path, remove_stale_temps, write_json, write_parquet
 
 OUTPUTS = ("samples.parquet", "item_reviews.parquet", "prepare.json")
-INGEST_HINT = "run `reasoningrec ingest` for this dataset first"
 
 
 @dataclass
@@ -131,7 +130,7 @@ def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: in
     out = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     remove_stale_temps(out, OUTPUTS)
     source = out / "interactions.parquet"
-    data = load_interactions(source, INGEST_HINT)
+    data = load_interactions(source, f"run `reasoningrec ingest -d {dataset}`")
     samples, kept, summary = prepare_frames(data, params, dataset, max_users)
     settings = params.prepare
     rows = np.flatnonzero(kept.mask)

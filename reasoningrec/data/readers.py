@@ -106,6 +106,13 @@ def split_fields(
     return columns, numbers
 
 
+def shown(value) -> str:
+    """A value as a message quotes it: strings in quotes, a missing value as ``null``."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return "null"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -159,19 +166,23 @@ def csv_field_count_error(text: Text, delimiter: str, expected: int, header: boo
     import csv
     import io
 
-    reader = csv.reader(io.StringIO(text.data.decode("utf-8"), newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text.data.decode("utf-8"), newline=""), delimiter=delimiter, strict=True)
     previous, first = 0, header
-    for fields in reader:
-        start, previous = previous + 1, reader.line_num
-        if not fields:
-            continue
-        if first:
-            first = False
-            continue
-        if len(fields) != expected:
-            shown = shorten(delimiter.join(fields))
-            return DataError(text.path, f"expected {expected} fields separated by {delimiter!r}, found {len(fields)} "
-                                        f"in {shown!r} (a stray delimiter or quote, or a damaged file?)", line=start)
+    try:
+        for fields in reader:
+            start, previous = previous + 1, reader.line_num
+            if not fields:
+                continue
+            if first:
+                first = False
+                continue
+            if len(fields) != expected:
+                shown = shorten(delimiter.join(fields))
+                return DataError(text.path, f"expected {expected} fields separated by {delimiter!r}, found "
+                                            f"{len(fields)} in {shown!r} (a stray delimiter or quote, or a damaged "
+                                            "file?)", line=start)
+    except csv.Error as exc:  # an unbalanced quote runs into the field size limit or the end of the file
+        return DataError(text.path, f"not a readable CSV record ({exc}; an unbalanced quote?)", line=previous + 1)
     return None
 
 
@@ -194,7 +205,7 @@ def numeric_column(
         bad = np.flatnonzero(parsed.isna().to_numpy() | ~np.isfinite(parsed.to_numpy(dtype=float, na_value=np.nan)))
         kind = "an integer" if integer else "a number"
         i = int(bad[0]) if len(bad) else 0
-        raise DataError(path, f"expected {kind}, found {series.iloc[i]!r}", field=field, **_where(where, i))
+        raise DataError(path, f"expected {kind}, found {shown(series.iloc[i])}", field=field, **_where(where, i))
     if integer:
         fractional = np.flatnonzero(np.mod(out, 1) != 0)
         if len(fractional):
@@ -285,7 +296,7 @@ def unix_seconds(path: Path, values, where, field: str) -> np.ndarray:
     bad = numeric.isna() & parsed.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(path, f"expected Unix seconds or an ISO-8601 date, found {series.iloc[i]!r}", field=field,
+        raise DataError(path, f"expected Unix seconds or an ISO-8601 date, found {shown(series.iloc[i])}", field=field,
                         **_where(where, i))
     seconds = (parsed - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1)
     integral = numeric_column(path, numeric.fillna(0).to_numpy(), where, field, integer=True)
