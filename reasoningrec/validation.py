@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -171,18 +170,6 @@ def run_flags(params, dataset: str, ingest_summary: dict | None) -> dict:
 # Running GX
 
 
-def preload_gx() -> threading.Thread | None:
-    """Start importing GX in a background thread (~2-3 s of Python) while the caller reads and
-    derives its frames (numpy/pyarrow work that releases the GIL); :func:`_import_gx` then waits on it."""
-    import sys
-
-    if "great_expectations" in sys.modules:
-        return None
-    thread = threading.Thread(target=_import_gx, name="gx-import", daemon=True)
-    thread.start()
-    return thread
-
-
 def _import_gx():
     """Import GX quietly: analytics off (set before the import), its loggers to errors only."""
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -319,7 +306,6 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
     if stage not in STAGES:
         raise ConfigError(f"unknown validation stage {stage!r} (choose from: {', '.join(STAGES)})")
     started = time.perf_counter()
-    preload_gx()
     out = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     remove_stale_temps(out / "validation", (f"validate_{stage}.json", f"data_docs_{stage}"))
     ingest_path = out / "ingest.json"

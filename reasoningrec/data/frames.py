@@ -49,7 +49,8 @@ def read_table(path: Path, columns: list[str], hint: str, dictionary: tuple[str,
                optional: tuple[str, ...] = ()) -> pa.Table:
     """``columns`` (and the ``optional`` ones present) of a stage's Parquet file, checked.
 
-    ``dictionary`` columns come back dictionary-encoded (from the file's own dictionary pages).
+    ``dictionary`` columns come back dictionary-encoded (from the file's own dictionary pages), one
+    chunk per row group.
     """
     import pyarrow.parquet as pq
 
@@ -60,7 +61,8 @@ def read_table(path: Path, columns: list[str], hint: str, dictionary: tuple[str,
         raise DataError(path, f"missing column(s) {missing}; expected {columns}", field=missing[0])
     wanted = [*columns, *(c for c in optional if c in names and c not in columns)]
     try:
-        return pq.read_table(path, columns=wanted, read_dictionary=[c for c in dictionary if c in wanted])
+        reader = pq.ParquetFile(path, read_dictionary=[c for c in dictionary if c in wanted]) if dictionary else handle
+        return reader.read(columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise _damaged(path, exc, hint) from None
 
