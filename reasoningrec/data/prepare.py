@@ -60,10 +60,9 @@ def filter_interactions(data: Interactions, dataset: str, k: int, mode: str, ded
             f"dataset {dataset!r}: no user survives the {mode} k-core with k={k} "
             f"(the most interactions any user has is {best}); lower datasets.{dataset}.kcore.k",
         )
-    users_before = _distinct(data.users, deduped)
     stats = {
         "duplicates_dropped": int(repeats.sum()),
-        "kcore_users_dropped": users_before - _distinct(data.users, keep),
+        "kcore_users_dropped": _distinct(data.users, deduped) - _distinct(data.users, keep),
         "kcore_items_dropped": _distinct(data.items, deduped) - _distinct(data.items, keep),
         "kcore_rows_dropped": int(deduped.sum() - keep.sum()),
     }

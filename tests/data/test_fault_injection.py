@@ -29,7 +29,7 @@ from reasoningrec.config import DATA_DIR_ENV
 
 pytestmark = pytest.mark.data
 
-ML100K_ROWS, ML1M_ROWS, BEAUTY_ROWS, TABLE_ROWS = 100_000, 1_000_209, 5_269, 3_000
+ML100K_ROWS, ML1M_ROWS, BEAUTY_ROWS, TABLE_ROWS, PAPER_ROWS = 100_000, 1_000_209, 5_269, 3_000, 4_231
 OUTPUT_SUFFIXES = (".parquet", ".json")
 
 
@@ -84,6 +84,9 @@ def _build(kind: str, raw: Path) -> None:
         shutil.copytree(SHARED_DATA / "ml-100k", raw / "ml", copy_function=shutil.copyfile)
     elif kind == "ml1m":
         shutil.copytree(SHARED_DATA / "ml-1m", raw / "ml1m", copy_function=shutil.copyfile)
+    elif kind == "paper":
+        shutil.copytree(SHARED_DATA / "reasoningrec-paper" / "beauty", raw / "pb", copy_function=shutil.copyfile,
+                        ignore=shutil.ignore_patterns("sft_*", "user_profile*"))
     elif kind == "amazon":
         (raw / "az").mkdir(parents=True)
         shutil.copyfile(SHARED_DATA / "amazon2018" / "All_Beauty_5.json.gz", raw / "az" / "r.json.gz")
@@ -103,6 +106,7 @@ DATASETS = {
     "ml100k": {"source": "movielens100k", "path": "ml", "kcore": {"k": 20}},
     "ml1m": {"source": "movielens1m", "path": "ml1m", "kcore": {"k": 20}},
     "amazon": {"source": "amazon2018", "path": "az/r.json.gz", "kcore": {"k": 5}},
+    "paper": {"source": "paper", "path": "pb", "kcore": {"k": 5}, "drop_duplicates": False},
     "table": {"source": "table", "path": "tb/t.csv", "kcore": {"k": 5}},
     "parquet": {"source": "table", "path": "tb/t.parquet", "kcore": {"k": 5}},
     "tsv": {"source": "table", "path": "tb/t.tsv.gz", "kcore": {"k": 5}},
@@ -134,6 +138,10 @@ def az(raw: Path) -> Path:
 
 def tb(raw: Path) -> Path:
     return raw / "tb" / "t.csv"
+
+
+def pb(raw: Path, name: str = "ratings.csv") -> Path:
+    return raw / "pb" / name
 
 
 def _latin1_review(raw: Path) -> None:
@@ -358,6 +366,29 @@ CASES = [
     Case("amazon bad metadata line", "amazon", lambda r: (r / "meta.json").write_text('{"asin": "B0000530HU"}\n{nope\n'),
          ("meta.json, line 2", "not valid JSON"), dataset={"meta_path": "meta.json"}),
     Case("amazon prepare after ingest", "amazon", None, exit_code=0, commands=("ingest", "prepare"), rows=BEAUTY_ROWS),
+    # --- the paper authors' files ---------------------------------------------------------------------
+    Case("paper clean", "paper", None, exit_code=0, rows=PAPER_ROWS),
+    Case("paper BOM header", "paper", lambda r: pb(r).write_bytes(b"\xef\xbb\xbf" + pb(r).read_bytes()), exit_code=0,
+         rows=PAPER_ROWS, check=_assert_bom),
+    Case("paper CRLF", "paper", lambda r: pb(r).write_bytes(pb(r).read_bytes().replace(b"\n", b"\r\n")),
+         exit_code=0, rows=PAPER_ROWS, check=_assert_crlf),
+    Case("paper columns in another order", "paper",
+         lambda r: _write_lines(pb(r), [b",".join(x.split(b",")[::-1]) for x in _lines(pb(r))]), exit_code=0,
+         rows=PAPER_ROWS),
+    Case("paper missing column", "paper",
+         lambda r: _write_lines(pb(r), [b",".join(x.split(b",")[:3]) for x in _lines(pb(r))]),
+         ("ratings.csv, line 1, field 'timestamp'", "missing column")),
+    Case("paper id not an integer", "paper", lambda r: _edit(pb(r), 3, lambda x: _field(x, 1, b"u7", b",")),
+         ("ratings.csv, line 4, field 'user'", "expected an integer, found 'u7'")),
+    Case("paper item information not JSON", "paper",
+         lambda r: pb(r, "processed_item_information.json").write_text('{"0": {"title": "x"},\n"1": oops}'),
+         ("processed_item_information.json, line 2", "not valid JSON")),
+    Case("paper item information is a list", "paper",
+         lambda r: pb(r, "processed_item_information.json").write_text("[1, 2]"),
+         ("processed_item_information.json", "expected an object mapping item id")),
+    Case("paper item information latin-1", "paper",
+         lambda r: pb(r, "processed_item_information.json").write_bytes(b'{"0": {"title": "caf\xe9"}}'),
+         ("processed_item_information.json, line 1", "byte 0xe9 at byte offset 20")),
     # --- generic table ----------------------------------------------------------------------------
     Case("table clean", "table", None, exit_code=0, rows=TABLE_ROWS),
     Case("table BOM header", "table", lambda r: tb(r).write_bytes(b"\xef\xbb\xbf" + tb(r).read_bytes()), exit_code=0,
