@@ -252,11 +252,20 @@ def _interactions_checks(params, dataset: str, out: Path, flags: dict) -> tuple[
 
 def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[Check], list[str]]:
     from reasoningrec.data.frames import load_interactions, read_table
+    from reasoningrec.data.kcore import repeat_mask
 
     path = out / "samples.parquet"
     table = read_table(path, SAMPLE_COLUMNS, f"run `reasoningrec prepare -d {dataset}`")
     inter_path = out / "interactions.parquet"
     data = load_interactions(inter_path, f"run `reasoningrec ingest -d {dataset}`")
+    notes = []
+    if flags["drop_duplicates"]:
+        # prepare built the samples from the first occurrence of each (user, item, timestamp): the
+        # targets and lists are located in that timeline, not in one that still has the repeats.
+        later = repeat_mask(data.users, data.items, data.timestamp)
+        if later.any():
+            data = data.subset(~later)
+            notes.append(f"{int(later.sum()):,} repeated (user, item, timestamp) rows left out, as prepare drops them")
     lists = {name: table.column(name).combine_chunks() for name in
              ("history_items", "history_labels", "profile_items", "profile_labels")}
     lists = {name: array if pa.types.is_list(array.type) else None for name, array in lists.items()}
@@ -276,7 +285,7 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
     counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"],
                          users=samples["user_id"].dropna().unique(), items=items)
     checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})"))
-    return checks, []
+    return checks, notes
 
 
 @contextlib.contextmanager

@@ -439,3 +439,19 @@ def test_a_suite_without_screens_goes_to_gx_whole():
     expectations = [{"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0}}]
     seen, scope = gx_rows(frame, expectations, {}, max_rows=10, sample_rows=5)
     assert len(seen) == 1000 and "no vectorised screen" in scope["reason"]
+
+
+@pytest.mark.data
+def test_real_amazon_beauty_with_dropped_repeats_passes(shared_data, params, tmp_path, monkeypatch):
+    """Amazon 2018 Beauty repeats (user, item, timestamp) with other ratings; prepare keeps the first of
+    each, so the samples are checked against that timeline (a repeat's rating is not the target's)."""
+    from reasoningrec.config import DATA_DIR_ENV
+    from reasoningrec.data.ingest import run_ingest
+    from reasoningrec.data.prepare import run_prepare
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
+    params = params.model_copy(update={"validate_": params.validate_.model_copy(update={"data_docs": False})})
+    run_ingest(params, "amazon2018-beauty", tmp_path)
+    run_prepare(params, "amazon2018-beauty", tmp_path)
+    summary = run_validation(params, "amazon2018-beauty", "samples", tmp_path)
+    assert summary["success"] and "1,108 repeated" in summary["notes"][0]

@@ -102,6 +102,12 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.rating)
 
+    def subset(self, keep: np.ndarray) -> Interactions:
+        """The rows where ``keep`` is true, in file order, with the same id dictionaries."""
+        null = None if self.timestamp_null is None else self.timestamp_null[keep]
+        return Interactions(self.path, self.users[keep], self.user_ids, self.items[keep], self.item_ids,
+                            self.rating[keep], self.timestamp[keep], null)
+
     def frame(self) -> pd.DataFrame:
         """A pandas view: ids as categoricals over the distinct ids, nulls as NaN."""
         timestamp = self.timestamp if self.timestamp_null is None else pd.array(

@@ -40,9 +40,11 @@ def check_settings(params, dataset: str) -> None:
 
 
 def _source_file(path: Path, facts: dict | None) -> dict:
-    facts = facts or {}
-    entry = {"path": str(path), "bytes": path.stat().st_size, "sha256": facts.get("sha256") or file_sha256(path)}
-    return {**entry, **facts}
+    from reasoningrec.data.text import file_digest
+
+    facts = dict(facts or {})
+    facts["sha256"] = file_digest(facts.get("sha256")) or file_sha256(path)
+    return {"path": str(path), "bytes": path.stat().st_size, **facts}
 
 
 def _check_declared(data, totals: Totals, source: Path) -> list[str]:

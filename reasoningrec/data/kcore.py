@@ -118,14 +118,7 @@ def kcore(frame: pd.DataFrame, k: int, mode: str = "user") -> pd.DataFrame:
     return frame[keep]
 
 
-def user_sort_key(ids: pd.Series) -> pd.Series:
-    """Natural order of user ids: numeric when every id is an integer, else lexicographic."""
-    numeric = pd.to_numeric(ids, errors="coerce")
-    return numeric if numeric.notna().all() else ids.astype(str)
-
-
 def first_users(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     """Interactions of the first ``n`` users in natural id order (a deterministic slice)."""
-    users = pd.Series(frame["user_id"].unique())
-    keep = users.iloc[user_sort_key(users).sort_values(kind="stable").index[:n]]
-    return frame[frame["user_id"].isin(set(keep))]
+    users = pd.unique(frame["user_id"].to_numpy(dtype=object))
+    return frame[frame["user_id"].isin(set(users[natural_order(users)[:n]]))]

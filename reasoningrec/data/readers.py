@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoningrec.data.text import Text, csv_record_line, nonblank_line_numbers, read_text
+from reasoningrec.data.text import Text, csv_record_line, nonblank_line_numbers
 from reasoningrec.errors import DataError
 
 # record index (0-based, in the parsed table) -> where it is in the file: {"line": n} or {"record": n}
@@ -31,11 +31,6 @@ def require_file(path: Path, what: str = "file") -> Path:
     if not path.is_file():
         raise DataError(path, f"{what} not found")
     return path
-
-
-def read_bytes(path: Path, encoding: str = "utf-8", setting: str | None = None) -> bytes:
-    """The file's text as UTF-8 bytes (gunzipped, BOM dropped); empty or undecodable is a DataError."""
-    return read_text(path, encoding, setting).data
 
 
 def line_locator(text: Text, header: bool = False, quoted: bool = False, delimiter: str = ",") -> Where:

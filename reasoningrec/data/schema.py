@@ -40,16 +40,6 @@ def items_frame(records: pd.DataFrame) -> pd.DataFrame:
     return out[ITEM_COLUMNS].reset_index(drop=True)
 
 
-def fill_missing_items(items: pd.DataFrame, interactions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Add a row (title = item id) for every rated item the metadata lacks; return the count added."""
-    known = set(items["item_id"]) if len(items) else set()
-    missing = pd.unique(interactions.loc[~interactions["item_id"].isin(known), "item_id"])
-    if len(missing) == 0:
-        return items, 0
-    extra = items_frame(pd.DataFrame({"item_id": missing, "title": missing}))
-    return pd.concat([items, extra], ignore_index=True), len(missing)
-
-
 def _arrow_schemas():
     import pyarrow as pa
 

@@ -17,9 +17,11 @@ Facts about each file (encoding, BOM, line endings) go into ``ingest.json``.
 from __future__ import annotations
 
 import codecs
+import functools
 import gzip
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 32 << 20
 
 
+@functools.lru_cache(maxsize=1)
+def _hasher() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+
+
 @dataclass(frozen=True)
 class Text:
     """One decoded file: its UTF-8 bytes (no BOM) and how they were stored."""
@@ -43,15 +50,19 @@ class Text:
     data: bytes
     encoding: str
     bom: bool = False
-    sha256: str | None = None  # of the file's bytes as stored (compressed, if gzipped)
+    digest: Future | None = None  # SHA-256 of the file's bytes as stored (compressed, if gzipped)
 
     def facts(self) -> dict:
+        """For ingest.json; ``sha256`` may still be a future (see :func:`file_digest`)."""
         facts = {"encoding": self.encoding, "bom": self.bom, "line_endings": line_endings(self.data)}
-        return {**facts, "sha256": self.sha256} if self.sha256 else facts
+        return {**facts, "sha256": self.digest} if self.digest else facts
 
-    @property
-    def bom_bytes(self) -> int:
-        return len(UTF8_BOM) if self.bom else 0
+
+def file_digest(value) -> str | None:
+    """A hex SHA-256 from :meth:`Text.facts`' ``sha256`` (a string, or the future of a hash)."""
+    if isinstance(value, Future):
+        return value.result().hexdigest()
+    return value
 
 
 def codec_name(encoding: str) -> str:
@@ -86,7 +97,8 @@ def line_at(data: bytes, offset: int) -> int:
 def read_raw(path: Path, digest: list | None = None) -> bytes:
     """The file's bytes, transparently gunzipped; a truncated or corrupt gzip stream is a DataError.
 
-    ``digest`` (a list) receives the SHA-256 of the bytes as stored, saving a second read for ingest.json.
+    ``digest`` (a list) receives a future of the SHA-256 of the bytes as stored, hashed in a thread
+    (hashlib releases the GIL) while the caller parses: ingest.json gets it without a second read.
     """
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -94,7 +106,7 @@ def read_raw(path: Path, digest: list | None = None) -> bytes:
     if digest is not None:
         import hashlib
 
-        digest.append(hashlib.sha256(raw).hexdigest())
+        digest.append(_hasher().submit(hashlib.sha256, raw))
     if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
@@ -176,7 +188,7 @@ def decode(path: Path, raw: bytes, encoding: str, setting: str | None = None) ->
 
 def read_text(path: Path, encoding: str = "utf-8", setting: str | None = None) -> Text:
     """Read, gunzip and decode a whole text file; an empty (or all-blank) file is a DataError."""
-    digest: list[str] = []
+    digest: list[Future] = []
     text = decode(path, read_raw(path, digest), encoding, setting)
     text = Text(text.path, text.data, text.encoding, text.bom, digest[0])
     if not text.data or text.data.isspace():
