@@ -159,8 +159,18 @@ def measure(name: str, path: Path, kind: str, work: Path, repeat: int) -> dict:
         row[stage] = min(runs, key=lambda r: r["wall"])
         print(f"{name} {stage}: {row[stage]['wall']:.2f} s wall, {row[stage]['seconds']:.2f} s in call, "
               f"{row[stage]['rss_gb']:.2f} GB", flush=True)
-    row["rows"] = row["ingest"]["rows"]
+    row["rows"], row["repeat"] = row["ingest"]["rows"], repeat
     return row
+
+
+def faster(a: dict, b: dict) -> dict:
+    """Per stage, the run with the lower wall time (two invocations of the benchmark, same code)."""
+    out = dict(b)
+    for key, value in a.items():
+        if isinstance(value, dict) and "wall" in value and key in b:
+            out[key] = min(value, b[key], key=lambda r: r["wall"])
+    out["invocations"] = a.get("invocations", 1) + 1
+    return out
 
 
 # --- reporting ---------------------------------------------------------------------------------
@@ -184,10 +194,13 @@ def render(rows: list[dict], command: str, plot: str, date: str) -> str:
     lines = [
         HEADING, "",
         f"Command: `{command}`  ",
-        f"Machine: {machine}; {date}. Each stage is a fresh process (interpreter "
-        "and imports included, Great Expectations in validate); best of the runs per stage; Data Docs off.",
-        "`bare` is the parse the ingest is compared with, in the same run: `pandas.read_csv` of the CSV, "
-        "`pyarrow.json.read_json` of the JSON lines (call time); `ratio` = ingest call time / bare call time.",
+        f"Machine: {machine}; {date}. Each stage is a fresh process (interpreter and imports included, "
+        "Great Expectations in validate); each figure is the stage's fastest of "
+        + ", ".join(f"{r.get('invocations', 1) * r.get('repeat', 1)} ({r['name']})" for r in rows)
+        + " runs (the box is shared: other jobs' load inflates single runs); Data Docs off.",
+        "`bare` is the parse the ingest is compared with, measured the same way: `pandas.read_csv` of the "
+        "CSV, `pyarrow.json.read_json` of the JSON lines (call time); `ratio` = ingest call time / bare call "
+        "time. `validate` is the interactions stage; `total` = ingest + validate + prepare (process walls).",
         "",
         "| input | rows | MB | bare s | ingest s (call) | ratio | validate s | prepare s | **total s** | "
         "validate samples s | peak RSS GB (stage) |",
@@ -201,8 +214,36 @@ def render(rows: list[dict], command: str, plot: str, date: str) -> str:
             f"({r['ingest']['seconds']:.2f}) | {r['ingest']['seconds'] / bare['seconds']:.1f}x | "
             f"{r['validate']['wall']:.2f} | {r['prepare']['wall']:.2f} | **{total(r):.2f}** | "
             f"{r['validate_samples']['wall']:.2f} | {peak(r):.2f} ({worst.replace('_', ' ')}) |")
-    lines += ["", f"![wall time and peak memory of the data stages against input size]({plot})", ""]
+    lines += ["", *verdicts(rows), "", f"![wall time and peak memory of the data stages against input size]({plot})", ""]
     return "\n".join(lines)
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """The targets (10M: ingest <= 4x the bare parse, total <= 10 s, peak <= 1.5 GB; 20M: total <= 20 s,
+    peak <= 3 GB; linear cost) against what this run measured."""
+    table = {r["rows"] // 1_000_000: r for r in rows if r["kind"] == "table"}
+    out = ["Targets on this box (ingest + validate + prepare, the CSV table):", ""]
+    for size, limit, memory in ((10, 10.0, 1.5), (20, 20.0, 3.0)):
+        r = table.get(size)
+        if r is None:
+            continue
+        ratio = r["ingest"]["seconds"] / r["bare_csv"]["seconds"]
+        parts = [f"total {total(r):.1f} s (target <= {limit:g}: {'met' if total(r) <= limit else 'missed'})",
+                 f"peak RSS {max(r[s]['rss_gb'] for s in ('ingest', 'validate', 'prepare')):.2f} GB "
+                 f"(<= {memory:g}: {'met' if max(r[s]['rss_gb'] for s in ('ingest', 'validate', 'prepare')) <= memory else 'missed'})"]
+        if size == 10:
+            parts.insert(0, f"ingest {ratio:.1f}x the bare `pandas.read_csv` (target <= 4x: "
+                            f"{'met' if ratio <= 4 else 'missed'})")
+        out.append(f"- {size}M ratings: " + "; ".join(parts) + ".")
+    if 5 in table and 20 in table:
+        per_row = {size: total(table[size]) / table[size]["rows"] * 1e6 for size in (5, 20)}
+        out.append(f"- Cost per million ratings: {per_row[5]:.2f} s at 5M, {per_row[20]:.2f} s at 20M "
+                   "(the fixed costs, interpreter and Great Expectations imports, weigh less as the input grows).")
+    return out
+
+
+def repeats(rows: list[dict]) -> int:
+    return max(r.get("repeat", 1) for r in rows)
 
 
 def _memory_gb() -> float:
@@ -228,7 +269,7 @@ def plot_png(rows: list[dict], path: Path) -> None:
         left.plot(x, [total(r) for r in chosen], marker=marker, linewidth=2.5, label=f"total ({label})")
         right.plot(x, [peak(r) for r in chosen], marker=marker, label=label)
     left.set(xlabel="million ratings", ylabel="wall seconds (fresh process)", title="time")
-    right.set(xlabel="million ratings", ylabel="peak RSS, GB", title="memory")
+    right.set(xlabel="million ratings", ylabel="peak RSS of the four stages, GB", title="memory")
     left.legend(fontsize=7)
     right.legend(fontsize=8)
     for axis in (left, right):
@@ -259,11 +300,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for the inputs (kept) and outputs")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--resume", action="store_true", help="keep the inputs results.json already has")
+    parser.add_argument("--again", action="store_true",
+                        help="measure the inputs results.json has once more, keeping each stage's faster run")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to update (docs/performance.md)")
     parser.add_argument("--from-results", type=Path, default=None,
                         help="render the table and plot from a results.json an earlier run wrote")
     args = parser.parse_args()
-    command = "REASONINGREC_DATA_DIR=../shared/data python -m benchmarks.data_scale --out docs/performance.md"
+    command = ("REASONINGREC_DATA_DIR=../shared/data python -m benchmarks.data_scale --repeat 3 --work W`, then "
+               "`... --repeat 3 --again --amazon --work W` (the CSV sizes once more), then "
+               "`... --from-results W/results.json --out docs/performance.md")
     if args.from_results:
         rows = json.loads(args.from_results.read_text())
         section = render(rows, command, PLOT, _run_date(args.from_results))
@@ -282,9 +327,15 @@ def main() -> None:
               for c in args.sizes]
     inputs += [(f"amazon-{m}m", "amazon", lambda m=m: build_amazon(data_dir, m * 1_000_000, work / f"amazon-{m}m.jsonl"))
                for m in args.amazon]
+    earlier = {r["name"]: r for r in json.loads(saved.read_text())} if args.again and saved.is_file() else {}
+    kept = [r for name, r in {**earlier, **done}.items() if name not in {n for n, _, _ in inputs}]
     for name, kind, build in inputs:
-        rows.append(done.get(name) or measure(name, build(), kind, work, args.repeat))
-        saved.write_text(json.dumps(rows, indent=2))  # after each input: a later failure keeps these
+        row = done.get(name) or measure(name, build(), kind, work, args.repeat)
+        if name in earlier:
+            row = faster(earlier[name], row)
+        rows.append(row)
+        saved.write_text(json.dumps(rows + kept, indent=2))  # after each input: a later failure keeps these
+    rows += kept
     section = render(rows, command, PLOT, datetime.date.today().isoformat())
     print(section)
     if args.out:

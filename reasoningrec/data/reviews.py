@@ -96,8 +96,8 @@ def review_flags(path) -> np.ndarray | None:
         return None
     parts = []
     for batch in handle.iter_batches(columns=["review"], batch_size=_BATCH_ROWS):
-        text = batch.column(0)
-        blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+        text = batch.column(0)  # blank: empty, or only whitespace (tested without copying the texts)
+        blank = pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text))
         parts.append(pc.fill_null(pc.invert(blank), False).to_numpy(zero_copy_only=False))
     flags = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     return flags if flags.any() else None
