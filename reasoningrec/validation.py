@@ -258,19 +258,19 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
     table = read_table(path, SAMPLE_COLUMNS, f"run `reasoningrec prepare -d {dataset}`")
     inter_path = out / "interactions.parquet"
     data = load_interactions(inter_path, f"run `reasoningrec ingest -d {dataset}`")
-    notes = []
+    notes, later = [], None
     if flags["drop_duplicates"]:
         # prepare built the samples from the first occurrence of each (user, item, timestamp): the
         # targets and lists are located in that timeline, not in one that still has the repeats.
         later = repeat_mask(data.users, data.items, data.timestamp)
         if later.any():
-            data = data.subset(~later)
             notes.append(f"{int(later.sum()):,} repeated (user, item, timestamp) rows left out, as prepare drops them")
     lists = {name: table.column(name).combine_chunks() for name in
              ("history_items", "history_labels", "profile_items", "profile_labels")}
     lists = {name: array if pa.types.is_list(array.type) else None for name, array in lists.items()}
     samples = table.to_pandas()
-    frame = samples_frame(samples, data, params.prepare.like_threshold,
+    timeline = data.subset(~later) if later is not None and later.any() else data
+    frame = samples_frame(samples, timeline, params.prepare.like_threshold,
                           {name: array for name, array in lists.items() if array is not None})
     checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS))]
     # Every user (and, iterative, every item) a sample uses must be in the data stage's k-core.
@@ -283,7 +283,7 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
             used.append(pc.list_flatten(array).cast(pa.string()))
         items = pc.unique(pc.drop_null(pa.chunked_array(used, pa.string()))).to_numpy(zero_copy_only=False)
     counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"],
-                         users=samples["user_id"].dropna().unique(), items=items)
+                         users=samples["user_id"].dropna().unique(), items=items, later=later)
     checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})"))
     return checks, notes
 

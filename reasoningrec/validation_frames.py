@@ -251,7 +251,7 @@ def samples_frame(samples: pd.DataFrame, interactions, like_threshold: float,
 
     # The target: (user, item, timestamp) + occurrence, 0 = latest, among the pairs that samples use.
     n_items = max(len(data.item_ids), 1)
-    target_pairs = np.unique(np.where((users >= 0) & (targets >= 0), users * n_items + targets, -1))
+    target_pairs = np.where((users >= 0) & (targets >= 0), users * n_items + targets, -1)
     rows = np.flatnonzero(pos >= 0)
     pair = data.users[rows].astype(np.int64) * n_items + data.items[rows]
     rows = rows[pd.Series(pair).isin(target_pairs).to_numpy()]
@@ -290,7 +290,7 @@ def samples_frame(samples: pd.DataFrame, interactions, like_threshold: float,
     entry_pairs = [users[np.repeat(np.arange(len(out)), pc.list_value_length(arrays[name]).fill_null(0)
                                    .to_numpy(zero_copy_only=False))] * n_items
                    + _flat_codes(arrays[name], data.item_ids) for name in ("history_items", "profile_items")]
-    occurrences = _Occurrences(data, pos, like_threshold, np.unique(np.concatenate(entry_pairs)))
+    occurrences = _Occurrences(data, pos, like_threshold, np.concatenate(entry_pairs))  # isin hashes: no unique
     target_pos = out["target_pos"].to_numpy(dtype=float, na_value=np.nan)
     history = _list_facts(arrays["history_items"], arrays["history_labels"], users, target_pos, data.item_ids,
                           occurrences)
