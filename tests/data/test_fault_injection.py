@@ -193,6 +193,11 @@ def _assert_crlf(work: Path) -> None:
     assert summary["source_files"][0]["line_endings"] in ("crlf", "mixed")
 
 
+def _assert_prepare_keeps_every_user(work: Path) -> None:
+    summary = json.loads((work / "prepare.json").read_text())
+    assert (summary["interactions"], summary["users"]) == (ML100K_ROWS, 943)  # every ML-100K user has >= 20
+
+
 def _stale_temps(raw: Path) -> None:
     work = raw.parent / "work" / "d"
     (work / "validation").mkdir(parents=True, exist_ok=True)
@@ -209,6 +214,8 @@ CASES = [
     Case("ml100k clean", "ml100k", None, exit_code=0, rows=ML100K_ROWS),
     Case("ml100k BOM", "ml100k", lambda r: ml(r).write_bytes(b"\xef\xbb\xbf" + ml(r).read_bytes()), exit_code=0,
          rows=ML100K_ROWS, check=_assert_bom),
+    Case("ml100k BOM, through prepare", "ml100k", lambda r: ml(r).write_bytes(b"\xef\xbb\xbf" + ml(r).read_bytes()),
+         exit_code=0, commands=("ingest", "prepare"), rows=ML100K_ROWS, check=_assert_prepare_keeps_every_user),
     Case("ml100k CRLF", "ml100k", lambda r: ml(r).write_bytes(ml(r).read_bytes().replace(b"\n", b"\r\n")),
          exit_code=0, rows=ML100K_ROWS, check=_assert_crlf),
     Case("ml100k mixed line endings", "ml100k",
