@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import resource
@@ -65,7 +66,8 @@ def render(rows, total: float, rss: float, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Machine: {os.cpu_count()}-core CPU dev box ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, shared with other jobs (expect +-30 % run to run). One cold process:",
+        f"Python {platform.python_version()}, shared with other jobs (expect +-30 % run to run); "
+        f"{datetime.date.today().isoformat()}. One cold process:",
         "imports count in the first stage that needs them (Great Expectations in validate).",
         "",
         "| stage | wall s | note |",

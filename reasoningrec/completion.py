@@ -266,8 +266,11 @@ def execute(params: Params, call: Call, *, calls: Sequence[Call] | None = None, 
     from reasoningrec.pipeline import invoke
 
     work = params.work_dir(call.dataset)
-    for folder in {(work / name).parent for name in call.output_names()} | {work}:
-        remove_stale_temps(folder)
+    folders: dict[Path, list[str]] = {}
+    for name in call.output_names():
+        folders.setdefault((work / name).parent, []).append((work / name).name)
+    for folder, names in folders.items():
+        remove_stale_temps(folder, names)  # only this call's outputs: other calls may write beside them
     calls = list(calls) if calls is not None else [*plan(params, call.dataset, methods=[], baselines=False), call]
     if not allow_stale:
         require_upstream(params, call, calls)

@@ -46,6 +46,11 @@ class PathsConfig(_Section):
     metrics_dir: Path = Path("metrics")
 
 
+# The generic table source: keys of `datasets.<name>.columns` and the files it reads.
+TABLE_COLUMN_KEYS = frozenset({"user", "item", "rating", "timestamp", "review", "item_id"})
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
+
+
 class KCoreConfig(_Section):
     k: int = Field(5, ge=1)
     # "user": drop users with fewer than k interactions (the paper's code);
@@ -68,6 +73,33 @@ class DatasetConfig(_Section):
     # Folder (under data_dir) of pre-generated texts for `reasoningrec import-texts` (the paper
     # authors' layout); for `source: paper` it defaults to `path`.
     texts_path: str | None = None
+    # Text encoding of the raw files (any Python codec name); null = the source's own: latin-1 for
+    # MovieLens (the GroupLens originals), UTF-8 for the rest. A UTF-8 byte-order mark is skipped.
+    encoding: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - TABLE_COLUMN_KEYS)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}; columns maps {sorted(TABLE_COLUMN_KEYS)} to the file's column names")
+        return value
+
+    def text_encoding(self) -> str:
+        """The encoding to decode this dataset's text files with."""
+        return self.encoding or ("latin-1" if self.source.startswith("movielens") else "utf-8")
 
 
 class PipelineConfig(_Section):
@@ -100,6 +132,19 @@ class ValidateConfig(_Section):
     allow_duplicates: list[str] = []
     # Render GX Data Docs (HTML) beside validate_<stage>.json; ~1.5 s per stage.
     data_docs: bool = True
+    # Tables up to gx_max_rows rows: Great Expectations checks every row. Larger ones: every row is
+    # screened (vectorised) for each expectation's condition and GX checks the screened rows plus a
+    # seeded uniform sample of gx_sample_rows others (docs/operations.md, "Validation at scale").
+    gx_max_rows: int = Field(2_000_000, ge=1)
+    gx_sample_rows: int = Field(100_000, ge=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ValidateConfig:
+        for low, high in (("rating_min", "rating_max"), ("timestamp_min", "timestamp_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} ({getattr(self, low):g}) is above {high} ({getattr(self, high):g}); "
+                                 f"expected {low} <= {high}")
+        return self
 
 
 class PrepareConfig(_Section):
