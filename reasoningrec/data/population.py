@@ -13,7 +13,7 @@ the evidence from the authors' code):
   valid/test records show the training window (the authors built their input from the training
   window). Each record takes the offset whose target title and history titles it shows; where
   several fit equally (repeated items), the split's majority offset (:func:`majority_offset`).
-- **history/profile**: our own window rule for that target position (``split.build_samples``).
+- **history/profile**: our own window rule for that target position (``split.samples_from_arrays``).
 - **label**: the authors' gold label, the like status of the user's *first* interaction with the
   split's own target item (their code looks a rating up by (user, item) and takes the first row).
   For Beauty valid/test it belongs to another item than the one shown: that is what they scored.
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from reasoningrec.data.split import SAMPLE_SCHEMA, SPLITS, chronological
+from reasoningrec.data.split import SAMPLE_SCHEMA, SPLITS
 from reasoningrec.errors import ConfigError, DataError
 
 PAPER_SPLITS = ("valid", "test")
@@ -101,6 +101,12 @@ class _Choice:
     user: str
     offset: int
     candidates: list[int] = field(default_factory=list)  # offsets that fit the record equally well
+
+
+def chronological(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by user in time order; equal timestamps keep their file order (prepare's order)."""
+    ordered = frame.assign(_order=np.arange(len(frame)))
+    return ordered.sort_values(["user_id", "timestamp", "_order"], kind="stable").drop(columns="_order")
 
 
 def first_interaction_labels(interactions: pd.DataFrame, like_threshold: float) -> dict[tuple[str, str], int]:

@@ -215,7 +215,7 @@ CASES = [
     Case("ml100k BOM", "ml100k", lambda r: ml(r).write_bytes(b"\xef\xbb\xbf" + ml(r).read_bytes()), exit_code=0,
          rows=ML100K_ROWS, check=_assert_bom),
     Case("ml100k BOM, through prepare", "ml100k", lambda r: ml(r).write_bytes(b"\xef\xbb\xbf" + ml(r).read_bytes()),
-         exit_code=0, commands=("ingest", "prepare"), rows=ML100K_ROWS, check=_assert_prepare_keeps_every_user),
+         exit_code=0, commands=("ingest", "validate", "prepare"), rows=ML100K_ROWS, check=_assert_prepare_keeps_every_user),
     Case("ml100k CRLF", "ml100k", lambda r: ml(r).write_bytes(ml(r).read_bytes().replace(b"\n", b"\r\n")),
          exit_code=0, rows=ML100K_ROWS, check=_assert_crlf),
     Case("ml100k mixed line endings", "ml100k",
@@ -284,9 +284,12 @@ CASES = [
          ("u.data, line 301, field 'user'", "empty id")),
     Case("ml100k binary garbage", "ml100k", lambda r: ml(r).write_bytes(bytes(range(256)) * 50),
          ("u.data, line ",)),
-    Case("ml100k prepare after ingest", "ml100k", None, exit_code=0, commands=("ingest", "prepare"), rows=ML100K_ROWS),
+    Case("ml100k prepare after ingest", "ml100k", None, exit_code=0, commands=("ingest", "validate", "prepare"), rows=ML100K_ROWS),
     Case("ml100k k above every user", "ml100k", None, ("no user survives", "k=1000", "datasets.d.kcore.k"),
-         commands=("ingest", "prepare"), dataset={"kcore": {"k": 1000}}),
+         commands=("ingest", "prepare+stale"), dataset={"kcore": {"k": 1000}}),
+    Case("ml100k k above every user, validated", "ml100k", None,
+         ("validation FAILED", "some users survive the k-core filter"),
+         commands=("ingest", "validate"), dataset={"kcore": {"k": 1000}}),
     Case("ml100k validate after ingest", "ml100k", None, exit_code=0, commands=("ingest", "validate")),
     Case("ml100k rating_min above rating_max", "ml100k", None,
          ("params.yaml: invalid settings: validate", "rating_min (6) is above rating_max (5)"),
@@ -298,17 +301,33 @@ CASES = [
          dataset={"encoding": "klingon"}),
     Case("ml100k meta_path is not a setting of this source", "ml100k", None,
          ("params.yaml: datasets.d.meta_path",), dataset={"meta_path": "x.json"}),
+    # A file damaged between stages: the completion rule refuses it (it is not what its stage wrote) ...
     Case("ml100k truncated interactions.parquet, then prepare", "ml100k", None,
-         ("interactions.parquet: not a readable Parquet file", "run `reasoningrec ingest -d d` again"),
-         commands=("ingest", "prepare"), after=_truncate_parquet),
+         ("upstream stage ingest is not up to date", "output interactions.parquet", "reasoningrec ingest -d d"),
+         commands=("ingest", "validate", "prepare"), after=_truncate_parquet),
     Case("ml100k truncated interactions.parquet, then validate", "ml100k", None,
-         ("interactions.parquet: not a readable Parquet file", "reasoningrec ingest -d d"),
+         ("upstream stage ingest is not up to date", "reasoningrec ingest -d d"),
          commands=("ingest", "validate"), after=_truncate_parquet),
     Case("ml100k truncated samples.parquet, then validate samples", "ml100k", None,
+         ("upstream stage prepare is not up to date", "reasoningrec prepare -d d"),
+         commands=("ingest", "validate", "prepare", "validate-samples"),
+         after=lambda r, w: _truncate_parquet(r, w, "samples.parquet")),
+    # ... and read anyway (--allow-stale), the damage is a clear error naming the file.
+    Case("ml100k truncated interactions.parquet, then prepare anyway", "ml100k", None,
+         ("interactions.parquet: not a readable Parquet file", "run `reasoningrec ingest -d d` again"),
+         commands=("ingest", "validate", "prepare+stale"), after=_truncate_parquet),
+    Case("ml100k truncated interactions.parquet, then validate anyway", "ml100k", None,
+         ("interactions.parquet: not a readable Parquet file", "reasoningrec ingest -d d"),
+         commands=("ingest", "validate+stale"), after=_truncate_parquet),
+    Case("ml100k truncated samples.parquet, then validate samples anyway", "ml100k", None,
          ("samples.parquet: not a readable Parquet file", "reasoningrec prepare -d d"),
-         commands=("ingest", "prepare", "validate-samples"), after=lambda r, w: _truncate_parquet(r, w, "samples.parquet")),
-    Case("ml100k prepare without ingest", "ml100k", None, ("interactions.parquet: not found", "reasoningrec ingest"),
+         commands=("ingest", "validate", "prepare", "validate-samples+stale"),
+         after=lambda r, w: _truncate_parquet(r, w, "samples.parquet")),
+    Case("ml100k prepare without ingest", "ml100k", None,
+         ("upstream stage ingest is not up to date", "never completed", "reasoningrec ingest -d d"),
          commands=("prepare",)),
+    Case("ml100k prepare without ingest, anyway", "ml100k", None,
+         ("interactions.parquet: not found", "reasoningrec ingest"), commands=("prepare+stale",)),
     Case("ml100k stale temporaries are cleared", "ml100k", _stale_temps, exit_code=0,
          commands=("ingest", "validate"), rows=ML100K_ROWS, check=_no_temps_left),
     # --- MovieLens 1M -----------------------------------------------------------------------------
@@ -372,7 +391,8 @@ CASES = [
          ("line 1", "not valid JSON")),
     Case("amazon bad metadata line", "amazon", lambda r: (r / "meta.json").write_text('{"asin": "B0000530HU"}\n{nope\n'),
          ("meta.json, line 2", "not valid JSON"), dataset={"meta_path": "meta.json"}),
-    Case("amazon prepare after ingest", "amazon", None, exit_code=0, commands=("ingest", "prepare"), rows=BEAUTY_ROWS),
+    Case("amazon prepare after ingest", "amazon", None, exit_code=0, commands=("ingest", "validate", "prepare"),
+         rows=BEAUTY_ROWS, sections={"validate": {"allow_duplicates": ["d"]}}),
     # --- the paper authors' files ---------------------------------------------------------------------
     Case("paper clean", "paper", None, exit_code=0, rows=PAPER_ROWS),
     Case("paper BOM header", "paper", lambda r: pb(r).write_bytes(b"\xef\xbb\xbf" + pb(r).read_bytes()), exit_code=0,
@@ -453,7 +473,7 @@ CASES = [
          lambda r: _write_lines(tb(r), _lines(tb(r)) + _lines(tb(r))[1:3]),
          ("expect_compound_columns_to_be_unique", "4 of 3,002 rows", "record 0: user_id="),
          commands=("ingest", "validate")),
-    Case("table prepare after ingest", "table", None, exit_code=0, commands=("ingest", "prepare"), rows=TABLE_ROWS),
+    Case("table prepare after ingest", "table", None, exit_code=0, commands=("ingest", "validate", "prepare"), rows=TABLE_ROWS),
     Case("parquet table clean", "parquet", None, exit_code=0, rows=TABLE_ROWS),
     Case("parquet table truncated", "parquet",
          lambda r: (p := r / "tb" / "t.parquet").write_bytes(p.read_bytes()[:-100]),
@@ -508,11 +528,14 @@ def _cli(argv: list[str]) -> tuple[int, str, str, str | None]:
 
 
 def _argv(command: str, params: Path) -> list[str]:
+    """The CLI line of a case's command; ``+stale`` adds ``--allow-stale``."""
+    command, _, stale = command.partition("+")
+    extra = ["--allow-stale"] if stale == "stale" else []
     if command == "validate":
-        return ["validate", "-d", "d", "--stage", "interactions", "--params", str(params)]
+        return ["validate", "-d", "d", "--stage", "interactions", "--params", str(params), *extra]
     if command == "validate-samples":
-        return ["validate", "-d", "d", "--stage", "samples", "--params", str(params)]
-    return [command, "-d", "d", "--params", str(params)]
+        return ["validate", "-d", "d", "--stage", "samples", "--params", str(params), *extra]
+    return [command, "-d", "d", "--params", str(params), *extra]
 
 
 def run_case(case: Case, root: Path) -> Outcome:
