@@ -163,6 +163,7 @@ def run_flags(params, dataset: str, ingest_summary: dict | None) -> dict:
         "duplicates_allowed": dataset in params.validate_.allow_duplicates,
         "drop_duplicates": config.drop_duplicates,
         "kcore_mode": config.kcore.mode,
+        "population": params.prepare.population,
     }
 
 
@@ -271,7 +272,8 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
     samples = table.to_pandas()
     timeline = data.subset(~later) if later is not None and later.any() else data
     frame = samples_frame(samples, timeline, params.prepare.like_threshold,
-                          {name: array for name, array in lists.items() if array is not None})
+                          {name: array for name, array in lists.items() if array is not None},
+                          shared_windows=params.prepare.population == "paper")
     checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS))]
     # Every user (and, iterative, every item) a sample uses must be in the data stage's k-core.
     config = params.dataset(dataset)

@@ -233,7 +233,7 @@ def _list_facts(lists: pa.ListArray, labels: pa.ListArray, users: np.ndarray, ta
 
 
 def samples_frame(samples: pd.DataFrame, interactions, like_threshold: float,
-                  lists: dict[str, pa.ListArray] | None = None) -> pd.DataFrame:
+                  lists: dict[str, pa.ListArray] | None = None, shared_windows: bool = False) -> pd.DataFrame:
     """``samples`` plus the derived columns the ``samples`` suite checks (``SAMPLE_CHECK_COLUMNS``).
 
     Targets are located in the user's timeline by (user, item, timestamp). Where that key repeats
@@ -263,7 +263,19 @@ def samples_frame(samples: pd.DataFrame, interactions, like_threshold: float,
     key = ["user_id", "target_item", "target_timestamp"]
     split_rank = out["split"].map({name: -rank for rank, name in enumerate(SPLITS)}).fillna(1)
     latest_first = out.assign(_rank=split_rank).sort_values("_rank", kind="stable")
-    occurrence = latest_first.groupby(key, sort=False, dropna=False).cumcount().reindex(out.index)
+    if shared_windows:
+        # The paper population's valid/test rows may repeat a train row's target and history: rows that
+        # show the same window are one interaction and share an occurrence.
+        shown = latest_first.assign(_window=latest_first["history_items"].map(
+            lambda items: "\x1f".join(map(str, items)) if items is not None else ""))
+        distinct = shown.drop_duplicates([*key, "_window"])
+        distinct = distinct.assign(_occ=distinct.groupby(key, sort=False, dropna=False).cumcount().to_numpy())
+        occurrence = shown[[*key, "_window"]].merge(distinct[[*key, "_window", "_occ"]], on=[*key, "_window"],
+                                                    how="left")["_occ"]
+        occurrence.index = shown.index
+        occurrence = occurrence.reindex(out.index)
+    else:
+        occurrence = latest_first.groupby(key, sort=False, dropna=False).cumcount().reindex(out.index)
     probe = pd.DataFrame({"u": np.where(users >= 0, users, -2), "i": np.where(targets >= 0, targets, -2), "t": stamps,
                           "occurrence": occurrence.to_numpy()})
     found = probe.merge(lookup, on=["u", "i", "t", "occurrence"], how="left")
