@@ -120,7 +120,7 @@ def test_adapter_round_trip_gives_the_same_scores(tiny, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from reasoningrec.training import save_adapter
+    from reasoningrec.training.adapter import save_adapter
 
     path, _, tok = tiny
     torch.manual_seed(1)

@@ -1,5 +1,5 @@
 """The LoRA training-throughput benchmark on CPU (smoke shapes): its own loop and the product's
-SFTTrainer path (reasoningrec.training.sft_arguments + the answer-weighted loss) both run and report."""
+SFTTrainer path (reasoningrec.training.arguments.sft_arguments + the answer-weighted loss) both run and report."""
 
 from __future__ import annotations
 
