@@ -34,9 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from reasoningrec import pipeline
+
 HEADING = "## Data stages at scale"
 PLOT = "data-scale.png"
-STAGES = ("ingest", "validate", "prepare", "validate_samples")
+# The pipeline's data phase, in order; results key the interactions gate as "validate".
+STAGES = tuple({"validate_interactions": "validate"}.get(name, name)
+               for name, stage in pipeline.STAGES.items() if stage.phase == "data")
 
 _CHILD = r"""
 import json, resource, sys, time
