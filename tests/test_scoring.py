@@ -21,13 +21,11 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reasoningrec.testing import build_tiny_chat_model
-
-    path = build_tiny_chat_model(tmp_path_factory.mktemp("tiny"), seed=3)
+    path = tiny_model_dir
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     # Random-init logits are nearly uniform; scale the head so P(Yes) spreads out and the tests can tell.
