@@ -200,25 +200,24 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from reasoningrec.answer import answer_token_ids
+    from reasoningrec.chat import render_chat
     from reasoningrec.metrics import auc
-    from reasoningrec.records import render_chat
-    from reasoningrec.scoring import (
-        answer_token_ids,
-        default_dtype,
-        load_adapter,
-        resolve_base_model,
-        score_prompts,
-    )
+    from reasoningrec.models import choose_precision, load_adapter, resolve_model, torch_dtype
+    from reasoningrec.scoring import score_prompts
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = default_dtype() if args.dtype == "auto" else getattr(torch, args.dtype)
+    if args.dtype == "auto":  # bf16 on a CUDA GPU that has it, fp32 on CPU
+        dtype = torch_dtype(choose_precision("auto", cuda=device == "cuda"))
+    else:
+        dtype = getattr(torch, args.dtype)
     if args.train_adapter:
         args.adapter = str(train_quick_adapter(args))
     if args.adapter:
         model, tokenizer, _ = load_adapter(args.adapter, device=device, dtype=dtype)
         name = f"{args.adapter} (adapter)"
     else:
-        path = resolve_base_model(args.model)
+        path = resolve_model(args.model)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         name = args.model

@@ -227,8 +227,8 @@ def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) ->
     from transformers import TrainerCallback
 
     from benchmarks.llm_throughput import load_tokenizer
+    from reasoningrec.answer import answer_token_ids
     from reasoningrec.config import TrainConfig
-    from reasoningrec.scoring import answer_token_ids
     from reasoningrec.training.arguments import lora_config, sft_arguments
     from reasoningrec.training.trainer import sft_trainer_class
 
