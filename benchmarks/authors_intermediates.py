@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from reasoningrec.config import load_params
-    from reasoningrec.importer import SFT_FILE, read_records, texts_dir
+    from reasoningrec.importer.files import SFT_FILE, read_records, texts_dir
 
     params = load_params(args.params)
     for ds in args.datasets:

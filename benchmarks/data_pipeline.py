@@ -34,7 +34,8 @@ def run(dataset: str, params_path: str | None) -> list[tuple[str, float, str]]:
     from reasoningrec.data.ingest import run_ingest
     from reasoningrec.data.prepare import run_prepare
 
-    params = load_params(params_path)
+    # Every user of the dataset, whatever slice params.yaml's main job takes (prepare.max_users).
+    params = load_params(params_path, assignments=["prepare.max_users=null"])
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

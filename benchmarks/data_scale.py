@@ -34,13 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from reasoningrec.pipeline import STAGES as PIPELINE_STAGES
+from reasoningrec import pipeline
 
 HEADING = "## Data stages at scale"
 PLOT = "data-scale.png"
-# The pipeline's data phase (reasoningrec.pipeline), each stage timed in a fresh process.
-STAGES = tuple(name for name, stage in PIPELINE_STAGES.items() if stage.phase == "data")
-TOTAL = tuple(name for name in STAGES if name != "validate_samples")  # the issue's "three data stages"
+# The pipeline's data phase, in order; results key the interactions gate as "validate".
+STAGES = tuple({"validate_interactions": "validate"}.get(name, name)
+               for name, stage in pipeline.STAGES.items() if stage.phase == "data")
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -67,7 +67,7 @@ else:
         rows = run_prepare(params, dataset)["interactions"]
     else:
         from reasoningrec.validation import run_validation
-        summary = run_validation(params, dataset, "interactions" if kind == "validate_interactions" else "samples")
+        summary = run_validation(params, dataset, "interactions" if kind == "validate" else "samples")
         rows = summary["suites"][0]["rows"]
     seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "rows": rows}))
@@ -183,7 +183,7 @@ def faster(a: dict, b: dict) -> dict:
 
 
 def total(row: dict) -> float:
-    return sum(row[s]["wall"] for s in TOTAL)
+    return sum(row[s]["wall"] for s in ("ingest", "validate", "prepare"))
 
 
 def peak(row: dict) -> float:
@@ -279,7 +279,7 @@ def plot_png(rows: list[dict], path: Path) -> None:
             continue
         x = [r["rows"] / 1e6 for r in chosen]
         label = "CSV table" if kind == "table" else "Amazon JSON lines"
-        for stage in TOTAL:
+        for stage in ("ingest", "validate", "prepare"):
             left.plot(x, [r[stage]["wall"] for r in chosen], marker=marker, label=f"{stage} ({label})")
         left.plot(x, [total(r) for r in chosen], marker=marker, linewidth=2.5, label=f"total ({label})")
         right.plot(x, [peak(r) for r in chosen], marker=marker, label=label)

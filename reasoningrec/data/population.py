@@ -7,7 +7,7 @@ the evidence from the authors' code):
 - **user**: the record's user. Which users have a record is not a rule of the data (the authors
   dropped users whose prompts were long, the last incomplete LLM batch and, for Beauty, records
   over 800 words with the generated reasoning), so users come from matching the records to our
-  rows (:func:`reasoningrec.importer.match_records`, which keeps the ascending user order).
+  rows (:func:`reasoningrec.importer.match.match_records`, which keeps the ascending user order).
 - **shown target**: the item the record asks about, one of the user's last three items (offset 1 =
   our test target, 2 = valid, 3 = train). Fashion records show their split's own target; the Beauty
   valid/test records show the training window (the authors built their input from the training
@@ -59,7 +59,7 @@ class AuthorsRecords:
 def authors_records(raw: Mapping[str, Sequence[Mapping]], titles: Mapping[str, str], profiles: Mapping[str, str],
                     source: Path | str = "<records>", allow_unmatched: bool = False) -> AuthorsRecords:
     """:class:`AuthorsRecords` from raw ``{instruction, input, output}`` records per split."""
-    from reasoningrec.importer import parse_record
+    from reasoningrec.importer.sft import parse_record
 
     records = {split: [parse_record(r, i, source) for i, r in enumerate(rows)] for split, rows in raw.items()}
     shown = {split: [history_entries(r["input"]) for r in rows] for split, rows in raw.items()}
@@ -72,7 +72,7 @@ _TARGET_LINE = re.compile(r"(?:will purchase|watched) the next target (?:item|mo
 
 def history_entries(text: str) -> list[str]:
     """The ``Liked ...``/``Disliked ...`` entries a record's input lists before its target, in title_key form."""
-    from reasoningrec.importer import title_key
+    from reasoningrec.importer.sft import title_key
 
     end = _TARGET_LINE.search(text)
     section = text[: end.start()] if end else text
@@ -152,7 +152,8 @@ def choose_rows(authors: AuthorsRecords, samples: pd.DataFrame, split: str,
 
     ``first``: (user, item) -> first-interaction label, the polarity the authors' entries show.
     """
-    from reasoningrec.importer import match_records, title_key
+    from reasoningrec.importer.match import match_records
+    from reasoningrec.importer.sft import title_key
 
     records, titles = authors.records[split], authors.titles
     candidates = candidate_rows(samples, split)
@@ -250,7 +251,7 @@ def with_population(samples: pa.Table, rows: pd.DataFrame) -> pa.Table:
 
 def read_authors_records(params, dataset: str, out_dir: Path, allow_unmatched: bool = False) -> AuthorsRecords:
     """The authors' valid/test records of ``dataset`` (its texts folder), titles and profiles."""
-    from reasoningrec.importer import (
+    from reasoningrec.importer.files import (
         ITEM_FILE,
         PROFILE_FILE,
         SFT_FILE,

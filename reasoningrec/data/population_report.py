@@ -93,7 +93,7 @@ def report(params, datasets: Sequence[str]) -> list[dict]:
 
 
 def _repeated_inputs_of(params, dataset: str) -> dict[str, int]:
-    from reasoningrec.importer import SFT_FILE, read_records, texts_dir
+    from reasoningrec.importer.files import SFT_FILE, read_records, texts_dir
 
     folder = texts_dir(params, dataset)
     raw = {split: read_records(folder / SFT_FILE.format(split=split)) for split in ("train", *PAPER_SPLITS)}

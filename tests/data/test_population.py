@@ -251,7 +251,7 @@ def paper_run(shared_data, tmp_path_factory):
 
     from reasoningrec.config import parse_params
     from reasoningrec.data.ingest import run_ingest
-    from reasoningrec.importer import run_import
+    from reasoningrec.importer.stage import run_import
 
     mp = pytest.MonkeyPatch()
     mp.setenv(DATA_DIR_ENV, str(shared_data))
@@ -272,7 +272,7 @@ def paper_run(shared_data, tmp_path_factory):
 
 
 def _records(shared_data, dataset, split):
-    from reasoningrec.importer import parse_record
+    from reasoningrec.importer.sft import parse_record
 
     path = shared_data / "reasoningrec-paper" / dataset / f"sft_{split}.json.gz"
     return [parse_record(r, i) for i, r in enumerate(json.loads(gzip.decompress(path.read_bytes())))]
@@ -282,7 +282,7 @@ def _records(shared_data, dataset, split):
 @pytest.mark.parametrize("dataset", ["beauty", "fashion"])
 def test_paper_rows_are_the_authors_records(paper_run, shared_data, dataset):
     """(user, target item, label) of every valid/test row = the authors' record, in their user order."""
-    from reasoningrec.importer import title_key
+    from reasoningrec.importer.sft import title_key
     from reasoningrec.synthesis.text import normalize_ws
 
     _, _, out, _ = paper_run[dataset]

@@ -1,4 +1,4 @@
-"""Import of the paper authors' texts: parsing, matching, and the exact figures of the real data."""
+"""The import stage on a small folder and on the real Beauty, Fashion and ML-1M texts."""
 
 from __future__ import annotations
 
@@ -8,73 +8,13 @@ import json
 import pandas as pd
 import pytest
 from conftest import data_file
+from importer_data import FIGURES, TITLES, record, samples_frame
 
 from reasoningrec.config import DATA_DIR_ENV, parse_params
 from reasoningrec.errors import DataError
-from reasoningrec.importer import IMPORTED_MODEL, match_records, parse_record, read_records, run_import
-
-INPUT = (
-    "User Profile - \n\nLikes mild   soap.\n        User purchased the following items in the given order. "
-    "List of recent items and their description -\n        Liked Soap &amp; Co Brand: A Price:  Description: \n\nok\n"
-    "Disliked Gel Brand:  Price:  Description: \n\nsticky\n\nThe user will purchase the next target item - "
-    "Cream Brand: C Price:  Description: \n\nrich\nDo not use any information not mentioned above. ...\n"
-    '    Explain with reasoning whether the user will like or dislike the next target item - "Cream" in atmost 100 words.'
-)
-
-
-def record(profile: bool = True, target: str = "Cream", label: str = "Yes", history=("Soap &amp; Co", "Gel")):
-    text = INPUT.replace("Cream", target).replace("Soap &amp; Co", history[0]).replace("Gel", history[1])
-    if not profile:
-        text = text[text.index("User purchased"):]
-    return {"instruction": "You are an expert.", "input": text, "output": f"Prediction: {label} \n 1. Because.\n2. So."}
-
-
-def test_parse_record():
-    parsed = parse_record(record(), 0)
-    assert parsed.profile == "Likes mild soap." and parsed.target_key == "cream"
-    assert parsed.label == 1 and parsed.reasoning == "1. Because. 2. So."
-    assert " liked soap & co brand" in parsed.text_key
-    bare = parse_record(record(profile=False, label="No"), 1)
-    assert bare.profile is None and bare.label == 0
-    with pytest.raises(DataError, match=r"row 3, field 'output'"):
-        parse_record({"input": "x"}, 3, "sft_train.json.gz")
-
-
-def _samples(rows):
-    return pd.DataFrame(rows, columns=["user_id", "split", "target_item", "label", "history_items",
-                                       "history_labels", "profile_items"])
-
-
-TITLES = {"1": "Soap &amp; Co", "2": "Gel", "3": "Cream", "4": "Lotion", "5": "Balm"}
-
-
-def test_identical_users_are_told_apart_by_the_ascending_order():
-    # Users 10 and 11 have the same window (the authors' Beauty data has such near-duplicates).
-    samples = _samples([
-        ("10", "train", "3", 1, ["1", "2"], [1, 0], []),
-        ("11", "train", "3", 1, ["1", "2"], [1, 0], []),
-        ("2", "train", "4", 0, ["1", "2"], [1, 0], []),
-    ])
-    records = [parse_record(record(profile=False, target="Lotion", label="No"), 0),
-               parse_record(record(profile=False), 1), parse_record(record(profile=False), 2)]
-    matches = match_records(records, samples, "train", TITLES, {})
-    assert [(m.record, samples.user_id[m.sample]) for m in matches] == [(0, "2"), (1, "10"), (2, "11")]
-    assert all(m.by_target for m in matches)
-
-
-def test_profile_and_shifted_target_identify_the_user_but_flag_the_target():
-    samples = _samples([
-        ("1", "train", "3", 1, ["1", "2"], [1, 0], ["5"]),
-        ("1", "valid", "4", 1, ["2", "3"], [0, 1], ["5"]),
-        ("2", "valid", "5", 1, ["4", "4"], [1, 1], []),
-    ])
-    # The valid record repeats the training window (target Cream), like the authors' Beauty files.
-    records = [parse_record(record(profile=True), 0)]
-    matches = match_records(records, samples, "valid", TITLES, {"1": "Likes mild soap."})
-    assert len(matches) == 1 and matches[0].by_profile and not matches[0].by_target
-    # Without any evidence a record stays unmatched rather than guessed.
-    lonely = [parse_record(record(profile=False, target="Nothing", history=("X", "Y")), 0)]
-    assert match_records(lonely, samples, "valid", TITLES, {}) == []
+from reasoningrec.importer.files import read_records
+from reasoningrec.importer.frames import IMPORTED_MODEL
+from reasoningrec.importer.stage import run_import
 
 
 def test_run_import_on_a_small_folder(tmp_path, monkeypatch):
@@ -87,7 +27,7 @@ def test_run_import_on_a_small_folder(tmp_path, monkeypatch):
         json.dump([record(label="No"), record(profile=False, target="Balm")], handle)
     out = tmp_path / "work"
     out.mkdir()
-    _samples([("1", "train", "3", 1, ["1", "2"], [1, 0], ["4"]),
+    samples_frame([("1", "train", "3", 1, ["1", "2"], [1, 0], ["4"]),
               ("2", "train", "5", 1, ["1", "2"], [1, 0], [])]).to_parquet(out / "samples.parquet")
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "raw"))
     params = parse_params({"datasets": {"mine": {"source": "table", "path": "x", "texts_path": "texts"}}})
@@ -107,7 +47,7 @@ def test_run_import_on_a_small_folder(tmp_path, monkeypatch):
     assert json.loads((out / "import.json").read_text())["reasoning"]["train"]["matched"] == 2
 
 
-def test_reasoning_needs_samples(tmp_path, monkeypatch):
+def test_reasoning_needssamples_frame(tmp_path, monkeypatch):
     texts = tmp_path / "texts"
     texts.mkdir()
     with gzip.open(texts / "sft_test.json.gz", "wt") as handle:
@@ -122,20 +62,6 @@ def test_reasoning_needs_samples(tmp_path, monkeypatch):
 
 
 # --- real data: the exact figures of the authors' files ---------------------------------------
-
-FIGURES = {"beauty": ((607, 603, 604), (47, 43, 44), 160), "fashion": ((896, 896, 896), (225, 232, 227), 848)}
-
-
-@pytest.mark.data
-@pytest.mark.parametrize("dataset", ["beauty", "fashion"])
-def test_real_records_and_profiles(dataset):
-    folder = data_file(f"reasoningrec-paper/{dataset}")
-    counts, noes, n_profiles = FIGURES[dataset]
-    for split, count, no in zip(("train", "valid", "test"), counts, noes, strict=True):
-        parsed = [parse_record(r, i) for i, r in enumerate(read_records(folder / f"sft_{split}.json.gz"))]
-        assert len(parsed) == count and sum(p.label == 0 for p in parsed) == no
-        assert all(p.label is not None and p.target_key and p.reasoning for p in parsed)
-    assert len(json.loads((folder / "user_profile_summary.json").read_text())) == n_profiles
 
 
 @pytest.fixture(scope="module")
