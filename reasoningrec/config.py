@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -232,6 +232,10 @@ class TrainConfig(_Section):
     compile: bool | Literal["auto"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "nf4", "int8"] = "auto"
     seed: int = 42
+    # Data-parallel processes of one training (one per GPU): 1 = this process; N or auto (every
+    # visible GPU) = the training launches itself on them (reasoningrec/training/launch.py). The
+    # global batch stays batch_size x grad_accum; without a GPU, N CPU processes (gloo) prove the path.
+    processes: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
 
 
 class EvaluateConfig(_Section):

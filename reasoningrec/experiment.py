@@ -53,6 +53,7 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
 
     started = time.perf_counter()
     params.dataset(dataset)  # unknown dataset -> a clear error before any work
+    _one_process()
     spec = llm_method(method)
     if not spec.fine_tuned and k_shots != 0:
         log.info("%s is zero-shot: K=%s ignored, logged as K=0", method, k_shots)
@@ -92,6 +93,18 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
 
 
 # --------------------------------------------------------------------------- the chain's links
+
+
+def _one_process() -> None:
+    """An experiment runs in one process: its training spreads itself over GPUs (``train.processes``)."""
+    from reasoningrec.training.distributed import world_from_env
+
+    world = world_from_env()
+    if world.size > 1:
+        raise ConfigError(
+            f"the experiment runs in one process, not as process {world.rank} of {world.size} of a launcher; "
+            "train on several GPUs with --set train.processes=N (or auto): the training launches itself"
+        )
 
 
 def _model(params: Params, dataset: str, spec: Method, k_shots: int, seed: int, out: Path):
@@ -183,7 +196,8 @@ def _summarise(params: Params, dataset: str, spec: Method, k_shots: int, seed: i
     if trained is not None:
         settings["train_result"] = {
             key: getattr(trained, key)
-            for key in ("best_epoch", "epochs_run", "stopped_early", "precision", "train_records", "seconds")
+            for key in ("best_epoch", "epochs_run", "stopped_early", "precision", "train_records", "seconds",
+                        "processes")
         }
         history = [
             {"epoch": row["epoch"], "train_loss": row.get("train_loss"), "epoch_valid_auc": row.get("valid_auc")}
@@ -232,7 +246,8 @@ def run_fingerprint(params: Params, dataset: str, method: str, k_shots: int,
 
     Left out because they do not change the numbers: where files live (``*path`` settings), the
     other K-shot sizes the records stage builds, the scoring batch size and the BERTScore backbone
-    (a deferred BERTScore is computed later from the saved explanations)."""
+    (a deferred BERTScore is computed later from the saved explanations), and ``train.processes`` (the
+    same global batch spread over more devices)."""
     from reasoningrec.records.kshot import kshot_column
     from reasoningrec.records.stage import read_records
 
@@ -242,6 +257,8 @@ def run_fingerprint(params: Params, dataset: str, method: str, k_shots: int,
     settings["dataset_config"] = {k: v for k, v in settings["dataset_config"].items() if not k.endswith("path")}
     settings["records"] = {k: v for k, v in settings["records"].items() if k != "k_shots"}
     settings["evaluate"] = {k: v for k, v in settings["evaluate"].items() if not k.startswith("bertscore")}
+    if "train" in settings:
+        settings["train"] = {k: v for k, v in settings["train"].items() if k != "processes"}
     if records is None:
         records = read_records(params.work_dir(dataset) / "records.parquet", spec.variant)
     columns = ["user_id", "split", "label", "prompt_text", "completion_text", "reference"]

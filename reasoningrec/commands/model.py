@@ -46,17 +46,26 @@ def train(
     k: KOption = 64,
     seed: SeedOption = 42,
     params: ParamsOption = None,
+    set_: SetOption = None,
+    processes: Annotated[str | None, typer.Option(
+        "--processes", help="Data-parallel processes (one per GPU; 'auto' = every visible GPU): sets "
+                            "train.processes. Under torchrun / accelerate launch each process trains its share.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default under paths.models_dir).")] = None,
 ) -> None:
     """Fine-tune a LoRA adapter on the K-shot records; keeps the best epoch by validation AUC."""
+    from reasoningrec.training.distributed import current_comm, finish
     from reasoningrec.training.train import run_train
 
-    s = run_train(params_from(params), dataset, method, k, seed, out)
-    auc = "n/a" if s.best_valid_auc is None else f"{s.best_valid_auc:.4f}"
-    typer.echo(
-        f"train {dataset} {method} K={k} seed={seed}: best epoch {s.best_epoch} of {s.epochs_run}, "
-        f"valid AUC {auc}, {s.precision}, {s.seconds:.0f} s -> {s.adapter_dir}"
-    )
+    sets = [*(set_ or []), *([f"train.processes={processes}"] if processes is not None else [])]
+    s = run_train(params_from(params, sets), dataset, method, k, seed, out)
+    comm = current_comm()
+    if comm.rank == 0:
+        auc = "n/a" if s.best_valid_auc is None else f"{s.best_valid_auc:.4f}"
+        typer.echo(
+            f"train {dataset} {method} K={k} seed={seed}: best epoch {s.best_epoch} of {s.epochs_run}, "
+            f"valid AUC {auc}, {s.precision}, {s.processes} process(es), {s.seconds:.0f} s -> {s.adapter_dir}"
+        )
+    finish(comm)
 
 
 @app.command()

@@ -1,4 +1,10 @@
-"""After each epoch: the validation AUC, the best adapter kept, early stopping; state survives resume."""
+"""After each epoch: the validation AUC, the best adapter kept, early stopping; state survives resume.
+
+With several processes (:mod:`reasoningrec.training.distributed`) every process scores its shard of
+the validation prompts and receives all the scores; rank 0 computes the AUC and the new state
+(best epoch, epochs without improvement, history) and broadcasts it, so every process stops at the
+same epoch; rank 0 alone saves the adapter and the state file, the others wait for it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from reasoningrec.io import write_json
+from reasoningrec.training.distributed import Comm, Single
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,9 @@ class ValidationAUCCallback(_callback_base()):
     """After each epoch: P(Yes) on the validation prompts -> AUC; save the adapter when it improves;
     stop after ``patience`` epochs without improvement. ``scorer(model) -> scores`` and
     ``save_best(model, epoch, auc)`` are injected so the logic is testable without a Trainer.
-    State survives resume through a JSON file written into each checkpoint."""
+    State survives resume through a JSON file written into each checkpoint. ``comm``: the
+    collectives of a launch on several processes (``scorer`` then returns the gathered scores of
+    all prompts on every process); default one process."""
 
     def __init__(
         self,
@@ -36,8 +45,10 @@ class ValidationAUCCallback(_callback_base()):
         labels: Sequence[int],
         patience: int,
         save_best: Callable[[Any, int, float], None],
+        comm: Comm | None = None,
     ):
         self.scorer, self.labels, self.patience, self.save_best = scorer, list(labels), patience, save_best
+        self.comm: Comm = comm or Single()
         self.best_auc: float | None = None
         self.best_epoch = 0
         self.bad_epochs = 0
@@ -56,36 +67,50 @@ class ValidationAUCCallback(_callback_base()):
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        if self.comm.rank == 0 and folder.is_dir():
             write_json(folder / CALLBACK_STATE, self.state_dict())
         return control
 
     # Logic ----------------------------------------------------------------------------------
     def end_epoch(self, model, epoch: int, control) -> float:
-        from reasoningrec.metrics import auc
-
         started = time.perf_counter()
-        valid_auc = auc(self.labels, self.scorer(model))
+        scores = self.scorer(model)  # every process: the gathered scores of all validation prompts
         train_loss = float(np.mean(self._losses)) if self._losses else None
         self._losses = []
+        state = self._decide(epoch, scores, train_loss) if self.comm.rank == 0 else None
+        self.load_state_dict(self.comm.broadcast(state))
+        last = self.history[-1]
+        if self.best_epoch == epoch:  # improved, or epoch 1: always a first adapter, even with nan AUC
+            if self.comm.rank == 0:
+                self.save_best(model, epoch, last["valid_auc"])
+            self.comm.barrier()
+        if self.comm.rank == 0:
+            log.info(
+                "epoch %d: train loss %s, valid AUC %.4f%s (scored in %.1f s)",
+                epoch, "n/a" if train_loss is None else f"{train_loss:.4f}", last["valid_auc"],
+                " (best)" if last["improved"] else f", {self.bad_epochs} without improvement",
+                time.perf_counter() - started,
+            )
+            if self.stopped_early:
+                log.info("early stopping: %d epochs without a better validation AUC", self.bad_epochs)
+        if self.stopped_early:
+            control.should_training_stop = True
+        return last["valid_auc"]
+
+    def _decide(self, epoch: int, scores, train_loss: float | None) -> dict:
+        """The state after ``epoch``: AUC, best epoch, epochs without improvement, history."""
+        from reasoningrec.metrics import auc
+
+        valid_auc = auc(self.labels, scores)
         improved = not math.isnan(valid_auc) and (self.best_auc is None or valid_auc > self.best_auc)
-        if improved or self.best_auc is None:  # epoch 1 always gives a first adapter, even with nan AUC
+        if improved or self.best_auc is None:
             self.best_auc, self.best_epoch, self.bad_epochs = valid_auc, epoch, 0
-            self.save_best(model, epoch, valid_auc)
         else:
             self.bad_epochs += 1
         self.history.append(
             {"epoch": epoch, "train_loss": train_loss, "valid_auc": valid_auc, "improved": bool(improved)}
         )
-        log.info(
-            "epoch %d: train loss %s, valid AUC %.4f%s (scored in %.1f s)",
-            epoch, "n/a" if train_loss is None else f"{train_loss:.4f}", valid_auc,
-            " (best)" if improved else f", {self.bad_epochs} without improvement", time.perf_counter() - started,
-        )
-        if self.bad_epochs >= self.patience:
-            log.info("early stopping: %d epochs without a better validation AUC", self.bad_epochs)
-            control.should_training_stop = True
-        return valid_auc
+        return self.state_dict()
 
     def state_dict(self) -> dict:
         return {

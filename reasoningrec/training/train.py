@@ -24,6 +24,15 @@ from reasoningrec.summary import Summary
 from reasoningrec.training.adapter import ADAPTER_DIR, TrainingError, save_adapter
 from reasoningrec.training.arguments import lora_config, sft_arguments, wants_compile
 from reasoningrec.training.callback import CALLBACK_STATE, ValidationAUCCallback
+from reasoningrec.training.distributed import (
+    current_comm,
+    join_process_group,
+    on_main,
+    per_process_batch,
+    sharded_scorer,
+    world_from_env,
+)
+from reasoningrec.training.launch import launch_training, resolve_processes
 from reasoningrec.training.trainer import sft_trainer_class
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,7 @@ class TrainResult(Summary):
     seconds: float = 0.0
     meta: dict[str, Any] = {}
     fingerprint: str | None = None  # of the settings and records it was trained with (training_fingerprint)
+    processes: int = 1  # data-parallel processes it was trained on (train.processes)
 
 
 def _records_frame(records) -> pd.DataFrame:
@@ -65,9 +75,10 @@ RECORD_COLUMNS = ("user_id", "prompt_text", "completion_text", "label")
 
 def training_fingerprint(cfg, base_model: str, seed: int, max_length: int,
                          train: pd.DataFrame, valid: pd.DataFrame) -> tuple[str, dict]:
-    """(fingerprint, the settings it digests) of one training: config, base model, seed and the records."""
+    """(fingerprint, the settings it digests) of one training: config, base model, seed and the records.
+    ``train.processes`` is left out: it spreads the same global batch over more devices."""
     settings = {
-        "train": cfg.model_dump(mode="json"), "base_model": str(base_model), "seed": int(seed),
+        "train": cfg.model_dump(mode="json", exclude={"processes"}), "base_model": str(base_model), "seed": int(seed),
         "max_length": int(max_length),
         "train_records": fingerprint.frame_digest(train, RECORD_COLUMNS),
         "valid_records": fingerprint.frame_digest(valid, RECORD_COLUMNS),
@@ -93,6 +104,10 @@ def train_adapter(
     ``cfg`` is a :class:`reasoningrec.config.TrainConfig`. ``base_model`` is "embedded", a hub id or a
     local folder (recorded as given in the adapter metadata). The best adapter by validation AUC ends
     up in ``<out_dir>/adapter``. Re-running after an interruption resumes from the last checkpoint.
+
+    Under a launcher of several processes (``torchrun``, ``accelerate launch``) every process calls
+    this: the Trainer shards the batches, the validation prompts are scored in shards and gathered,
+    rank 0 decides and writes (:mod:`reasoningrec.training.distributed`); all return the same result.
     """
     import torch
     from datasets import Dataset
@@ -111,14 +126,19 @@ def train_adapter(
     train = _records_frame(train_records)
     valid = _records_frame(valid_records)
 
-    # 1. Precision and model ------------------------------------------------------------------
+    # 1. Processes, precision and model -------------------------------------------------------
     cuda = torch.cuda.is_available()
+    world = world_from_env()
+    comm = join_process_group(world, cuda)
+    micro_batch, accumulation = per_process_batch(cfg.batch_size, cfg.grad_accum, world.size)
     precision = choose_precision(cfg.precision)
-    log.info("training precision: %s (%s)", precision, torch.cuda.get_device_name() if cuda else "CPU")
+    log.info("training precision: %s (%s)%s", precision, torch.cuda.get_device_name() if cuda else "CPU",
+             f", process {world.rank} of {world.size}" if world.size > 1 else "")
     resolved = resolve_model(base_model)
     tokenizer = load_tokenizer(resolved)
     answer_ids = answer_token_ids(tokenizer)
-    model = load_causal_lm(resolved, precision, for_training=True)
+    model = load_causal_lm(resolved, precision, for_training=True,
+                           device=f"cuda:{world.local_rank}" if cuda and world.size > 1 else None)
 
     # 2. Records -> prompt/completion dataset ---------------------------------------------------
     pairs = [render_example(tokenizer, p, c) for p, c in zip(train["prompt_text"], train["completion_text"], strict=True)]
@@ -141,6 +161,7 @@ def train_adapter(
         "answer_token_ids": list(answer_ids),
         "answer_loss_weight": cfg.answer_loss_weight,
         "max_length": max_length,
+        "processes": world.size,
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout,
                  "target_modules": list(cfg.target_modules)},
     }
@@ -150,20 +171,26 @@ def train_adapter(
                      {**adapter_meta, "best_epoch": epoch, "valid_auc": valid_auc})
 
     callback = ValidationAUCCallback(
-        scorer=lambda m: score_prompts(m, tokenizer, valid_prompts, score_batch_size, answer_ids=answer_ids),
+        scorer=sharded_scorer(
+            lambda m, prompts: score_prompts(m, tokenizer, prompts, score_batch_size, answer_ids=answer_ids),
+            valid_prompts, comm),
         labels=valid_labels,
         patience=cfg.patience,
         save_best=save_best,
+        comm=comm,
     )
 
     # 4. Trainer --------------------------------------------------------------------------------
     checkpoints = out_dir / CHECKPOINT_DIR
     # Checkpoints of other settings or other records must not be resumed: they are moved aside.
     trained_with = training_fingerprint(cfg, base_model, seed, max_length, train, valid)
-    fingerprint.claim(checkpoints, *trained_with)
+    on_main(comm, lambda: fingerprint.claim(checkpoints, *trained_with))
     compile_model = wants_compile(cfg.compile, cuda, sum(p.numel() for p in model.parameters()))
+    # The same global batch on every number of processes; all LoRA weights get a gradient each step.
+    parallel = {"ddp_find_unused_parameters": False} if world.size > 1 else {}
     args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed,
-                         compile_model=compile_model)
+                         compile_model=compile_model, per_device_train_batch_size=micro_batch,
+                         gradient_accumulation_steps=accumulation, **parallel)
     lora = lora_config(cfg)
     trainer = sft_trainer_class()(
         model=model,
@@ -192,10 +219,11 @@ def train_adapter(
         log.info("training already finished in %s", checkpoints)
     else:
         trainer.train(resume_from_checkpoint=last)
+    comm.barrier()
     if not (out_dir / ADAPTER_DIR / ADAPTER_META).is_file():
         raise TrainingError(f"{out_dir / ADAPTER_DIR}: no adapter was saved (did any epoch finish?)")
     if not keep_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        on_main(comm, lambda: shutil.rmtree(checkpoints, ignore_errors=True))
 
     result = TrainResult(
         adapter_dir=out_dir / ADAPTER_DIR,
@@ -211,6 +239,7 @@ def train_adapter(
         seconds=round(time.perf_counter() - started, 1),
         meta=adapter_meta,
         fingerprint=trained_with[0],
+        processes=world.size,
     )
     return result
 
@@ -220,7 +249,9 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
 
     ``method`` (a fine-tuned method of :mod:`reasoningrec.methods`) picks the record variant.
     Default ``out_dir``: ``<paths.models_dir>/<dataset>/<method>-k<K>-s<seed>``. Writes and returns
-    ``train.json``.
+    ``train.json``. With ``train.processes`` above 1, a plain process launches the training on that
+    many processes (:mod:`reasoningrec.training.launch`) and returns what they wrote; a process of
+    such a launch trains its share, and rank 0 alone writes ``train.json``.
     """
     spec = method_spec(method)
     if not spec.fine_tuned:
@@ -235,19 +266,34 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
     train = records[(records["split"] == "train") & records[column]]
     valid = records[records["split"] == "valid"]
     out_dir = Path(out_dir) if out_dir is not None else params.paths.models_dir / dataset / f"{method}-k{k_shots}-s{seed}"
-    done = finished_training(out_dir, training_fingerprint(
-        params.train, params.train.base_model, seed, params.records.max_length, _records_frame(train),
-        _records_frame(valid))[0])
+    print_now = training_fingerprint(params.train, params.train.base_model, seed, params.records.max_length,
+                                     _records_frame(train), _records_frame(valid))[0]
+    done = finished_training(out_dir, print_now)
     if done is not None:
         log.info("%s: trained already with these settings and records: the adapter is reused", out_dir)
+        return done
+    world = world_from_env()
+    processes = resolve_processes(params.train.processes, _gpu_count())
+    if world.size == 1 and processes > 1:
+        log_path = launch_training(params, dataset, method, k_shots, seed, out_dir, processes)
+        done = finished_training(out_dir, print_now)
+        if done is None:
+            raise TrainingError(f"{out_dir}: the training on {processes} processes ended without a train.json "
+                                f"of these settings (output in {log_path})")
         return done
     meta = {"dataset": dataset, "method": method, "variant": spec.variant, "k_shots": k_shots}
     result = train_adapter(
         params.train.base_model, train, valid, params.train, out_dir,
         max_length=params.records.max_length, seed=seed, meta=meta,
     )
-    result.write(out_dir / "train.json")
+    on_main(current_comm(), lambda: result.write(out_dir / "train.json"))
     return result
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def finished_training(out_dir: Path, fingerprint_now: str) -> TrainResult | None:
