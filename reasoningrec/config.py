@@ -169,6 +169,9 @@ class LLMConfig(_Section):
     # Local decoding: generate (model.generate) | static (static KV cache, CUDA-graphed step) |
     # auto (static on CUDA without quantization).
     decode: Literal["auto", "generate", "static"] = "auto"
+    # Local backends (hf, embedded): 1 = this process; auto = one worker process per visible GPU;
+    # N = the first N GPUs (without a GPU: N CPU workers); [0, 2] = those GPUs (reasoningrec/llm/multi.py).
+    devices: Annotated[int, Field(ge=1)] | Literal["auto"] | list[Annotated[int, Field(ge=0)]] = 1
     # One OpenAI-compatible server, or several (a list or comma-separated) shared round-robin.
     base_url: str | list[str] = "http://127.0.0.1:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"

@@ -134,6 +134,9 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
     jobs = order_jobs([j for p in ready for j in p.jobs], options.k_shots, options.seeds, options.datasets)
     pending = _skip_finished(params, jobs, ready, options, status)
     say(f"{len(jobs)} jobs: {len(jobs) - len(pending)} up to date, {len(pending)} to run")
+    if params.train.processes != 1 and options.workers > 1:
+        say(f"train.processes={params.train.processes}: each training job launches itself on the GPUs; with "
+            f"{options.workers} workers the jobs share them (--workers 1 gives each training all of them)")
     ran = _job_phase(params, pending, options, status, state, say, runner, deadline=launched + options.deadline_s,
                      hard_deadline=None if options.hard_deadline_s is None else launched + options.hard_deadline_s)
     for plan in ready:

@@ -32,23 +32,13 @@ __all__ = [
 
 def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
     """The backend ``llm`` describes, behind the response cache ``<cache_dir>/llm_cache.sqlite``
-    (uncached when ``cache_dir`` is None). Models load lazily, on the first generation."""
+    (uncached when ``cache_dir`` is None). Models load lazily, on the first generation. A local
+    backend with several ``llm.devices`` runs one worker process per device
+    (:class:`reasoningrec.llm.multi.MultiDeviceBackend`) under the same name and model id, so its
+    replies share the cache with the single-process backend's."""
     backend: ChatBackend
-    if llm.backend == "embedded":
-        from reasoningrec.llm.hf import EmbeddedBackend
-
-        backend = EmbeddedBackend(dtype=llm.dtype, batch_size=llm.batch_size, engine=llm.decode)
-    elif llm.backend == "hf":
-        from reasoningrec.llm.hf import HFBackend
-
-        backend = HFBackend(
-            llm.model,  # "embedded" or an offline-missing SmolLM2 id resolve on first use
-            model_id=llm.model,
-            quantization=llm.quantization,
-            dtype=llm.dtype,
-            batch_size=llm.batch_size,
-            engine=llm.decode,
-        )
+    if llm.backend in ("embedded", "hf"):
+        backend = _local_backend(llm)
     elif llm.backend == "openai":
         from reasoningrec.llm.openai_http import OpenAIBackend
 
@@ -68,3 +58,33 @@ def make_backend(llm: LLMConfig, cache_dir: Path | None) -> ChatBackend:
     if cache_dir is None:
         return backend
     return CachedBackend(backend, Path(cache_dir) / CACHE_FILE)
+
+
+def _local_backend(llm: LLMConfig) -> ChatBackend:
+    """The hf / embedded backend of ``llm``: in this process, or over ``llm.devices`` workers."""
+    from functools import partial
+
+    from reasoningrec.llm.multi import MultiDeviceBackend, local_backend, resolve_devices
+
+    kwargs = {"dtype": llm.dtype, "batch_size": llm.batch_size, "engine": llm.decode}
+    if llm.backend == "hf":
+        # "embedded" or an offline-missing SmolLM2 id resolve on first use
+        kwargs.update(model=llm.model, model_id=llm.model, quantization=llm.quantization)
+    devices = [None] if llm.devices == 1 else resolve_devices(llm.devices, _gpu_count())
+    if len(devices) == 1:
+        return local_backend(devices[0], kind=llm.backend, **kwargs)
+    if llm.backend == "embedded":
+        from reasoningrec.llm.embedded import MODEL_ID, embedded_model_dir
+
+        embedded_model_dir()  # converted once here, not by every worker at once
+        name, model_id = "embedded", MODEL_ID
+    else:
+        name, model_id = "hf", llm.model
+    return MultiDeviceBackend(partial(local_backend, kind=llm.backend, **kwargs), devices, name=name,
+                              model_id=model_id, batch_size=llm.batch_size)
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

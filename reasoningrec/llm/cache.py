@@ -168,6 +168,8 @@ class CachedBackend:
         preferred = getattr(backend, "chunk_size", None) or getattr(backend, "batch_size", None)
         self.chunk_size = max(1, int(chunk_size or preferred or DEFAULT_CHUNK))
         self.streams = accepts_on_reply(backend)
+        # Devices the backend generates on at once (several local workers): callers size their chunks by it.
+        self.parallelism = int(getattr(backend, "parallelism", 1))
         self.hits = 0
         self.misses = 0
 
@@ -272,4 +274,8 @@ class CachedBackend:
         sink([(j, g) for j, g in enumerate(fresh) if j not in delivered])
 
     def close(self) -> None:
+        """Close the cache file, and the backend when it holds resources (worker processes)."""
         self.store.close()
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()

@@ -7,6 +7,7 @@ guards of :mod:`reasoningrec.synthesis.generate`, and writes a Parquet file plus
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,16 +128,27 @@ def _settings(section):
                               max_new_tokens=section.max_new_tokens, seed=section.seed)
 
 
+@contextlib.contextmanager
 def _backend(params, backend):
+    """The given backend, or one made from ``params.llm`` and closed when the stage is done (its
+    worker processes, with several ``llm.devices``, end with it)."""
     if backend is not None:
-        return backend
+        yield backend
+        return
     from reasoningrec.llm import make_backend
 
-    return make_backend(params.llm, params.paths.cache_dir)
+    made = make_backend(params.llm, params.paths.cache_dir)
+    try:
+        yield made
+    finally:
+        close = getattr(made, "close", None)
+        if callable(close):
+            close()
 
 
 def _generate(params, backend, prompts: list[Prompt], section, desc: str) -> tuple[list[Outcome], Stats]:
-    chunk = params.llm.batch_size * CHUNK_BATCHES
+    # A backend over several devices gets a chunk per device at once, so no device waits for another.
+    chunk = params.llm.batch_size * CHUNK_BATCHES * int(getattr(backend, "parallelism", 1))
     return generate_guarded(backend, prompts, _settings(section), chunk_size=chunk, desc=desc)
 
 
@@ -202,8 +214,8 @@ def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int |
     cfg = params.dataset(dataset)
     prompts = description_prompts(items, reviews, cfg.domain, params.describe.words,
                                   params.prepare.review_words, params.prepare.reviews_per_item)
-    backend = _backend(params, backend)
-    outcomes, stats = _generate(params, backend, prompts, params.describe, f"describe {dataset}")
+    with _backend(params, backend) as backend:
+        outcomes, stats = _generate(params, backend, prompts, params.describe, f"describe {dataset}")
     frame = _frame({"item_id": items["item_id"].tolist()}, outcomes, "description", backend.model_id)
     write_parquet(out_dir / "descriptions.parquet", frame)
     summary = _summary("describe", dataset, backend, params.describe, frame["item_id"].tolist(), outcomes, stats,
@@ -226,9 +238,10 @@ def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | 
     pairs = profile_items_of(samples, users)
     texts = item_texts(items, descriptions)
     prompts = profile_prompts(pairs, texts, params.dataset(dataset).domain, params.profile.words)
-    backend = _backend(params, backend)
     asked = list(prompts)
-    outcomes, stats = _generate(params, backend, [prompts[u] for u in asked], params.profile, f"profile {dataset}")
+    with _backend(params, backend) as backend:
+        outcomes, stats = _generate(params, backend, [prompts[u] for u in asked], params.profile,
+                                    f"profile {dataset}")
     by_user = dict(zip(asked, outcomes, strict=True))
     # Users without profile items: the documented no-profile variant, an empty but valid profile.
     kept = [by_user.get(u, Outcome(text="", problem=None, retried=False)) for u in users]
@@ -264,8 +277,8 @@ def run_reason(params, dataset: str, out_dir: Path | None = None, limit: int | N
     profiles = dict(zip(profile_ok["user_id"].astype(str), profile_ok["profile"].fillna(""), strict=True))
     texts = item_texts(items, descriptions)
     prompts = reason_prompts(samples, profiles, texts, params.dataset(dataset).domain, params.reason.words)
-    backend = _backend(params, backend)
-    outcomes, stats = _generate(params, backend, prompts, params.reason, f"reason {dataset}")
+    with _backend(params, backend) as backend:
+        outcomes, stats = _generate(params, backend, prompts, params.reason, f"reason {dataset}")
     keys = {"user_id": samples["user_id"].tolist(), "split": samples["split"].astype(str).tolist(),
             "target_item": samples["target_item"].astype(str).tolist(),
             "label": samples["label"].astype("int8").tolist()}

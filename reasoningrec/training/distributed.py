@@ -7,9 +7,9 @@ Trainer shards the training batches itself; this module holds the rest of the co
 * the **global batch** stays ``train.batch_size x train.grad_accum`` records per optimizer step
   whatever N is (:func:`per_process_batch`), so N only changes the speed, not the recipe;
 * the **validation prompts** are dealt out longest first, round-robin, so every process scores a
-  similar share of tokens (:func:`shard_positions`); each process scores its shard, the scores of
-  all shards are gathered on every process and put back in input order (:func:`merge_shards`), so
-  the AUC is the one a single process computes on all prompts;
+  similar share of tokens (:func:`reasoningrec.sharding.shard_positions`); each process scores its
+  shard, the scores of all shards are gathered on every process and put back in input order
+  (:func:`merge_shards`), so the AUC is the one a single process computes on all prompts;
 * **decisions and files** belong to rank 0: it computes the AUC and the early-stopping state and
   broadcasts them; it alone writes the adapter, checkpoints' callback state, ``train.json``; the
   others wait for it at a barrier (:func:`on_main`).
@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from reasoningrec.errors import ConfigError
+from reasoningrec.sharding import shard_positions
 
 T = TypeVar("T")
 
@@ -81,18 +82,6 @@ def per_process_batch(batch_size: int, grad_accum: int, processes: int) -> tuple
         f"train.batch_size x train.grad_accum = {total} records per optimizer step cannot be split "
         f"evenly over {processes} processes (make it a multiple of {processes})"
     )
-
-
-def shard_positions(lengths: Sequence[int], size: int, rank: int) -> list[int]:
-    """The positions (into ``lengths``) that process ``rank`` of ``size`` handles.
-
-    Longest first, dealt round-robin: every shard gets every size class, so the shards' token counts
-    differ by at most one item's. Together the shards hold each position exactly once.
-    """
-    if not 0 <= rank < size:
-        raise ValueError(f"rank {rank} is not within {size} processes")
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return sorted(order[rank::size])
 
 
 def merge_shards(n: int, parts: Sequence[tuple[Sequence[int], Sequence[float]]]) -> np.ndarray:
@@ -210,7 +199,8 @@ def on_main(comm: Comm, work: Callable[[], T]) -> T | None:
 def sharded_scorer(score: Callable[[Any, list[str]], Sequence[float]], prompts: Sequence[str],
                    comm: Comm) -> Callable[[Any], np.ndarray]:
     """``model -> scores of all prompts in input order`` where this process scores only its shard
-    (:func:`shard_positions` by prompt length) and the shards are gathered (:func:`merge_shards`).
+    (:func:`~reasoningrec.sharding.shard_positions` by prompt length) and the shards are gathered
+    (:func:`merge_shards`).
     ``score(model, prompts)`` scores a list of prompts; with one process it sees all of them."""
     prompts = list(prompts)
     mine = shard_positions([len(p) for p in prompts], comm.size, comm.rank)

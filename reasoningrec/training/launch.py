@@ -63,6 +63,15 @@ def launch_env(env, processes: int, cpu_count: int | None = None) -> dict[str, s
     return {"OMP_NUM_THREADS": str(max(1, cores // processes)), **env}
 
 
+def _end_with_parent() -> None:
+    """In the launcher, before it starts: SIGTERM when the process that launched it dies (a grid
+    worker ended at its hard deadline), which torchrun passes on to every rank."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def launch_training(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: Path,
                     processes: int) -> Path:
     """Train on ``processes`` processes (:func:`launch_command`) and wait; raises
@@ -79,7 +88,8 @@ def launch_training(params, dataset: str, method: str, k_shots: int, seed: int, 
     try:
         with open(log_path, "w", encoding="utf-8") as sink:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       bufsize=1, errors="replace", env=launch_env(os.environ, processes))
+                                       bufsize=1, errors="replace", env=launch_env(os.environ, processes),
+                                       preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None)
             assert process.stdout is not None
             try:
                 for line in process.stdout:

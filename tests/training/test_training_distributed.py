@@ -12,6 +12,7 @@ import pytest
 from training_data import records_frame
 
 from reasoningrec.errors import ConfigError
+from reasoningrec.sharding import shard_positions
 from reasoningrec.training import launch
 from reasoningrec.training.adapter import TrainingError
 from reasoningrec.training.callback import CALLBACK_STATE, ValidationAUCCallback
@@ -21,7 +22,6 @@ from reasoningrec.training.distributed import (
     merge_shards,
     on_main,
     per_process_batch,
-    shard_positions,
     sharded_scorer,
     world_from_env,
 )
