@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -72,7 +73,10 @@ class Browser:
             "--allow-file-access-from-files", f"--window-size={self.size[0]},{self.size[1]}",
             "--remote-debugging-port=0", f"--user-data-dir={self._profile}", "about:blank",
         ]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Its own process group: Debian's chromium* commands are shell scripts that run the browser as a
+        # child, which outlives the script when only the script is stopped.
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                         start_new_session=True)
         port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and len(port_file.read_text().split()) == 2):
@@ -86,12 +90,17 @@ class Browser:
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(Exception):
+            self._send("Browser.close", timeout=5)
+        with contextlib.suppress(Exception):
             self._socket.close()
-        self._process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGTERM)  # the group this class started, nothing else
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=10)
         shutil.rmtree(self._profile, ignore_errors=True)
 
     # -- the protocol: commands with ids, events in between
