@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import re
 import sys
 import time
 import warnings
@@ -37,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 warnings.filterwarnings("ignore", message=r".*MatMul8bitLt: inputs will be cast.*")
-ANSWERED = re.compile(r"^\s*Prediction:\s*(Yes|No)\b")
 
 
 def load_records(args) -> tuple[list[str], list[int], str]:
@@ -121,7 +119,9 @@ def _balanced(frame, n: int, seed: int):
 
 def answered(texts: list[str]) -> np.ndarray:
     """Which generated texts start with ``Prediction: Yes`` or ``Prediction: No``."""
-    return np.array([bool(ANSWERED.match(t)) for t in texts], dtype=bool)
+    from reasoningrec.answer import parse_answer
+
+    return np.array([parse_answer(t, anywhere=False).parsed for t in texts], dtype=bool)
 
 
 def paper_recipe(model, tokenizer, prompts, answer_ids, pad_to, new_tokens, batch_size) -> tuple[np.ndarray, list[str]]:

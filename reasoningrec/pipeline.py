@@ -31,7 +31,7 @@ PHASES: tuple[str, ...] = ("data", "synthesis", "training")
 LLM_KEYS = ("llm.backend", "llm.model", "llm.quantization", "llm.dtype", "llm.decode")
 DATASET = "datasets.{dataset}"
 _DATA = ("interactions.parquet", "items.parquet")
-_CORE = ("reasoningrec/config.py", "reasoningrec/io.py", "reasoningrec/errors.py")
+_CORE = ("reasoningrec/config", "reasoningrec/io.py", "reasoningrec/errors.py")
 _SYNTHESIS_CODE = (*_CORE, "reasoningrec/synthesis", "reasoningrec/llm", "reasoningrec/prompts",
                    "reasoningrec/models.py", "reasoningrec/answer.py")
 _MODEL_CODE = (*_CORE, "reasoningrec/experiment.py", "reasoningrec/training", "reasoningrec/scoring.py",

@@ -16,15 +16,11 @@ lazily: it costs ~2-5 s.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +28,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reasoningrec import validation_docs
 from reasoningrec.errors import ConfigError, ValidationFailed
 from reasoningrec.io import read_json, remove_stale_temps, write_json
+from reasoningrec.validation_docs import DataDocs, asset_name
 from reasoningrec.validation_frames import (  # noqa: F401  (re-exported: the derived frames' API)
     chronological_positions,
     kcore_counts,
@@ -69,7 +67,6 @@ SAMPLE_CHECK_COLUMNS = [
     "history_before_target", "history_labels_ok", "profile_length", "profile_labels_length",
     "profile_before_history", "profile_labels_ok",
 ]
-_DOCS_SITE = "reasoningrec"
 
 
 @dataclass(frozen=True)
@@ -81,6 +78,7 @@ class Check:
     source: str
     columns: tuple[str, ...] | None = None  # the columns GX validates (default: all)
     known: dict | None = None  # screens already computed (validation_screen.screen_key -> row mask)
+    asset: str | None = None  # the data asset Data Docs name: ``<dataset>/<file>`` (default: ``source``)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,24 +182,22 @@ def _import_gx():
     return gx
 
 
-def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Path | None = None,
+def run_checks(checks: list[Check], parameters: dict, flags: dict, docs: DataDocs | None = None,
                directory: Path | None = None, max_rows: int = 2_000_000, sample_rows: int = 100_000) -> list[dict]:
-    """Run each check's suite in one ephemeral GX context; summaries in order; Data Docs into ``docs_dir``.
+    """Run each check's suite in one ephemeral GX context; summaries in order. With ``docs``, each
+    result joins that stage's Data Docs history and the site is rebuilt (:mod:`reasoningrec.validation_docs`).
 
     A frame above ``max_rows`` rows is screened and GX checks the screened rows plus ``sample_rows``
     others (:func:`reasoningrec.validation_screen.gx_rows`); counts are then those of the whole frame.
     """
     gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if docs_dir is not None:
-        context.add_data_docs_site(site_name=_DOCS_SITE, site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+    if docs is not None:
+        validation_docs.attach(context, docs)
     source = context.data_sources.add_pandas("reasoningrec")
     outcomes = []
     for check in checks:
@@ -216,16 +212,17 @@ def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Pat
             gx.ValidationDefinition(name=check.suite, data=batch, suite=suite))
         frame = check.frame[list(check.columns)] if check.columns else check.frame
         frame, scope = gx_rows(frame, active["expectations"], parameters, max_rows, sample_rows, known=check.known)
+        run_id = RunIdentifier(run_name=docs.run_name, run_time=docs.run_time) if docs is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = definition.run(batch_parameters={"dataframe": frame},
-                                    expectation_parameters=parameters, result_format="SUMMARY")
+            result = definition.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+                                    result_format="SUMMARY", run_id=run_id)
+        if docs is not None:
+            validation_docs.keep(context, result, check.asset or check.source)
         outcomes.append(summarize_suite(check.suite, check.source, check.frame, result.to_json_dict(),
                                         skipped, flags, spec.get("meta") or {}, scope))
-    if docs_dir is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            context.build_data_docs(site_names=[_DOCS_SITE])
+    if docs is not None:
+        validation_docs.build(context, docs)
     return outcomes
 
 
@@ -241,13 +238,15 @@ def _interactions_checks(params, dataset: str, out: Path, flags: dict) -> tuple[
     data = load_interactions(path, f"run `reasoningrec ingest -d {dataset}`")
     later, every = repeats([data.users, data.items, data.timestamp])  # one sort: the k-core's and the suite's
     known = {("expect_compound_columns_to_be_unique", ("user_id", "item_id", "timestamp")): every}
-    checks = [Check("interactions", data.frame(), str(path), tuple(INTERACTION_COLUMNS), known)]
+    checks = [Check("interactions", data.frame(), str(path), tuple(INTERACTION_COLUMNS), known,
+                    asset_name(dataset, path.name))]
     notes = []
     if flags["time_source"] == "file_order":
         notes.append("timestamps are file order (ingest.json time_source: file_order): plausibility check skipped")
     config = params.dataset(dataset)
     counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"], later=later)
-    checks.append(Check("kcore", counts, f"{path} after {config.kcore.mode} k-core (k={config.kcore.k})"))
+    checks.append(Check("kcore", counts, f"{path} after {config.kcore.mode} k-core (k={config.kcore.k})",
+                        asset=asset_name(dataset, f"{path.name} (k-core counts)")))
     return checks, notes
 
 
@@ -274,7 +273,8 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
     frame = samples_frame(samples, timeline, params.prepare.like_threshold,
                           {name: array for name, array in lists.items() if array is not None},
                           shared_windows=params.prepare.population == "paper")
-    checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS))]
+    checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS),
+                    asset=asset_name(dataset, f"{path.name} (checked against {inter_path.name})"))]
     # Every user (and, iterative, every item) a sample uses must be in the data stage's k-core.
     config = params.dataset(dataset)
     items = None
@@ -286,24 +286,9 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
         items = pc.unique(pc.drop_null(pa.chunked_array(used, pa.string()))).to_numpy(zero_copy_only=False)
     counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"],
                          users=samples["user_id"].dropna().unique(), items=items, later=later)
-    checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})"))
+    checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})",
+                        asset=asset_name(dataset, f"{path.name} users (k-core counts)")))
     return checks, notes
-
-
-@contextlib.contextmanager
-def _fresh_dir(target: Path) -> Iterator[Path]:
-    """A temporary folder beside ``target`` that replaces it (whole) when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        old = target.with_name(f"{tmp.name[:-4]}.old.tmp")
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None) -> dict:
@@ -326,13 +311,9 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
     if not ingest_path.is_file():
         notes.append(f"{ingest_path} not found: timestamps assumed to be Unix seconds")
     folder = out / "validation"
-    docs = folder / f"data_docs_{stage}"
+    docs = DataDocs.for_stage(folder, dataset, stage) if params.validate_.data_docs else None
     limits = {"max_rows": params.validate_.gx_max_rows, "sample_rows": params.validate_.gx_sample_rows}
-    if params.validate_.data_docs:
-        with _fresh_dir(docs) as staging:
-            suites = run_checks(checks, suite_parameters(params, dataset), flags, staging, **limits)
-    else:
-        suites = run_checks(checks, suite_parameters(params, dataset), flags, **limits)
+    suites = run_checks(checks, suite_parameters(params, dataset), flags, docs, **limits)
     summary = {
         "dataset": dataset,
         "stage": stage,
@@ -342,7 +323,8 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
         "suites": suites,
         "notes": notes,
         "results_path": str(folder / f"validate_{stage}.json"),
-        "data_docs": str(docs / "index.html") if params.validate_.data_docs else None,
+        "data_docs": str(docs.site / "index.html") if docs is not None else None,
+        "data_docs_run": docs.run_name if docs is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(summary["results_path"], summary)

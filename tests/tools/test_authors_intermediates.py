@@ -1,18 +1,14 @@
 """Reading the authors' pickled intermediates safely and naming each record's user
-(benchmarks/authors_intermediates.py)."""
+(tools/authors_intermediates.py)."""
 
 from __future__ import annotations
 
 import pickle
-import sys
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import authors_intermediates as ai  # noqa: E402
+from tools import authors_intermediates as ai
 
 
 def test_read_pickle_loads_plain_data_and_refuses_classes():

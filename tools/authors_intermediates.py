@@ -9,7 +9,7 @@ user. This prints, per dataset and split: users with a prompt, users with a reas
 whose prompt got no reasoning (and whether they are the last prompts), and how many of our
 ``paper`` rows have the record's user.
 
-    python -m benchmarks.authors_intermediates --repo /path/to/llm-based-seq-rec [--commit a9c826f]
+    python -m tools.authors_intermediates --repo /path/to/llm-based-seq-rec [--commit a9c826f]
 
 ``--repo`` is a clone (bare or not) read with ``git show``. The pickles are read with an
 unpickler that refuses every class: only dicts, lists and strings load.
