@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from reasoningrec.config.modelling import TrainConfig
 from reasoningrec.errors import ConfigError, MissingDependency
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ PHASES: tuple[str, ...] = ("data", "synthesis", "training")
 
 # Settings that change what an LLM writes (server addresses and concurrency change only where).
 LLM_KEYS = ("llm.backend", "llm.model", "llm.quantization", "llm.dtype", "llm.decode")
+# The training settings of a run: all but train.processes, which spreads the same global batch over
+# more devices (llm.devices, likewise, is in no stage's keys: it changes where replies are made).
+TRAIN_KEYS = tuple(f"train.{name}" for name in TrainConfig.model_fields if name != "processes")
 DATASET = "datasets.{dataset}"
 _DATA = ("interactions.parquet", "items.parquet")
 _CORE = ("reasoningrec/config", "reasoningrec/io.py", "reasoningrec/errors.py")
@@ -133,7 +137,7 @@ STAGES: dict[str, Stage] = {
                        "runs/{method}-k{k_shots}-s{seed}/plots/test_calibration.png",
                        "runs/{method}-k{k_shots}-s{seed}/metrics.json"),
               summary="runs/{method}-k{k_shots}-s{seed}/metrics.json",
-              sections=("train", "evaluate", "explanations", "llm.batch_size"), code=_MODEL_CODE),
+              sections=(*TRAIN_KEYS, "evaluate", "explanations", "llm.batch_size"), code=_MODEL_CODE),
         # AUC against K of the plan's runs (no MLflow needed): the figure DVC shows beside each run's curves.
         Stage("compare", "reasoningrec.report.compare:run_compare", "training", "data", "compare -d {dataset}",
               outputs=("compare/auc_vs_k.png", "compare/compare.json"), summary="compare/compare.json",

@@ -65,8 +65,12 @@ def build_tiny_tokenizer(vocab_size: int = 1024):
     return fast
 
 
-def build_tiny_chat_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64) -> Path:
-    """Write a tiny random Llama chat model + tokenizer to ``path`` (save_pretrained layout)."""
+def build_tiny_chat_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64,
+                          initializer_range: float = 0.02) -> Path:
+    """Write a tiny random Llama chat model + tokenizer to ``path`` (save_pretrained layout).
+
+    With the default weight scale its greedy replies are one token repeated (newlines, which decode
+    to ""); ``initializer_range=0.3`` gives each prompt its own reply, for tests that compare texts."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -84,6 +88,7 @@ def build_tiny_chat_model(path: str | Path, *, seed: int = 0, hidden_size: int =
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

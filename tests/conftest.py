@@ -90,3 +90,11 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="session")
+def talkative_model_dir(tmp_path_factory) -> Path:
+    """The tiny model with larger random weights: its greedy replies differ from prompt to prompt."""
+    from reasoningrec.testing import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("talkative-model"), initializer_range=0.3)

@@ -94,3 +94,21 @@ def test_the_stage_list_exists_once():
     offenders = [hit for path in files if path != ROOT / "reasoningrec" / "pipeline.py"
                  for hit in _literal_stage_lists(path)]
     assert offenders == [], offenders
+
+
+def test_the_processes_and_devices_of_a_run_are_in_no_stage_settings(params):
+    """train.processes and llm.devices change where the work runs, not its result: no stage is redone."""
+    from reasoningrec.config import parse_params
+
+    spread = parse_params({**params.model_dump(mode="json", by_alias=True),
+                           "train": {**params.train.model_dump(mode="json"), "processes": 4},
+                           "llm": {**params.llm.model_dump(mode="json"), "devices": [0, 1]}})
+    dataset = next(iter(params.datasets))
+    for stage in pipeline.STAGES.values():
+        assert pipeline.section_values(spread, stage.sections, dataset) == \
+            pipeline.section_values(params, stage.sections, dataset), stage.name
+    experiment = pipeline.stage("experiment").sections
+    assert {f"train.{name}" for name in params.train.model_dump()} - set(experiment) == {"train.processes"}
+    changed = parse_params({**params.model_dump(mode="json", by_alias=True),
+                            "train": {**params.train.model_dump(mode="json"), "lora_r": 16}})
+    assert pipeline.section_values(changed, experiment, dataset) != pipeline.section_values(params, experiment, dataset)

@@ -150,3 +150,28 @@ def test_stages_with_the_tiny_real_model(work, tiny_model_dir):
     second = run_describe(params, "tiny", limit=2)
     assert second["backend_generations"] == 0 and second["cache_hits"] == second["generations"]
     assert pd.read_parquet(out / "descriptions.parquet").equals(frame)
+
+
+def test_a_stage_over_two_workers_writes_what_one_process_writes(work, talkative_model_dir, tmp_path):
+    """llm.devices: 2 without a GPU = two CPU worker processes; greedy: the same descriptions, and the
+    same cache keys (a rerun on one process generates nothing)."""
+    params, out = work
+    greedy = params.describe.model_copy(update={"max_new_tokens": 8, "temperature": 0.0})
+    frames, summaries = [], []
+    for devices, cache in ((1, "one"), (2, "two")):
+        run = params.model_copy(update={
+            "llm": params.llm.model_copy(update={"backend": "hf", "model": str(talkative_model_dir),
+                                                 "devices": devices, "decode": "generate"}),
+            "describe": greedy,
+            "paths": params.paths.model_copy(update={"cache_dir": tmp_path / cache}),
+        })
+        summaries.append(run_describe(run, "tiny"))
+        frames.append(pd.read_parquet(out / "descriptions.parquet"))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert frames[0]["description"].nunique() > 1
+    assert summaries[1]["backend_generations"] == summaries[0]["backend_generations"] > 0
+    # The two-worker cache serves a one-process rerun in full.
+    rerun = run.model_copy(update={"llm": run.llm.model_copy(update={"devices": 1})})
+    again = run_describe(rerun, "tiny")
+    assert again["backend_generations"] == 0 and again["cache_hits"] == again["generations"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "descriptions.parquet"), frames[0])

@@ -118,12 +118,10 @@ def _worker_main(factory: Callable[[str], ChatBackend], device: str, conn, threa
     """A worker: place itself, build and load its backend, then serve ``generate`` requests until
     told to stop or until the parent's end of the pipe closes."""
     env, local_device = worker_placement(device, os.environ)
-    os.environ.update(env)  # before CUDA is initialised: torch reads it on first use
+    if local_device == "cpu":  # the host's cores shared between the CPU workers
+        env = {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    os.environ.update(env)  # before torch starts its thread pool and CUDA: both read these then
     try:
-        import torch
-
-        if local_device == "cpu":
-            torch.set_num_threads(threads)
         backend = factory(local_device)
         load = getattr(backend, "load", None)
         if load is not None:
