@@ -291,3 +291,37 @@ def test_training_on_two_processes_writes_one_adapter_and_the_gathered_auc(tiny_
     assert run_train(params, "tiny", "reasoningrec", 8, 0) == result
     assert (out / "train-launch.log").stat().st_mtime_ns == stamp
     assert not Path(out / launch.LAUNCH_SETTINGS).exists()
+
+
+def test_the_train_command_sets_the_processes_and_prints_once_per_launch(monkeypatch, tmp_path):
+    """``reasoningrec train --processes N`` is ``--set train.processes=N``; a process of a launch
+    other than rank 0 prints nothing (rank 0 speaks for the launch)."""
+    from typer.testing import CliRunner
+
+    import reasoningrec.cli  # noqa: F401  (registers the commands)
+    from reasoningrec.app import app
+    from reasoningrec.training import train as train_module
+    from reasoningrec.training.train import TrainResult
+
+    seen = []
+
+    def fake_run_train(params, dataset, method, k, seed, out):
+        seen.append(params.train.processes)
+        return TrainResult(adapter_dir=tmp_path / "adapter", best_epoch=1, best_valid_auc=0.5, epochs_run=1,
+                           precision="fp32", processes=2)
+
+    monkeypatch.setattr(train_module, "run_train", fake_run_train)
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "-d", "beauty", "--processes", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == [2] and "2 process(es)" in result.output
+    result = runner.invoke(app, ["train", "-d", "beauty", "--processes", "auto", "--set", "train.epochs=1"])
+    assert result.exit_code == 0 and seen[-1] == "auto"
+    result = runner.invoke(app, ["train", "-d", "beauty", "--processes", "0"])
+    assert isinstance(result.exception, ConfigError) and "--set train.processes=0" in str(result.exception)
+    import reasoningrec.training.distributed as distributed
+
+    monkeypatch.setattr(distributed, "current_comm", lambda: World(1, 2, 1))
+    monkeypatch.setattr(distributed, "finish", lambda comm: None)
+    result = runner.invoke(app, ["train", "-d", "beauty"])
+    assert result.exit_code == 0 and result.output == ""
