@@ -55,6 +55,8 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
     params.dataset(dataset)  # unknown dataset -> a clear error before any work
     _one_process()
     spec = llm_method(method)
+    if not spec.fine_tuned:
+        _release_followers()
     if not spec.fine_tuned and k_shots != 0:
         log.info("%s is zero-shot: K=%s ignored, logged as K=0", method, k_shots)
         k_shots = 0
@@ -96,15 +98,51 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
 
 
 def _one_process() -> None:
-    """An experiment runs in one process: its training spreads itself over GPUs (``train.processes``)."""
-    from reasoningrec.training.distributed import world_from_env
+    """An experiment runs in one process, or as rank 0 of a launch through :func:`run_launched`
+    (whose other ranks only train); never as every rank of a launch, which would log N runs."""
+    from reasoningrec.training.distributed import leading, world_from_env
 
     world = world_from_env()
-    if world.size > 1:
+    if world.size > 1 and leading() is None:
         raise ConfigError(
             f"the experiment runs in one process, not as process {world.rank} of {world.size} of a launcher; "
-            "train on several GPUs with --set train.processes=N (or auto): the training launches itself"
+            "train on several GPUs with --set train.processes=N (or auto): the training launches itself "
+            "(the experiment command under accelerate launch / torchrun does this itself)"
         )
+
+
+def _release_followers() -> None:
+    """No training in this run: the other ranks of a launch need not wait for rank 0."""
+    from reasoningrec.training.distributed import order_followers
+
+    order_followers(("none",))
+
+
+def run_launched(params: Params, lead):
+    """The ``experiment`` command as one rank of ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE``
+    > 1): rank 0 runs ``lead()`` (the experiment: files, MLflow run and registration once) and trains
+    with every rank; the other ranks only train with it, then return None. Without a launcher:
+    ``lead()``."""
+    import torch
+
+    from reasoningrec.training import distributed
+
+    world = distributed.world_from_env()
+    if world.size == 1:
+        return lead()
+    comm = distributed.join_process_group(world, torch.cuda.is_available())
+
+    def follow(order: tuple) -> None:
+        if order[0] == "train":
+            from reasoningrec.training.train import run_train
+
+            _, dataset, method, k_shots, seed, out_dir = order
+            run_train(params, dataset, method, k_shots, seed, out_dir=Path(out_dir))
+
+    try:
+        return distributed.run_launched(comm, lead, follow)
+    finally:
+        distributed.finish(comm)
 
 
 def _model(params: Params, dataset: str, spec: Method, k_shots: int, seed: int, out: Path):

@@ -37,10 +37,16 @@ def experiment(
     force: ForceOption = False,
     allow_stale: AllowStaleOption = False,
 ) -> None:
-    """Train (or zero-shot) -> score -> metrics -> one MLflow run -> registry (champion rule)."""
-    outcome = run_stage(params_from(params, set_), dataset, "experiment", force=force, allow_stale=allow_stale,
-                        extra={"command": invocation()}, method=method, k_shots=k, seed=seed)
-    typer.echo(json.dumps(outcome.summary, indent=2, default=str))
+    """Train (or zero-shot) -> score -> metrics -> one MLflow run -> registry (champion rule). Under
+    accelerate launch / torchrun, rank 0 runs it and every rank trains."""
+    from reasoningrec.experiment import run_launched
+
+    settings = params_from(params, set_)
+    outcome = run_launched(settings, lambda: run_stage(
+        settings, dataset, "experiment", force=force, allow_stale=allow_stale, extra={"command": invocation()},
+        method=method, k_shots=k, seed=seed))
+    if outcome is not None:  # None: a rank of a launch other than 0, which only trained
+        typer.echo(json.dumps(outcome.summary, indent=2, default=str))
 
 
 @app.command()

@@ -216,3 +216,52 @@ def finish(comm: Comm) -> None:
     """Leave the process group (after the last collective), so the processes exit without a warning."""
     if isinstance(comm, TorchComm):
         comm._dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- an experiment under a launcher
+
+
+class Leader:
+    """Rank 0 running an experiment while the other ranks of its launch wait for one order: to train
+    with it (``("train", dataset, method, k_shots, seed, out_dir)``) or to leave (``("none",)``).
+    The order is sent once, as soon as rank 0 knows it, so no rank waits in a collective while rank 0
+    scores, explains and logs alone."""
+
+    def __init__(self, comm: Comm):
+        self.comm, self.sent = comm, False
+
+    def order(self, order: tuple) -> None:
+        if not self.sent:
+            self.sent = True
+            self.comm.broadcast(order)
+
+
+_LEADERS: list[Leader] = []
+
+
+def leading() -> Leader | None:
+    """The :class:`Leader` of the experiment this process runs for a launch, if any."""
+    return _LEADERS[-1] if _LEADERS else None
+
+
+def order_followers(order: tuple) -> None:
+    """Send the waiting ranks their order when this process leads a launch (else nothing)."""
+    leader = leading()
+    if leader is not None:
+        leader.order(order)
+
+
+def run_launched(comm: Comm, lead: Callable[[], T], follow: Callable[[tuple], None]) -> T | None:
+    """One rank of a launch of the experiment: rank 0 runs ``lead()`` alone, its training on every
+    rank; the others run ``follow(order)`` with the order it sends (:class:`Leader`) and return None.
+    Rank 0 releases the others when it ends without training (up to date, zero-shot, an error)."""
+    if comm.rank != 0:
+        follow(comm.broadcast(None))
+        return None
+    leader = Leader(comm)
+    _LEADERS.append(leader)
+    try:
+        return lead()
+    finally:
+        _LEADERS.remove(leader)
+        leader.order(("none",))

@@ -28,6 +28,7 @@ from reasoningrec.training.distributed import (
     current_comm,
     join_process_group,
     on_main,
+    order_followers,
     per_process_batch,
     sharded_scorer,
     world_from_env,
@@ -271,6 +272,7 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
     done = finished_training(out_dir, print_now)
     if done is not None:
         log.info("%s: trained already with these settings and records: the adapter is reused", out_dir)
+        order_followers(("none",))
         return done
     world = world_from_env()
     processes = resolve_processes(params.train.processes, _gpu_count())
@@ -282,6 +284,7 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
                                 f"of these settings (output in {log_path})")
         return done
     meta = {"dataset": dataset, "method": method, "variant": spec.variant, "k_shots": k_shots}
+    order_followers(("train", dataset, method, k_shots, seed, str(out_dir)))  # an experiment's other ranks
     result = train_adapter(
         params.train.base_model, train, valid, params.train, out_dir,
         max_length=params.records.max_length, seed=seed, meta=meta,

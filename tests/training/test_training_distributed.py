@@ -3,6 +3,7 @@ the launch; and one real training on two gloo processes of the tiny model."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from pathlib import Path
@@ -325,3 +326,68 @@ def test_the_train_command_sets_the_processes_and_prints_once_per_launch(monkeyp
     monkeypatch.setattr(distributed, "finish", lambda comm: None)
     result = runner.invoke(app, ["train", "-d", "beauty"])
     assert result.exit_code == 0 and result.output == ""
+
+
+def test_the_experiment_leader_sends_one_order_and_releases_the_others_when_it_does_not_train():
+    from reasoningrec.training.distributed import order_followers, run_launched
+
+    def launch(lead):
+        followed = []
+        results, _ = run_ranks(3, lambda comm: run_launched(comm, lambda: lead(comm), followed.append))
+        return results, followed
+
+    def trains(comm):
+        order_followers(("train", "tiny", "reasoningrec", 8, 0, "/runs/x"))
+        order_followers(("none",))  # a second order is never sent: the others are training
+        return "summary"
+
+    results, followed = launch(trains)
+    assert results == ["summary", None, None]
+    assert followed == [("train", "tiny", "reasoningrec", 8, 0, "/runs/x")] * 2
+    # Zero-shot, up to date or failed: released at once with "none" (an error still reaches rank 0's caller).
+    assert launch(lambda comm: "zero-shot") == (["zero-shot", None, None], [("none",)] * 2)
+    with pytest.raises(RuntimeError, match="records missing"):
+        launch(lambda comm: (_ for _ in ()).throw(RuntimeError("records missing")))
+
+
+@pytest.mark.slow  # a two-process experiment: training, scoring, explanations, MLflow (~1-2 min on 2 cores)
+def test_the_experiment_under_torchrun_trains_on_every_rank_and_logs_one_run(tiny_model_dir, tmp_path):
+    """``torchrun --nproc-per-node 2 -m reasoningrec experiment``: one adapter, one metrics.json, one MLflow run."""
+    import os
+    import subprocess
+
+    import mlflow_support
+    import yaml
+    from mlflow import MlflowClient
+    from test_experiment import _dataset_folder
+
+    from reasoningrec.explanations.features import run_vocabulary
+    from reasoningrec.records.stage import run_records
+
+    params = mlflow_support.tracking_params(
+        tmp_path, mlflow_support.migrated_store(tmp_path / "template"),
+        datasets={"tiny": {"source": "table", "path": "unused", "domain": "beauty"}},
+        records={"k_shots": [4], "valid_size": 6, "max_length": 512, "variants": ["full"]},
+        train={"base_model": str(tiny_model_dir), "epochs": 1, "batch_size": 2, "grad_accum": 2, "precision": "fp32",
+               "patience": 1},
+        llm={"batch_size": 4}, evaluate={"explain_limit": 2, "explain_max_new_tokens": 4, "bertscore_model": "none"},
+    )
+    _dataset_folder(params.work_dir("tiny"))
+    run_vocabulary(params, "tiny")
+    run_records(params, "tiny")
+    settings = tmp_path / "params.yaml"
+    settings.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True)))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": params.tracking.tracking_uri, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "reasoningrec",
+         "experiment", "-d", "tiny", "--method", "reasoningrec", "--k", "4", "--seed", "0", "--params", str(settings),
+         "--allow-stale"], env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = params.work_dir("tiny") / "runs" / "reasoningrec-k4-s0"
+    summary = json.loads((out / "metrics.json").read_text())
+    assert done.stdout.count('"run_id"') == 1  # rank 0 alone prints its summary
+    assert json.loads((out / "train.json").read_text())["processes"] == 2
+    client = MlflowClient(params.tracking.tracking_uri)
+    experiment_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
+    runs = client.search_runs([experiment_id])
+    assert [r.info.run_id for r in runs] == [summary["run_id"]]
