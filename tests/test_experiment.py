@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow_support import template_store, tracking_params
 
-from reasoningrec import evaluation, experiment, tracking
+from reasoningrec import evaluation, experiment, serving, tracking
 from reasoningrec.errors import ConfigError
 from reasoningrec.io import read_json, write_parquet
 from reasoningrec.predictions import COLUMNS
@@ -83,7 +85,7 @@ def setup(tiny_model_dir, tmp_path_factory):
         yield params
 
 
-def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
+def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     params = setup
     summary = experiment.run_experiment(params, "tiny", "reasoningrec", 4, 0)
     out = params.work_dir("tiny") / "runs" / "reasoningrec-k4-s0"
@@ -126,7 +128,17 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_valid_auc")] == [1]
     assert np.isclose(run.data.metrics["test_auc"], metrics["test_auc"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"adapter", "model", "plots", "predictions", "explanations"} <= artifacts
+    assert artifacts == {"plots", "predictions", "explanations"}  # the adapter is in the LoggedModel
+    logged = client.get_logged_model(tracking.logged_model_id(client, run.info.run_id))
+    assert logged.source_run_id == run.info.run_id
+    assert {m.key: m.value for m in logged.metrics}["valid_auc"] == pytest.approx(metrics["valid_auc"])
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location, dst_path=str(tmp_path)))
+    example = json.loads((folder / "serving_input_example.json").read_text())["dataframe_split"]
+    # The input example is the run's first test row as a request, built from the dataset's files.
+    first = predictions[predictions["split"] == "test"].iloc[0]
+    request = serving.load_request(params, "tiny", first["user_id"], first["target_item"])
+    assert example["columns"] == ["profile", "history", "target"]
+    assert example["data"][0][2] == request["target"] and example["data"][0][0] == request["profile"]
 
     assert summary.registration["version"] == 1 and summary.registration["alias"] == "champion"
     champion = tracking.load_model(params, "tiny")
