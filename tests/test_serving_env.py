@@ -106,9 +106,10 @@ def test_a_fresh_virtualenv_from_the_models_requirements_predicts(embedded_adapt
                                                max_new_tokens=4, extra_config={"domain": "beauty"})
     mlflow.pyfunc.save_model(folder, **arguments)
     assert (folder / "artifacts" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
-    rows = [{"prompt_text": "Will the user like a lavender soap?"},
-            {"profile": "Likes gentle scents.", "history": [{"title": "Rose Hand Cream", "liked": True}],
-             "target": {"title": "Citrus Shampoo"}}]
+    rows = [{"profile": "Likes gentle scents.", "history": [{"title": "Rose Hand Cream", "liked": True}],
+             "target": {"title": "Citrus Shampoo"}},
+            {"profile": "", "history": [], "target": {"title": "Lavender Soap", "description": "A mild soap."}}]
+    payload = json.dumps(rows)  # before predicting: MLflow's schema check converts the dicts in place
     here = mlflow.pyfunc.load_model(str(folder)).predict(pd.DataFrame(rows))["p_yes"].to_numpy()
 
     venv = tmp_path / "venv"  # made from a virtualenv's python, it still sees none of its packages
@@ -126,7 +127,7 @@ def test_a_fresh_virtualenv_from_the_models_requirements_predicts(embedded_adapt
     )
     env = {**clean, "REASONINGREC_MODEL_CACHE": str(tmp_path / "model-cache"), "HF_HUB_OFFLINE": "1",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
-    done = subprocess.run([str(python), "-c", code, str(folder), json.dumps(rows)], cwd=tmp_path, env=env,
+    done = subprocess.run([str(python), "-c", code, str(folder), payload], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     there = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
