@@ -23,6 +23,7 @@ and unpickles nothing. A request the model cannot read raises :class:`ServingInp
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from reasoningrec.errors import DataError, ReasoningRecError
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from reasoningrec.config import Params
 
@@ -40,6 +43,9 @@ ADAPTER_ARTIFACT = "adapter"
 EMBEDDED_BASE_ARTIFACT = "embedded_base"
 PACKAGE_ARTIFACT = "package"
 MODEL_CODE = Path(__file__).with_name("serving_model.py")
+# MLflow checks an input example at log time by loading the model in the logging process: worth it for
+# small bases, not for a 7B one (28 GB in fp32 on the CPU box that logs GPU runs later).
+EXAMPLE_CHECK_MAX_BYTES = 2 * 1024**3
 DEFAULT_MAX_LENGTH = 2048
 INPUT_COLUMNS = ("profile", "history", "target", "prompt_text", "prompt", "explain")
 
@@ -369,7 +375,8 @@ def pyfunc_model_arguments(
     trained on ``embedded``, and requirements that rebuild its environment
     (:mod:`reasoningrec.serving_env`); the wheel and the constraints are written to ``staging_dir``,
     which must exist until the model is logged. Requirements are given, not inferred: inferring
-    them would load the LLM in a subprocess.
+    them would load the LLM in a subprocess. ``input_example`` is kept only when the base loads
+    cheaply here (:func:`example_checkable`), since MLflow loads the model to check it.
     """
     from reasoningrec import serving_env
     from reasoningrec.io import read_json
@@ -400,6 +407,23 @@ def pyfunc_model_arguments(
             "variant": str(meta.get("variant")),
         },
     }
-    if input_example is not None:
+    if input_example is not None and example_checkable(str(meta.get("base_model"))):
         arguments["input_example"] = pd.DataFrame([input_example])
+    elif input_example is not None:
+        log.info("%s: logged without an input example (checking one would load base %s here)", adapter_dir,
+                 meta.get("base_model"))
     return arguments
+
+
+def example_checkable(base_model: str) -> bool:
+    """Whether loading ``base_model`` to check an input example is cheap: the embedded model, or a local
+    folder whose weight files total at most :data:`EXAMPLE_CHECK_MAX_BYTES` (a hub id: no)."""
+    from reasoningrec.models import resolve_model
+
+    if base_model == "embedded":
+        return True
+    folder = Path(resolve_model(base_model))
+    if not folder.is_dir():
+        return False
+    weights = [f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf")]
+    return bool(weights) and sum(f.stat().st_size for f in weights) <= EXAMPLE_CHECK_MAX_BYTES

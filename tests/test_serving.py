@@ -329,3 +329,24 @@ def test_bad_requests_get_a_400_with_a_message(server, body, code, message):
 def test_save_refuses_a_folder_that_is_not_an_adapter(tmp_path):
     with pytest.raises(Exception, match="not a trained adapter folder"):
         serving.pyfunc_model_arguments(tmp_path, tmp_path / "staging")
+
+
+def test_an_input_example_only_where_checking_it_loads_a_small_base(adapter_dir, tiny_model_dir, tmp_path):
+    """MLflow loads the model to check an input example at log time: fine for a small local base,
+    not for a hub id (a 7B base on the CPU box that logs GPU runs later)."""
+    from reasoningrec.io import read_json, write_json
+
+    assert serving.example_checkable(str(tiny_model_dir)) and serving.example_checkable("embedded")
+    assert not serving.example_checkable("meta-llama/Llama-2-7b-hf")
+    big = tmp_path / "big-base"
+    big.mkdir()
+    with open(big / "model.safetensors", "wb") as handle:  # sparse: no disk used
+        handle.truncate(serving.EXAMPLE_CHECK_MAX_BYTES + 1)
+    assert not serving.example_checkable(str(big))
+    assert not serving.example_checkable(str(tmp_path))  # a folder without weights is no model
+
+    hub = tmp_path / "hub-adapter"
+    __import__("shutil").copytree(adapter_dir, hub)
+    write_json(hub / "reasoningrec.json", {**read_json(hub / "reasoningrec.json"), "base_model": "meta-llama/Llama-2-7b-hf"})
+    assert "input_example" not in serving.pyfunc_model_arguments(hub, tmp_path / "s1", input_example=_request())
+    assert "input_example" in serving.pyfunc_model_arguments(adapter_dir, tmp_path / "s2", input_example=_request())
