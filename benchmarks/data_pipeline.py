@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import resource
@@ -33,7 +34,8 @@ def run(dataset: str, params_path: str | None) -> list[tuple[str, float, str]]:
     from reasoningrec.data.ingest import run_ingest
     from reasoningrec.data.prepare import run_prepare
 
-    params = load_params(params_path)
+    # Every user of the dataset, whatever slice params.yaml's main job takes (prepare.max_users).
+    params = load_params(params_path, assignments=["prepare.max_users=null"])
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -65,7 +67,8 @@ def render(rows, total: float, rss: float, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Machine: {os.cpu_count()}-core CPU dev box ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, shared with other jobs (expect +-30 % run to run). One cold process:",
+        f"Python {platform.python_version()}, shared with other jobs (expect +-30 % run to run); "
+        f"{datetime.date.today().isoformat()}. One cold process:",
         "imports count in the first stage that needs them (Great Expectations in validate).",
         "",
         "| stage | wall s | note |",

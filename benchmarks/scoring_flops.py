@@ -48,9 +48,9 @@ def main(argv=None) -> int:
 
     from transformers import AutoConfig
 
-    from reasoningrec.scoring import resolve_base_model
+    from reasoningrec.models import resolve_model
 
-    config = AutoConfig.from_pretrained(resolve_base_model(args.model))
+    config = AutoConfig.from_pretrained(resolve_model(args.model))
     flops = scoring_flops(config, args.prompt_tokens, args.pad_to, args.new_tokens)
     print(f"{args.model}: {config.num_hidden_layers} layers, {layer_weights(config) * config.num_hidden_layers / 1e6:.1f} M "
           f"layer weights; prompt {args.prompt_tokens} tokens; paper: pad to {args.pad_to}, {args.new_tokens} new tokens")

@@ -11,7 +11,7 @@ through ``--data-dir`` or ``$REASONINGREC_DATA_DIR``), else synthetic prompts of
 An untuned base model often writes no ``Prediction: Yes/No`` within 256 tokens, and the paper's
 recipe then has no answer token to read (0.5). A fair comparison scores a model that answers first:
 ``--adapter DIR`` (a trained adapter), or ``--train-adapter DIR`` (a quick LoRA adapter trained here on
-the train/valid records of ``--records`` through :func:`reasoningrec.training.train_adapter`). Both
+the train/valid records of ``--records`` through :func:`reasoningrec.training.train.train_adapter`). Both
 AUC differences are reported: over all records, and over the records whose generated text starts
 with ``Prediction: Yes`` or ``Prediction: No`` (with their share).
 
@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import re
 import sys
 import time
 import warnings
@@ -37,13 +36,12 @@ from pathlib import Path
 import numpy as np
 
 warnings.filterwarnings("ignore", message=r".*MatMul8bitLt: inputs will be cast.*")
-ANSWERED = re.compile(r"^\s*Prediction:\s*(Yes|No)\b")
 
 
 def load_records(args) -> tuple[list[str], list[int], str]:
     """(prompt texts, labels, where they came from): label-balanced, ``args.n`` in all."""
     if args.records:
-        from reasoningrec.records import read_records
+        from reasoningrec.records.stage import read_records
 
         frame = read_records(args.records, args.variant)
         frame = frame[frame["split"] == "test"]
@@ -91,8 +89,8 @@ def train_quick_adapter(args) -> Path:
     """A LoRA adapter trained on the train/valid records of ``args.records`` (``--train-limit`` of
     each, label-balanced), ``--train-epochs`` epochs; returns the adapter folder."""
     from reasoningrec.config import TrainConfig
-    from reasoningrec.records import read_records
-    from reasoningrec.training import train_adapter
+    from reasoningrec.records.stage import read_records
+    from reasoningrec.training.train import train_adapter
 
     frame = read_records(args.records, args.variant)
     train = _balanced(frame[frame["split"] == "train"], args.train_limit, args.seed)
@@ -121,7 +119,9 @@ def _balanced(frame, n: int, seed: int):
 
 def answered(texts: list[str]) -> np.ndarray:
     """Which generated texts start with ``Prediction: Yes`` or ``Prediction: No``."""
-    return np.array([bool(ANSWERED.match(t)) for t in texts], dtype=bool)
+    from reasoningrec.answer import parse_answer
+
+    return np.array([parse_answer(t, anywhere=False).parsed for t in texts], dtype=bool)
 
 
 def paper_recipe(model, tokenizer, prompts, answer_ids, pad_to, new_tokens, batch_size) -> tuple[np.ndarray, list[str]]:
@@ -200,25 +200,24 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from reasoningrec.answer import answer_token_ids
+    from reasoningrec.chat import render_chat
     from reasoningrec.metrics import auc
-    from reasoningrec.records import render_chat
-    from reasoningrec.scoring import (
-        answer_token_ids,
-        default_dtype,
-        load_adapter,
-        resolve_base_model,
-        score_prompts,
-    )
+    from reasoningrec.models import choose_precision, load_adapter, resolve_model, torch_dtype
+    from reasoningrec.scoring import score_prompts
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = default_dtype() if args.dtype == "auto" else getattr(torch, args.dtype)
+    if args.dtype == "auto":  # bf16 on a CUDA GPU that has it, fp32 on CPU
+        dtype = torch_dtype(choose_precision("auto", cuda=device == "cuda"))
+    else:
+        dtype = getattr(torch, args.dtype)
     if args.train_adapter:
         args.adapter = str(train_quick_adapter(args))
     if args.adapter:
         model, tokenizer, _ = load_adapter(args.adapter, device=device, dtype=dtype)
         name = f"{args.adapter} (adapter)"
     else:
-        path = resolve_base_model(args.model)
+        path = resolve_model(args.model)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         name = args.model

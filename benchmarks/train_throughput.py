@@ -11,7 +11,7 @@ activation checkpointing is not counted, as usual for MFU).
 Each configuration is ``precision[:nockpt][:mbN][:compile][:trainer]``: no activation checkpointing,
 micro-batch N (sequences per step), ``torch.compile`` of the model, and ``trainer``: the step runs
 through the product's own training path instead of this file's loop (TRL ``SFTTrainer`` with
-:func:`reasoningrec.training.sft_arguments`, the answer-weighted completion loss, ``train.compile`` as
+:func:`reasoningrec.training.arguments.sft_arguments`, the answer-weighted completion loss, ``train.compile`` as
 ``torch_compile``) on prompt/completion texts of ``--seq-len`` tokens (``--tokenizer``: a SentencePiece
 file, default the offline Llama tokenizers or the tiny test one). One table row per configuration, so
 the table shows what each change buys; a configuration that runs out of memory gets an ``OOM`` row.
@@ -227,9 +227,10 @@ def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) ->
     from transformers import TrainerCallback
 
     from benchmarks.llm_throughput import load_tokenizer
+    from reasoningrec.answer import answer_token_ids
     from reasoningrec.config import TrainConfig
-    from reasoningrec.scoring import answer_token_ids
-    from reasoningrec.training import _sft_trainer_class, lora_config, sft_arguments
+    from reasoningrec.training.arguments import lora_config, sft_arguments
+    from reasoningrec.training.trainer import sft_trainer_class
 
     if run.precision != "bf16":
         raise ValueError(f"{run.label}: the trainer path is measured in bf16 only")
@@ -253,7 +254,7 @@ def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) ->
     sft_args = sft_arguments(cfg, checkpoint_dir / "trainer", cuda=cuda, precision="bf16", max_length=args.seq_len,
                              seed=0, max_steps=steps, save_strategy="no", logging_steps=steps,
                              use_cpu=not cuda, bf16=cuda)
-    trainer = _sft_trainer_class()(
+    trainer = sft_trainer_class()(
         model=model, args=sft_args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=lora_config(cfg), callbacks=[StepClock()], answer_ids=answer_token_ids(tokenizer),
         answer_loss_weight=cfg.answer_loss_weight,

@@ -224,27 +224,29 @@ def upstream(call: Call, calls: Sequence[Call]) -> list[Call]:
 
 
 def require_upstream(params: Params, call: Call, calls: Sequence[Call]) -> None:
-    """Raise :class:`StaleInputs` unless every call upstream of ``call`` (transitively) is up to date."""
-    seen: set[str] = set()
+    """Raise :class:`StaleInputs` unless every call upstream of ``call`` (transitively) is up to date;
+    the message names the earliest such call of the plan: the one to run first."""
+    needed: dict[str, Call] = {}
     pending = upstream(call, calls)
     while pending:
-        needed = pending.pop()
-        if needed.name in seen:
-            continue
-        seen.add(needed.name)
-        verdict = check(params, needed)
+        found = pending.pop()
+        if found.name not in needed:
+            needed[found.name] = found
+            pending.extend(upstream(found, calls))
+    order = {c.name: i for i, c in enumerate(calls)}
+    for needed_call in sorted(needed.values(), key=lambda c: order.get(c.name, len(order))):
+        verdict = check(params, needed_call)
         if not verdict.up_to_date:
             what = "is not up to date"
-            report = params.work_dir(needed.dataset) / (needed.summary_name() or "")
-            if needed.stage.gate and report.is_file():
+            report = params.work_dir(needed_call.dataset) / (needed_call.summary_name() or "")
+            if needed_call.stage.gate and report.is_file():
                 failed = _failed_validation(report)
                 what = f"{'failed' if failed else 'is not up to date'} (its report: {report})"
             raise StaleInputs(
-                f"{call.name} ({call.dataset}): upstream stage {needed.name} {what}: {verdict.reason}. "
-                f"Run `{needed.command()}` first (or the whole plan with `reasoningrec run -d {call.dataset}`); "
+                f"{call.name} ({call.dataset}): upstream stage {needed_call.name} {what}: {verdict.reason}. "
+                f"Run `{needed_call.command()}` first (or the whole plan with `reasoningrec run -d {call.dataset}`); "
                 "--allow-stale runs it anyway"
             )
-        pending.extend(upstream(needed, calls))
 
 
 def _failed_validation(report: Path) -> bool:
@@ -266,8 +268,11 @@ def execute(params: Params, call: Call, *, calls: Sequence[Call] | None = None, 
     from reasoningrec.pipeline import invoke
 
     work = params.work_dir(call.dataset)
-    for folder in {(work / name).parent for name in call.output_names()} | {work}:
-        remove_stale_temps(folder)
+    folders: dict[Path, list[str]] = {}
+    for name in call.output_names():
+        folders.setdefault((work / name).parent, []).append((work / name).name)
+    for folder, names in folders.items():
+        remove_stale_temps(folder, names)  # only this call's outputs: other calls may write beside them
     calls = list(calls) if calls is not None else [*plan(params, call.dataset, methods=[], baselines=False), call]
     if not allow_stale:
         require_upstream(params, call, calls)

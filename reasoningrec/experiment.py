@@ -1,6 +1,6 @@
 """One experiment = one (dataset, method, K, seed): train -> score -> explain -> evaluate -> persist -> track.
 
-Fine-tuned methods train a LoRA adapter (:func:`reasoningrec.training.run_train`); zero-shot methods
+Fine-tuned methods train a LoRA adapter (:func:`reasoningrec.training.train.run_train`); zero-shot methods
 score the base model with no training (K is 0, nothing is registered). Outputs go to
 ``<work_dir>/<dataset>/runs/<method>-k<K>-s<seed>/``::
 
@@ -49,7 +49,7 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
     ``command``: what reproduces the run (the CLI line, the grid), kept as its ``command`` tag; the
     report shows it in the provenance table. Returns the summary also written to ``metrics.json``.
     """
-    from reasoningrec.records import read_records
+    from reasoningrec.records.stage import read_records
 
     started = time.perf_counter()
     params.dataset(dataset)  # unknown dataset -> a clear error before any work
@@ -101,7 +101,7 @@ def _model(params: Params, dataset: str, spec: Method, k_shots: int, seed: int, 
     if not spec.fine_tuned:
         model = models.load_causal_lm(params.train.base_model)
         return model, models.load_tokenizer(params.train.base_model), None
-    from reasoningrec.training import run_train
+    from reasoningrec.training.train import run_train
 
     trained = run_train(params, dataset, spec.name, k_shots, seed, out_dir=out)
     model, tokenizer, _ = models.load_adapter(trained.adapter_dir)
@@ -233,7 +233,8 @@ def run_fingerprint(params: Params, dataset: str, method: str, k_shots: int,
     Left out because they do not change the numbers: where files live (``*path`` settings), the
     other K-shot sizes the records stage builds, the scoring batch size and the BERTScore backbone
     (a deferred BERTScore is computed later from the saved explanations)."""
-    from reasoningrec.records import kshot_column, read_records
+    from reasoningrec.records.kshot import kshot_column
+    from reasoningrec.records.stage import read_records
 
     spec = llm_method(method)
     settings = experiment_settings(params, dataset, spec)

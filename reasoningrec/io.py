@@ -1,7 +1,9 @@
 """Atomic file writes: a failure at any point leaves either the old file or none, never half of one.
 
 Every output of the pipeline goes through these helpers: write to a temporary file in the same
-folder, flush and fsync, then ``os.replace`` (atomic on POSIX within one file system).
+folder, flush and fsync, then ``os.replace`` (atomic on POSIX within one file system). A process
+killed mid-write leaves its temporary behind (``.<name>.<random>.tmp``, a file or a staging
+folder); :func:`remove_stale_temps` clears them, and each stage calls it for its outputs.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,23 +51,39 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         yield handle
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that interrupted writes left in ``folder`` (not recursive).
+def is_temp_name(name: str, output: str | None = None) -> bool:
+    """Whether ``name`` is a temporary of an atomic write (of ``output``, when given)."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return False
+    return output is None or name.startswith(f".{output}.")
 
-    A temporary file is stale when the process that was writing it (its pid is in the name) is no
-    longer running; files of live writers are left alone. Returns the paths removed.
+
+def remove_stale_temps(folder: str | Path, outputs: Iterable[str] | None = None, *,
+                       recursive: bool = False) -> list[Path]:
+    """Delete the temporaries that interrupted atomic writes left in ``folder``; return what went.
+
+    ``outputs`` (file or folder names in ``folder``) limits the sweep to those outputs' temporaries,
+    which is safe while other stages write other files of the same folder. Without it every
+    ``.*.tmp`` goes. ``recursive`` sweeps subfolders. A temporary whose writer (its pid is in the
+    name) is still running is left alone, whatever the filter.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    names = list(outputs) if outputs is not None else None
     removed = []
-    for path in folder.glob(f".*{TEMP_SUFFIX}"):
-        match = _TEMP_NAME.match(path.name)
-        if match and _alive(int(match.group(1))):
+    entries = folder.rglob(".*") if recursive else folder.glob(".*")
+    for entry in sorted(entries):
+        if not (is_temp_name(entry.name) if names is None else any(is_temp_name(entry.name, n) for n in names)):
             continue
-        if path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        writer = _TEMP_NAME.match(entry.name)
+        if writer and _alive(int(writer.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
     return removed
 
 

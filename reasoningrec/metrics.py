@@ -301,11 +301,11 @@ def _plot_roc(points: list[dict], area: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     if points:
-        ax.plot([p["fpr"] for p in points], [p["tpr"] for p in points], label=f"AUC = {area:.3f}")
-        ax.legend(loc="lower right")
+        ax.plot([p["fpr"] for p in points], [p["tpr"] for p in points], color="tab:blue", label=f"model (AUC = {area:.3f})")
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1))
+    _legend_below(ax)
     _save(fig, path)
 
 
@@ -317,10 +317,17 @@ def _plot_calibration(bins: list[dict], path: Path) -> None:
 
     used = [b for b in bins if b["count"]]
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
-    ax.plot([b["mean_score"] for b in used], [b["frac_positive"] for b in used], marker="o")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    ax.plot([b["mean_score"] for b in used], [b["frac_positive"] for b in used], marker="o", color="tab:blue",
+            label="model (one point per score bin)")
     ax.set(xlabel="Mean P(Yes)", ylabel="Share liked", title="Calibration", xlim=(0, 1), ylim=(0, 1))
+    _legend_below(ax)
     _save(fig, path)
+
+
+def _legend_below(ax) -> None:
+    """The legend under the axes, where it cannot hide a point of the curve."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False, ncol=1)
 
 
 def _save(fig, path: Path) -> None:

@@ -28,7 +28,7 @@ _LOADING = threading.RLock()
 
 PRECISIONS = ("fp32", "bf16", "nf4", "int8")
 QUANTIZED = frozenset({"nf4", "int8"})
-ADAPTER_META = "reasoningrec.json"  # written beside every trained adapter (training.save_adapter)
+ADAPTER_META = "reasoningrec.json"  # written beside every trained adapter (training.adapter.save_adapter)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=No
     """Load a trained LoRA adapter for scoring/serving: (PeftModel in eval mode, tokenizer, metadata).
 
     ``adapter_dir`` holds the PEFT files, the tokenizer, and ``reasoningrec.json`` (written by
-    :func:`reasoningrec.training.train_adapter`); its ``base_model`` ("embedded", a hub id or a path)
+    :func:`reasoningrec.training.train.train_adapter`); its ``base_model`` ("embedded", a hub id or a path)
     is resolved again here, so an adapter moves between machines without its base model. ``dtype``
     (a torch dtype) overrides the default: bf16 on a CUDA device that supports it, fp32 elsewhere.
     ``base_model`` (a folder or id) replaces the metadata's base, e.g. the served model's own copy.

@@ -31,11 +31,11 @@ PHASES: tuple[str, ...] = ("data", "synthesis", "training")
 LLM_KEYS = ("llm.backend", "llm.model", "llm.quantization", "llm.dtype", "llm.decode")
 DATASET = "datasets.{dataset}"
 _DATA = ("interactions.parquet", "items.parquet")
-_CORE = ("reasoningrec/config.py", "reasoningrec/io.py", "reasoningrec/errors.py")
+_CORE = ("reasoningrec/config", "reasoningrec/io.py", "reasoningrec/errors.py")
 _SYNTHESIS_CODE = (*_CORE, "reasoningrec/synthesis", "reasoningrec/llm", "reasoningrec/prompts",
                    "reasoningrec/models.py", "reasoningrec/answer.py")
-_MODEL_CODE = (*_CORE, "reasoningrec/experiment.py", "reasoningrec/training.py", "reasoningrec/scoring.py",
-               "reasoningrec/explanations",
+_MODEL_CODE = (*_CORE, "reasoningrec/experiment.py", "reasoningrec/training", "reasoningrec/scoring.py",
+               "reasoningrec/explanations", "reasoningrec/chat.py",
                "reasoningrec/models.py", "reasoningrec/answer.py", "reasoningrec/evaluation.py",
                "reasoningrec/metrics.py", "reasoningrec/predictions.py", "reasoningrec/methods.py",
                "reasoningrec/fingerprint.py", "reasoningrec/llm/static_decode.py")
@@ -93,9 +93,9 @@ STAGES: dict[str, Stage] = {
               summary="validation/validate_samples.json", sections=("validate", DATASET, "prepare"),
               code=(*_CORE, "reasoningrec/validation.py", "reasoningrec/validation_report.py", "expectations"),
               gate=True, fixed={"stage": "samples"}),
-        Stage("import_texts", "reasoningrec.importer:run_import", "synthesis", "data", "import-texts -d {dataset}",
+        Stage("import_texts", "reasoningrec.importer.stage:run_import", "synthesis", "data", "import-texts -d {dataset}",
               inputs=("samples.parquet", "items.parquet"), outputs=("import.json",), summary="import.json",
-              sections=(DATASET,), code=(*_CORE, "reasoningrec/importer.py", "reasoningrec/synthesis",
+              sections=(DATASET,), code=(*_CORE, "reasoningrec/importer", "reasoningrec/synthesis",
                                          "reasoningrec/answer.py"), raw_input=True),
         Stage("describe", "reasoningrec.synthesis:run_describe", "synthesis", "llm", "describe -d {dataset}",
               # samples.parquet decides which items are described (those a prompt can show).
@@ -119,11 +119,11 @@ STAGES: dict[str, Stage] = {
               outputs=("feature_vocabulary.json", "vocabulary.json"), summary="vocabulary.json",
               sections=("explanations.vocabulary",),
               code=(*_CORE, "reasoningrec/explanations/features.py", "reasoningrec/explanations/stopwords.txt")),
-        Stage("records", "reasoningrec.records:run_records", "training", "data", "records -d {dataset}",
+        Stage("records", "reasoningrec.records.stage:run_records", "training", "data", "records -d {dataset}",
               inputs=("samples.parquet", "items.parquet"), outputs=("records.parquet", "records.json"),
               summary="records.json", sections=("records", DATASET, "train.base_model"),
-              code=(*_CORE, "reasoningrec/records.py", "reasoningrec/methods.py", "reasoningrec/answer.py",
-                    "reasoningrec/models.py", "reasoningrec/prompts/records")),
+              code=(*_CORE, "reasoningrec/records", "reasoningrec/methods.py", "reasoningrec/answer.py",
+                    "reasoningrec/chat.py", "reasoningrec/models.py", "reasoningrec/prompts/records")),
         Stage("experiment", "reasoningrec.experiment:run_experiment", "training", "gpu",
               "experiment -d {dataset} --method {method} --k {k_shots} --seed {seed}",
               inputs=("records.parquet", "feature_vocabulary.json"),

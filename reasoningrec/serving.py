@@ -114,7 +114,7 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         """The rendered chat prompt of one request row."""
         from reasoningrec.answer import format_answer
         from reasoningrec.chat import render_chat
-        from reasoningrec.records import fit_record
+        from reasoningrec.records.fit import fit_record
 
         if _present(row.get("prompt")):
             return _text(row["prompt"], position, "prompt")
@@ -141,7 +141,7 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
 
 def item_text(value: Any, position: int, field: str):
     """A request's item (a mapping with ``title`` or a bare title string) as a records ItemText."""
-    from reasoningrec.records import ItemText
+    from reasoningrec.records.prompt import ItemText
 
     if isinstance(value, str):
         value = {"title": value}
@@ -262,13 +262,13 @@ def build_request(
     The history is the user's ``split`` sample's history (what the model would see for that
     split's target); item texts use the same title/details/description as training records.
     """
-    from reasoningrec.records import _item_texts
+    from reasoningrec.records.inputs import item_texts
 
     rows = samples[(samples["user_id"].astype(str) == str(user_id)) & (samples["split"] == split)]
     if rows.empty:
         raise DataError("samples.parquet", f"user {user_id!r} has no {split!r} sample", field="user_id")
     sample = rows.iloc[0]
-    texts = _item_texts(items, descriptions)
+    texts = item_texts(items, descriptions)
 
     def item(identifier: Any, field: str) -> dict[str, str]:
         try:

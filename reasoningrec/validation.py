@@ -7,30 +7,39 @@ and an expectation's ``meta`` may carry three rules evaluated against the run's 
 runs, ``warn_if`` makes its failure a reported warning instead of an error.
 
 Checks GX cannot express on a pandas source (``UnexpectedRowsExpectation`` needs SQL) become
-columns computed here first: a per-user count for the k-core, chronological positions and
-``*_ok`` booleans for the samples. GX is imported lazily: it costs ~2-5 s.
+columns computed first (:mod:`reasoningrec.validation_frames`): a per-user count for the k-core,
+chronological positions and ``*_ok`` booleans for the samples. A table above
+``validate.gx_max_rows`` rows is screened and GX checks the screened rows plus a sample
+(:mod:`reasoningrec.validation_screen`); each suite's summary says which (``scope``). GX is imported
+lazily: it costs ~2-5 s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from reasoningrec.errors import ConfigError, DataError, ValidationFailed
-from reasoningrec.io import read_json, write_json
+from reasoningrec import validation_docs
+from reasoningrec.errors import ConfigError, ValidationFailed
+from reasoningrec.io import read_json, remove_stale_temps, write_json
+from reasoningrec.validation_docs import DataDocs, asset_name
+from reasoningrec.validation_frames import (  # noqa: F401  (re-exported: the derived frames' API)
+    chronological_positions,
+    kcore_counts,
+    kcore_table,
+    samples_frame,
+)
 from reasoningrec.validation_report import format_report, matches, summarize_suite
+from reasoningrec.validation_screen import gx_rows
 
 EXPECTATIONS_ENV = "REASONINGREC_EXPECTATIONS_DIR"
 
@@ -58,7 +67,6 @@ SAMPLE_CHECK_COLUMNS = [
     "history_before_target", "history_labels_ok", "profile_length", "profile_labels_length",
     "profile_before_history", "profile_labels_ok",
 ]
-_DOCS_SITE = "reasoningrec"
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class Check:
     frame: pd.DataFrame
     source: str
     columns: tuple[str, ...] | None = None  # the columns GX validates (default: all)
+    known: dict | None = None  # screens already computed (validation_screen.screen_key -> row mask)
+    asset: str | None = None  # the data asset Data Docs name: ``<dataset>/<file>`` (default: ``source``)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,142 +161,8 @@ def run_flags(params, dataset: str, ingest_summary: dict | None) -> dict:
         "duplicates_allowed": dataset in params.validate_.allow_duplicates,
         "drop_duplicates": config.drop_duplicates,
         "kcore_mode": config.kcore.mode,
+        "population": params.prepare.population,
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Derived frames (pure)
-
-
-def chronological_positions(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Each interaction with ``pos``, its rank in the user's timeline (timestamp, then file order)."""
-    frame = interactions[["user_id", "item_id", "timestamp", "rating"]].reset_index(drop=True)
-    frame = frame.dropna(subset=["user_id", "item_id", "timestamp"])
-    # A stable sort on the timestamp alone keeps file order among equal timestamps.
-    frame = frame.sort_values("timestamp", kind="stable")
-    frame["pos"] = frame.groupby("user_id", sort=False).cumcount()
-    return frame
-
-
-def kcore_counts(
-    kept: pd.DataFrame, mode: str, raw: pd.DataFrame | None = None,
-    users=None, items=None,
-) -> pd.DataFrame:
-    """One row per user (and per item in ``iterative`` mode) with its interactions in ``kept``.
-
-    ``users`` / ``items`` pick the ids to report (default: those in ``kept``; absent ones count 0);
-    ``raw`` adds each id's count before filtering, for the report.
-    """
-    parts = []
-    for entity, column, ids in (("user", "user_id", users), ("item", "item_id", items)):
-        if entity == "item" and mode != "iterative":
-            continue
-        counts = kept.groupby(column).size()
-        if ids is not None:
-            counts = counts.reindex(pd.Index(pd.unique(np.asarray(ids, dtype=object))), fill_value=0)
-        part = pd.DataFrame({"entity": entity, "id": counts.index.astype(str), "interactions": counts.to_numpy()})
-        if raw is not None:
-            part["before_kcore"] = part["id"].map(raw.groupby(column).size()).fillna(0).astype("int64")
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
-def _is_list(value) -> bool:
-    return isinstance(value, list | tuple | np.ndarray)
-
-
-def _lengths(column: pd.Series) -> pd.Series:
-    return column.map(lambda v: len(v) if _is_list(v) else pd.NA).astype("Int64")
-
-
-def _list_facts(frame: pd.DataFrame, positions: pd.DataFrame, items_col: str, labels_col: str,
-                like_threshold: float) -> pd.DataFrame:
-    """Per sample row, facts about the items of one list column relative to the row's target.
-
-    ``all_before``: every item has an occurrence strictly before the target; ``labels_ok``: each
-    such item has an earlier occurrence whose rating agrees with its label; ``last_min`` / ``first_max``:
-    the earliest of the items' latest earlier occurrences / the latest of their earliest ones.
-    An item rated twice may sit in the profile and again in a window, hence min/max per occurrence.
-    """
-    cells = frame[items_col]
-    lengths = cells.map(lambda v: len(v) if _is_list(v) else 0).to_numpy()
-    rows = np.repeat(frame.index.to_numpy(), lengths)
-    labels = []
-    for items, item_labels in zip(cells, frame[labels_col], strict=True):
-        if _is_list(items):
-            same = _is_list(item_labels) and len(item_labels) == len(items)
-            labels.extend(list(item_labels) if same else [np.nan] * len(items))
-    entries = pd.DataFrame({
-        "row": rows,
-        "entry": np.concatenate([np.arange(n) for n in lengths]) if lengths.sum() else np.array([], int),
-        "user_id": frame["user_id"].to_numpy(dtype=object)[rows],
-        "item_id": np.asarray([x for v in cells if _is_list(v) for x in v], dtype=object),
-        "label": pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce").to_numpy(dtype=float),
-        "target_pos": frame["target_pos"].to_numpy(dtype=float, na_value=np.nan)[rows],
-    })
-    matched = entries.merge(positions[["user_id", "item_id", "pos", "rating"]], on=["user_id", "item_id"], how="left")
-    before = matched["pos"] < matched["target_pos"]
-    matched["pos_before"] = matched["pos"].where(before)
-    liked = (matched["rating"] > like_threshold).astype(float)
-    matched["label_ok"] = (matched["label"] == liked).astype(float).where(before)
-    per_entry = matched.groupby(["row", "entry"], sort=False).agg(
-        first=("pos_before", "min"), last=("pos_before", "max"), label_ok=("label_ok", "max"))
-    per_entry["before"] = per_entry["last"].notna()
-    by_row = per_entry.groupby(level="row")
-    facts = pd.DataFrame({
-        "all_before": by_row["before"].all(),
-        # Entries with no earlier occurrence are all_before's defect, not a label defect.
-        "labels_ok": by_row["label_ok"].min().fillna(1.0) == 1.0,
-        "last_min": by_row["last"].min(),
-        "first_max": by_row["first"].max(),
-    })
-    facts = facts.reindex(frame.index)
-    facts[["all_before", "labels_ok"]] = facts[["all_before", "labels_ok"]].fillna(True).astype(bool)  # empty lists
-    return facts
-
-
-def samples_frame(samples: pd.DataFrame, interactions: pd.DataFrame, like_threshold: float) -> pd.DataFrame:
-    """``samples`` plus the derived columns the ``samples`` suite checks (see ``SAMPLE_CHECK_COLUMNS``).
-
-    Targets are located in the user's timeline by (user, item, timestamp). Where that key repeats
-    (duplicates), targets take its occurrences from the latest back, test first: targets are a
-    user's last items, so later repeats of a target's key are later targets. A derived flag is
-    null where it cannot be judged (target not found, a split missing): each defect counts once.
-    """
-    key = ["user_id", "target_item", "target_timestamp"]
-    positions = chronological_positions(interactions)
-    lookup = positions.rename(columns={
-        "item_id": "target_item", "timestamp": "target_timestamp", "rating": "observed_rating", "pos": "target_pos"})
-    lookup["occurrence"] = lookup.groupby(key, sort=False).cumcount(ascending=False)  # 0 = latest
-    out = samples.reset_index(drop=True)
-    split_rank = out["split"].map({name: -rank for rank, name in enumerate(SPLITS)}).fillna(1)
-    latest_first = out.assign(_rank=split_rank).sort_values("_rank", kind="stable")
-    out["occurrence"] = latest_first.groupby(key, sort=False, dropna=False).cumcount()
-    out = out.merge(lookup, on=[*key, "occurrence"], how="left").drop(columns="occurrence")
-    out["target_pos"] = out["target_pos"].astype("Int64")
-    known = out["target_pos"].notna()
-
-    valid_split = out["split"].where(out["split"].isin(SPLITS))
-    out["user_splits"] = valid_split.groupby(out["user_id"]).transform("nunique").astype("Int64")
-    wide = (out[out["split"].isin(SPLITS)].pivot_table(index="user_id", columns="split", values="target_pos",
-                                                      aggfunc="first").reindex(columns=list(SPLITS)))
-    ordered = (wide["train"] < wide["valid"]) & (wide["valid"] < wide["test"])
-    complete = wide.notna().all(axis=1) & (out.groupby("user_id")["split"].size().reindex(wide.index) == 3)
-    out["split_order_ok"] = out["user_id"].map(ordered.astype("boolean").where(complete)).astype("boolean")
-
-    for name in ("history", "profile"):
-        out[f"{name}_length"] = _lengths(out[f"{name}_items"])
-        out[f"{name}_labels_length"] = _lengths(out[f"{name}_labels"])
-    history = _list_facts(out, positions, "history_items", "history_labels", like_threshold)
-    profile = _list_facts(out, positions, "profile_items", "profile_labels", like_threshold)
-    out["history_before_target"] = history["all_before"].astype("boolean").where(known)
-    out["history_labels_ok"] = history["labels_ok"].astype("boolean").where(
-        known & (out["history_length"] == out["history_labels_length"]))
-    precedes_window = history["last_min"].isna() | profile["first_max"].isna() | (profile["first_max"] < history["last_min"])
-    out["profile_before_history"] = (profile["all_before"] & precedes_window).astype("boolean").where(known)
-    out["profile_labels_ok"] = profile["labels_ok"].astype("boolean").where(
-        known & (out["profile_length"] == out["profile_labels_length"]))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,20 +182,22 @@ def _import_gx():
     return gx
 
 
-def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Path | None = None,
-               directory: Path | None = None) -> list[dict]:
-    """Run each check's suite in one ephemeral GX context; summaries in order; Data Docs into ``docs_dir``."""
+def run_checks(checks: list[Check], parameters: dict, flags: dict, docs: DataDocs | None = None,
+               directory: Path | None = None, max_rows: int = 2_000_000, sample_rows: int = 100_000) -> list[dict]:
+    """Run each check's suite in one ephemeral GX context; summaries in order. With ``docs``, each
+    result joins that stage's Data Docs history and the site is rebuilt (:mod:`reasoningrec.validation_docs`).
+
+    A frame above ``max_rows`` rows is screened and GX checks the screened rows plus ``sample_rows``
+    others (:func:`reasoningrec.validation_screen.gx_rows`); counts are then those of the whole frame.
+    """
     gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if docs_dir is not None:
-        context.add_data_docs_site(site_name=_DOCS_SITE, site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+    if docs is not None:
+        validation_docs.attach(context, docs)
     source = context.data_sources.add_pandas("reasoningrec")
     outcomes = []
     for check in checks:
@@ -333,16 +211,18 @@ def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Pat
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=check.suite, data=batch, suite=suite))
         frame = check.frame[list(check.columns)] if check.columns else check.frame
+        frame, scope = gx_rows(frame, active["expectations"], parameters, max_rows, sample_rows, known=check.known)
+        run_id = RunIdentifier(run_name=docs.run_name, run_time=docs.run_time) if docs is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = definition.run(batch_parameters={"dataframe": frame},
-                                    expectation_parameters=parameters, result_format="SUMMARY")
+            result = definition.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+                                    result_format="SUMMARY", run_id=run_id)
+        if docs is not None:
+            validation_docs.keep(context, result, check.asset or check.source)
         outcomes.append(summarize_suite(check.suite, check.source, check.frame, result.to_json_dict(),
-                                        skipped, flags, spec.get("meta") or {}))
-    if docs_dir is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            context.build_data_docs(site_names=[_DOCS_SITE])
+                                        skipped, flags, spec.get("meta") or {}, scope))
+    if docs is not None:
+        validation_docs.build(context, docs)
     return outcomes
 
 
@@ -350,69 +230,65 @@ def run_checks(checks: list[Check], parameters: dict, flags: dict, docs_dir: Pat
 # Stage wrapper (I/O)
 
 
-def _read_table(path: Path, columns: list[str], hint: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(path, f"not found: {hint}")
-    frame = pd.read_parquet(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"missing column(s) {missing}; expected {columns}", field=missing[0])
-    return frame
-
-
-def _kcore_filter(interactions: pd.DataFrame, config, dedup: bool) -> pd.DataFrame:
-    """The interactions the data stage keeps: duplicates out (when it drops them), then its k-core."""
-    from reasoningrec.data.kcore import drop_duplicates, kcore
-
-    return kcore(drop_duplicates(interactions) if dedup else interactions, config.kcore.k, config.kcore.mode)
-
-
 def _interactions_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[Check], list[str]]:
+    from reasoningrec.data.frames import load_interactions
+    from reasoningrec.data.kcore import repeats
+
     path = out / "interactions.parquet"
-    inter = _read_table(path, INTERACTION_COLUMNS, f"run `reasoningrec ingest -d {dataset}` first")
-    checks = [Check("interactions", inter, str(path), tuple(INTERACTION_COLUMNS))]
+    data = load_interactions(path, f"run `reasoningrec ingest -d {dataset}`")
+    later, every = repeats([data.users, data.items, data.timestamp])  # one sort: the k-core's and the suite's
+    known = {("expect_compound_columns_to_be_unique", ("user_id", "item_id", "timestamp")): every}
+    checks = [Check("interactions", data.frame(), str(path), tuple(INTERACTION_COLUMNS), known,
+                    asset_name(dataset, path.name))]
     notes = []
     if flags["time_source"] == "file_order":
         notes.append("timestamps are file order (ingest.json time_source: file_order): plausibility check skipped")
     config = params.dataset(dataset)
-    counts = kcore_counts(_kcore_filter(inter, config, flags["drop_duplicates"]), config.kcore.mode, raw=inter)
-    checks.append(Check("kcore", counts, f"{path} after {config.kcore.mode} k-core (k={config.kcore.k})"))
+    counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"], later=later)
+    checks.append(Check("kcore", counts, f"{path} after {config.kcore.mode} k-core (k={config.kcore.k})",
+                        asset=asset_name(dataset, f"{path.name} (k-core counts)")))
     return checks, notes
 
 
 def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[Check], list[str]]:
+    from reasoningrec.data.frames import load_interactions, read_table
+    from reasoningrec.data.kcore import repeat_mask
+
     path = out / "samples.parquet"
-    samples = _read_table(path, SAMPLE_COLUMNS, f"run `reasoningrec prepare -d {dataset}` first")
+    table = read_table(path, SAMPLE_COLUMNS, f"run `reasoningrec prepare -d {dataset}`")
     inter_path = out / "interactions.parquet"
-    inter = _read_table(inter_path, INTERACTION_COLUMNS, f"run `reasoningrec ingest -d {dataset}` first")
-    frame = samples_frame(samples, inter, params.prepare.like_threshold)
-    checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS))]
+    data = load_interactions(inter_path, f"run `reasoningrec ingest -d {dataset}`")
+    notes, later = [], None
+    if flags["drop_duplicates"]:
+        # prepare built the samples from the first occurrence of each (user, item, timestamp): the
+        # targets and lists are located in that timeline, not in one that still has the repeats.
+        later = repeat_mask(data.users, data.items, data.timestamp)
+        if later.any():
+            notes.append(f"{int(later.sum()):,} repeated (user, item, timestamp) rows left out, as prepare drops them")
+    lists = {name: table.column(name).combine_chunks() for name in
+             ("history_items", "history_labels", "profile_items", "profile_labels")}
+    lists = {name: array if pa.types.is_list(array.type) else None for name, array in lists.items()}
+    samples = table.to_pandas()
+    timeline = data.subset(~later) if later is not None and later.any() else data
+    frame = samples_frame(samples, timeline, params.prepare.like_threshold,
+                          {name: array for name, array in lists.items() if array is not None},
+                          shared_windows=params.prepare.population == "paper")
+    checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS),
+                    asset=asset_name(dataset, f"{path.name} (checked against {inter_path.name})"))]
     # Every user (and, iterative, every item) a sample uses must be in the data stage's k-core.
     config = params.dataset(dataset)
-    kept = _kcore_filter(inter, config, flags["drop_duplicates"])
     items = None
     if config.kcore.mode == "iterative":
-        lists = [frame["target_item"]] + [frame[c].explode() for c in ("history_items", "profile_items")]
-        items = pd.concat(lists).dropna().unique()
-    counts = kcore_counts(kept, config.kcore.mode, raw=inter, users=samples["user_id"].dropna().unique(), items=items)
-    checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})"))
-    return checks, []
-
-
-@contextlib.contextmanager
-def _fresh_dir(target: Path) -> Iterator[Path]:
-    """A temporary folder beside ``target`` that replaces it (whole) when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield tmp
-        old = target.with_name(f"{tmp.name}.old")
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        used = [pa.array(frame["target_item"].astype(object).where(frame["target_item"].notna(), None), pa.string())]
+        for name in ("history_items", "profile_items"):
+            array = lists[name] if lists[name] is not None else table.column(name).combine_chunks()
+            used.append(pc.list_flatten(array).cast(pa.string()))
+        items = pc.unique(pc.drop_null(pa.chunked_array(used, pa.string()))).to_numpy(zero_copy_only=False)
+    counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"],
+                         users=samples["user_id"].dropna().unique(), items=items, later=later)
+    checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})",
+                        asset=asset_name(dataset, f"{path.name} users (k-core counts)")))
+    return checks, notes
 
 
 def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None) -> dict:
@@ -427,6 +303,7 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
         raise ConfigError(f"unknown validation stage {stage!r} (choose from: {', '.join(STAGES)})")
     started = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
+    remove_stale_temps(out / "validation", (f"validate_{stage}.json", f"data_docs_{stage}"))
     ingest_path = out / "ingest.json"
     flags = run_flags(params, dataset, read_json(ingest_path) if ingest_path.is_file() else None)
     build = _interactions_checks if stage == "interactions" else _samples_checks
@@ -434,12 +311,9 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
     if not ingest_path.is_file():
         notes.append(f"{ingest_path} not found: timestamps assumed to be Unix seconds")
     folder = out / "validation"
-    docs = folder / f"data_docs_{stage}"
-    if params.validate_.data_docs:
-        with _fresh_dir(docs) as staging:
-            suites = run_checks(checks, suite_parameters(params, dataset), flags, staging)
-    else:
-        suites = run_checks(checks, suite_parameters(params, dataset), flags)
+    docs = DataDocs.for_stage(folder, dataset, stage) if params.validate_.data_docs else None
+    limits = {"max_rows": params.validate_.gx_max_rows, "sample_rows": params.validate_.gx_sample_rows}
+    suites = run_checks(checks, suite_parameters(params, dataset), flags, docs, **limits)
     summary = {
         "dataset": dataset,
         "stage": stage,
@@ -449,7 +323,8 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
         "suites": suites,
         "notes": notes,
         "results_path": str(folder / f"validate_{stage}.json"),
-        "data_docs": str(docs / "index.html") if params.validate_.data_docs else None,
+        "data_docs": str(docs.site / "index.html") if docs is not None else None,
+        "data_docs_run": docs.run_name if docs is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(summary["results_path"], summary)

@@ -60,7 +60,8 @@ def example_rows(frame: pd.DataFrame, index: list, columns: list[str], limit: in
                  row_numbers: bool = True) -> list[dict]:
     """The first ``limit`` offending rows of ``frame`` (by index label), restricted to ``columns``.
 
-    ``row_numbers`` adds the row's position in its file; off for derived tables (one row per user).
+    ``row_numbers`` adds the row's position in its file (``record N``, 0-based, as ``DataError``
+    numbers Parquet rows); off for derived tables (one row per user).
     """
     columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
     rows = []
@@ -68,7 +69,7 @@ def example_rows(frame: pd.DataFrame, index: list, columns: list[str], limit: in
         if label not in frame.index:
             continue
         record = frame.loc[label, columns]
-        head = {"row": plain(label)} if row_numbers else {}
+        head = {"record": plain(label)} if row_numbers else {}
         rows.append({**head, **{c: plain(record[c]) for c in columns}})
     return rows
 
@@ -114,21 +115,36 @@ def summarize_expectation(entry: dict, frame: pd.DataFrame, suite_meta: dict, fl
     return summary
 
 
+def whole_table_counts(summary: dict, rows: int) -> dict:
+    """An expectation's counts when GX saw screened + sampled rows: every offending (and every
+    missing) row was among them, so the counts stand and only the element count is the table's."""
+    if summary["unexpected_count"] is None:
+        return summary
+    missing = summary["missing_count"] or 0
+    percent = 100.0 * summary["unexpected_count"] / max(rows - missing, 1)
+    return {**summary, "element_count": rows, "unexpected_percent": percent}
+
+
 def summarize_suite(
     suite: str, source: str, frame: pd.DataFrame, result: dict, skipped: list[dict], flags: dict,
-    suite_meta: dict,
+    suite_meta: dict, scope: dict | None = None,
 ) -> dict:
     """A suite's outcome from ``result`` (a validation result's ``to_json_dict()``).
 
-    ``suite_meta`` (the suite JSON's ``meta``) names the ``id_columns`` shown with each offending row.
+    ``suite_meta`` (the suite JSON's ``meta``) names the ``id_columns`` shown with each offending row;
+    ``scope`` says which rows GX checked (:func:`reasoningrec.validation_screen.gx_rows`).
     """
+    scope = scope or {"rows": len(frame), "gx_rows": len(frame), "mode": "all rows"}
     expectations = [summarize_expectation(e, frame, suite_meta, flags) for e in result["results"]]
+    if scope["mode"] != "all rows":
+        expectations = [whole_table_counts(e, scope["rows"]) for e in expectations]
     counts = {s: sum(e["status"] == s for e in expectations) for s in ("passed", "failed", "warning", "error")}
     counts["skipped"] = len(skipped)
     return {
         "suite": suite,
         "source": source,
         "rows": len(frame),
+        "scope": scope,
         "success": counts["failed"] == 0 and counts["error"] == 0,
         "counts": counts,
         "expectations": expectations,
@@ -156,7 +172,7 @@ def _how_many(e: dict) -> str:
 
 
 def _example_line(row: dict) -> str:
-    head = f"row {row.pop('row')}: " if "row" in row else ""
+    head = f"record {row.pop('record')}: " if "record" in row else ""
     return head + ", ".join(f"{k}={_short(v)}" for k, v in row.items())
 
 
@@ -173,7 +189,10 @@ def format_report(summary: dict, only_problems: bool = True) -> str:
     lines = [f"validation {verdict}: dataset {summary['dataset']!r}, stage {summary['stage']!r}"]
     for suite in summary["suites"]:
         state = "ok" if suite["success"] else "FAILED"
-        lines.append(f"[{suite['suite']}] {state}: {suite['source']} ({suite['rows']:,} rows)")
+        scope = suite.get("scope") or {}
+        checked = (f"; GX checked {scope['screened_rows']:,} screened + {scope['sampled_rows']:,} sampled rows"
+                   if scope.get("mode") == "screened + sample" else "")
+        lines.append(f"[{suite['suite']}] {state}: {suite['source']} ({suite['rows']:,} rows{checked})")
         for e in suite["expectations"]:
             if only_problems and e["status"] == "passed":
                 continue

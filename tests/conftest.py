@@ -75,6 +75,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """The tiny model's tokenizer (ChatML template; " Yes" and " No" single tokens), built once per session.
+    Shared: a test that changes it (padding side, special tokens) builds its own instead."""
+    from reasoningrec.testing import build_tiny_tokenizer
+
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
 def prefect_api():
     """One temporary Prefect server + SQLite database for the whole session."""
     from prefect.testing.utilities import prefect_test_harness

@@ -61,4 +61,6 @@ def make_project(root: Path, shared_data: Path, tiny_model_dir: Path, **sections
     run(["git", "init", "-q"], root, env)
     run([str(BIN / "dvc"), "init", "-q"], root, env)
     run([str(BIN / "dvc"), "config", "core.analytics", "false"], root, env)
+    # As in the repository's .dvc/config: `dvc plots show` writes a page that loads nothing remote.
+    run([str(BIN / "dvc"), "config", "plots.html_template", "../reasoningrec/webassets/dvc_plots.html"], root, env)
     return root, env

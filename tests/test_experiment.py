@@ -61,7 +61,7 @@ def _dataset_folder(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def setup(tiny_model_dir, tmp_path_factory):
     """Params for the tiny dataset (tiny model as base, 1 epoch) with its records built."""
-    from reasoningrec.records import run_records
+    from reasoningrec.records.stage import run_records
 
     tmp_path = tmp_path_factory.mktemp("experiment")
     template = template_store(tmp_path_factory)

@@ -21,13 +21,11 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reasoningrec.testing import build_tiny_chat_model
-
-    path = build_tiny_chat_model(tmp_path_factory.mktemp("tiny"), seed=3)
+    path = tiny_model_dir
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     # Random-init logits are nearly uniform; scale the head so P(Yes) spreads out and the tests can tell.
@@ -120,7 +118,7 @@ def test_adapter_round_trip_gives_the_same_scores(tiny, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from reasoningrec.training import save_adapter
+    from reasoningrec.training.adapter import save_adapter
 
     path, _, tok = tiny
     torch.manual_seed(1)

@@ -17,7 +17,7 @@ from mlflow_support import build_tiny_adapter, template_store, tracking_params
 from reasoningrec import serving, serving_env, tracking
 from reasoningrec.chat import render_chat
 from reasoningrec.models import load_adapter
-from reasoningrec.records import ItemText, build_prompt
+from reasoningrec.records.prompt import ItemText, build_prompt
 from reasoningrec.scoring import generate_explanations, score_prompts
 
 HISTORY = [

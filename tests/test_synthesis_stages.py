@@ -134,13 +134,9 @@ def test_missing_inputs_name_the_file(work):
         run_describe(params, "tiny", backend=CountingBackend())
 
 
-def test_stages_with_the_tiny_real_model(work, tmp_path):
+def test_stages_with_the_tiny_real_model(work, tiny_model_dir):
     """The real backend stack (make_backend → hf + cache) with a tiny random model."""
-    testing = pytest.importorskip("reasoningrec.testing")
-    llm = pytest.importorskip("reasoningrec.llm")
-    if not hasattr(llm, "make_backend"):
-        pytest.skip("reasoningrec.llm.make_backend not available yet")
-    model = testing.build_tiny_chat_model(tmp_path / "tiny-model")
+    model = tiny_model_dir
     params, out = work
     params = params.model_copy(update={
         "llm": params.llm.model_copy(update={"backend": "hf", "model": str(model)}),

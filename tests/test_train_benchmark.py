@@ -1,5 +1,5 @@
 """The LoRA training-throughput benchmark on CPU (smoke shapes): its own loop and the product's
-SFTTrainer path (reasoningrec.training.sft_arguments + the answer-weighted loss) both run and report."""
+SFTTrainer path (reasoningrec.training.arguments.sft_arguments + the answer-weighted loss) both run and report."""
 
 from __future__ import annotations
 
@@ -25,10 +25,8 @@ def test_configuration_strings_parse_and_are_checked():
         bench.RunConfig.parse("bf16:fast")
 
 
-def test_trainer_texts_fill_the_sequence_and_keep_a_completion():
-    from reasoningrec.testing import build_tiny_tokenizer
-
-    tok = build_tiny_tokenizer()
+def test_trainer_texts_fill_the_sequence_and_keep_a_completion(tiny_tokenizer):
+    tok = tiny_tokenizer
     pairs = bench.trainer_texts(tok, 4, 96)
     for prompt, completion in pairs:
         assert len(tok(prompt)["input_ids"]) < 96 < len(tok(prompt + completion)["input_ids"])

@@ -213,7 +213,7 @@ def test_bad_interactions_fail_the_right_expectation(tmp_path, what, expectation
     report = str(caught.value)
     assert f"FAILED {expectation} on " in report
     assert f"{count} of {len(inter) + (what == 'duplicated row'):,} rows" in report
-    assert "row 3: user_id=" in report  # the offending row, with its values
+    assert "record 3: user_id=" in report  # the offending row, with its values
     assert str(tmp_path / "toy" / "validation" / "validate_interactions.json") in report
 
 
@@ -404,3 +404,55 @@ def test_cli_exits_2_with_the_report_on_failure(tmp_path, monkeypatch, capsys):
     write_dataset(tmp_path / "toy", toy_interactions())
     main()  # passes: no SystemExit
     assert "interactions 7/7 passed" in capsys.readouterr().out
+
+
+# --- validation at scale: screened rows + a sample ------------------------------------------------
+
+
+def test_screened_run_counts_every_defect_like_a_whole_table_run():
+    """Above gx_max_rows GX sees the screened rows plus a sample; the counts stay the whole table's."""
+    inter = toy_interactions(users=40, per_user=8)
+    bad = _corrupt(_corrupt(inter, "rating 7"), "duplicated row")
+    bad.loc[100, "timestamp"] = 0
+    bad.loc[200, "item_id"] = None
+    from reasoningrec.validation_frames import interactions_of
+
+    frame = interactions_of(bad).frame()
+    parameters = suite_parameters(toy_params("unused"), "toy")
+    flags = {"time_source": "timestamp", "duplicates_allowed": False}
+    [whole] = run_checks([Check("interactions", frame, "toy")], parameters, flags)
+    [screened] = run_checks([Check("interactions", frame, "toy")], parameters, flags, max_rows=100, sample_rows=50)
+    assert whole["scope"]["mode"] == "all rows"
+    assert screened["scope"]["mode"] == "screened + sample" and screened["scope"]["gx_rows"] < len(frame)
+    # rating 7 in row 3 and its appended repeat, timestamp 0 in row 100, the null item in row 200
+    assert screened["scope"]["screened_rows"] == 4
+    assert screened["success"] is whole["success"] is False
+    for a, b in zip(whole["expectations"], screened["expectations"], strict=True):
+        assert (a["status"], a["unexpected_count"], a["element_count"]) == \
+            (b["status"], b["unexpected_count"], b["element_count"])
+        assert [e.get("record") for e in a.get("examples", [])] == [e.get("record") for e in b.get("examples", [])]
+
+
+def test_a_suite_without_screens_goes_to_gx_whole():
+    from reasoningrec.validation_screen import gx_rows
+
+    frame = pd.DataFrame({"x": range(1000)})
+    expectations = [{"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0}}]
+    seen, scope = gx_rows(frame, expectations, {}, max_rows=10, sample_rows=5)
+    assert len(seen) == 1000 and "no vectorised screen" in scope["reason"]
+
+
+@pytest.mark.data
+def test_real_amazon_beauty_with_dropped_repeats_passes(shared_data, params, tmp_path, monkeypatch):
+    """Amazon 2018 Beauty repeats (user, item, timestamp) with other ratings; prepare keeps the first of
+    each, so the samples are checked against that timeline (a repeat's rating is not the target's)."""
+    from reasoningrec.config import DATA_DIR_ENV
+    from reasoningrec.data.ingest import run_ingest
+    from reasoningrec.data.prepare import run_prepare
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
+    params = params.model_copy(update={"validate_": params.validate_.model_copy(update={"data_docs": False})})
+    run_ingest(params, "amazon2018-beauty", tmp_path)
+    run_prepare(params, "amazon2018-beauty", tmp_path)
+    summary = run_validation(params, "amazon2018-beauty", "samples", tmp_path)
+    assert summary["success"] and "1,108 repeated" in summary["notes"][0]

@@ -32,9 +32,11 @@ XZ_PRESET = 6  # 8 MiB window: a dataset's runs sit next to each other in the ar
 
 
 def wanted(relative: str) -> bool:
-    """Whether a file of the work folder belongs in the archive."""
+    """Whether a file of the work folder belongs in the archive. The copies of the package's web assets
+    in each Data Docs site (``static/vendor``, 2 MB a site) are left out: import puts them back."""
     parts = Path(relative).parts
-    return not (set(parts) & HEAVY_PARTS) and not relative.endswith(".lock")
+    vendored = any(parts[i:i + 2] == ("static", "vendor") for i in range(len(parts) - 1))
+    return not (set(parts) & HEAVY_PARTS) and not relative.endswith(".lock") and not vendored
 
 
 def rebuildable(relative: str) -> bool:
@@ -68,6 +70,11 @@ def import_state(archive: Path, work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:*") as tar:
         tar.extractall(work, filter="data")
+    from reasoningrec.offline_html import make_site_offline
+
+    for site in sorted(work.glob("*/validation/data_docs_*")):
+        if (site / "index.html").is_file():
+            make_site_offline(site)  # the web assets the export left out
     return work
 
 

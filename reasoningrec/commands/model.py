@@ -49,7 +49,7 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default under paths.models_dir).")] = None,
 ) -> None:
     """Fine-tune a LoRA adapter on the K-shot records; keeps the best epoch by validation AUC."""
-    from reasoningrec.training import run_train
+    from reasoningrec.training.train import run_train
 
     s = run_train(params_from(params), dataset, method, k, seed, out)
     auc = "n/a" if s.best_valid_auc is None else f"{s.best_valid_auc:.4f}"
@@ -77,7 +77,7 @@ def score(
     from reasoningrec.io import write_json, write_parquet
     from reasoningrec.models import load_adapter
     from reasoningrec.predictions import predictions_frame
-    from reasoningrec.records import read_records
+    from reasoningrec.records.stage import read_records
     from reasoningrec.scoring import explain as explain_prompts
     from reasoningrec.scoring import score_prompts, scored_labels
 

@@ -62,16 +62,17 @@ def serve_flows(
         str | None, typer.Option("--only", help="Serve only deployments whose name contains this text.")
     ] = None,
 ) -> None:
-    """Serve the deployments of prefect.yaml (their schedules included) from this process until Ctrl-C."""
+    """Serve the deployments of prefect.yaml (their schedules included) from this process until Ctrl-C,
+    named <name>-served (the names `prefect deploy` uses stay the work pool's)."""
     from reasoningrec.errors import ConfigError
     from reasoningrec.logs import disable_telemetry
-    from reasoningrec.orchestration.deployments import read_deployments, serve_deployments
+    from reasoningrec.orchestration.deployments import read_deployments, serve_deployments, served_name
 
     disable_telemetry()
     specs = [s for s in read_deployments(prefect_file) if only is None or only in s.name]
     if not specs:
         raise ConfigError(f"{prefect_file}: no deployment name contains {only!r}")
-    typer.echo(f"serving {len(specs)} deployment(s): {', '.join(s.name for s in specs)}")
+    typer.echo(f"serving {len(specs)} deployment(s): {', '.join(served_name(s.name) for s in specs)}")
     serve_deployments(specs)
 
 

@@ -11,6 +11,7 @@ from reasoningrec.app import (
     AllowStaleOption,
     DatasetOption,
     ForceOption,
+    OverlayOption,
     ParamsOption,
     SetOption,
     app,
@@ -69,11 +70,13 @@ def report(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples per run for AUC intervals (0 = off).")
     ] = 1000,
+    overlay: OverlayOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Collect the MLflow runs into docs/results.md + docs/results.html (tables, plots, provenance)."""
     from reasoningrec.report import run_report
 
-    path = run_report(params_from(params), out, n_bootstrap=bootstrap)
+    path = run_report(params_from(params, set_, overlay), out, n_bootstrap=bootstrap)
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
 
 

@@ -7,13 +7,13 @@ the evidence from the authors' code):
 - **user**: the record's user. Which users have a record is not a rule of the data (the authors
   dropped users whose prompts were long, the last incomplete LLM batch and, for Beauty, records
   over 800 words with the generated reasoning), so users come from matching the records to our
-  rows (:func:`reasoningrec.importer.match_records`, which keeps the ascending user order).
+  rows (:func:`reasoningrec.importer.match.match_records`, which keeps the ascending user order).
 - **shown target**: the item the record asks about, one of the user's last three items (offset 1 =
   our test target, 2 = valid, 3 = train). Fashion records show their split's own target; the Beauty
   valid/test records show the training window (the authors built their input from the training
   window). Each record takes the offset whose target title and history titles it shows; where
   several fit equally (repeated items), the split's majority offset (:func:`majority_offset`).
-- **history/profile**: our own window rule for that target position (``split.build_samples``).
+- **history/profile**: our own window rule for that target position (``split.samples_from_arrays``).
 - **label**: the authors' gold label, the like status of the user's *first* interaction with the
   split's own target item (their code looks a rating up by (user, item) and takes the first row).
   For Beauty valid/test it belongs to another item than the one shown: that is what they scored.
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from reasoningrec.data.split import SAMPLE_SCHEMA, SPLITS, chronological
+from reasoningrec.data.split import SAMPLE_SCHEMA, SPLITS
 from reasoningrec.errors import ConfigError, DataError
 
 PAPER_SPLITS = ("valid", "test")
@@ -59,7 +59,7 @@ class AuthorsRecords:
 def authors_records(raw: Mapping[str, Sequence[Mapping]], titles: Mapping[str, str], profiles: Mapping[str, str],
                     source: Path | str = "<records>", allow_unmatched: bool = False) -> AuthorsRecords:
     """:class:`AuthorsRecords` from raw ``{instruction, input, output}`` records per split."""
-    from reasoningrec.importer import parse_record
+    from reasoningrec.importer.sft import parse_record
 
     records = {split: [parse_record(r, i, source) for i, r in enumerate(rows)] for split, rows in raw.items()}
     shown = {split: [history_entries(r["input"]) for r in rows] for split, rows in raw.items()}
@@ -72,7 +72,7 @@ _TARGET_LINE = re.compile(r"(?:will purchase|watched) the next target (?:item|mo
 
 def history_entries(text: str) -> list[str]:
     """The ``Liked ...``/``Disliked ...`` entries a record's input lists before its target, in title_key form."""
-    from reasoningrec.importer import title_key
+    from reasoningrec.importer.sft import title_key
 
     end = _TARGET_LINE.search(text)
     section = text[: end.start()] if end else text
@@ -101,6 +101,12 @@ class _Choice:
     user: str
     offset: int
     candidates: list[int] = field(default_factory=list)  # offsets that fit the record equally well
+
+
+def chronological(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by user in time order; equal timestamps keep their file order (prepare's order)."""
+    ordered = frame.assign(_order=np.arange(len(frame)))
+    return ordered.sort_values(["user_id", "timestamp", "_order"], kind="stable").drop(columns="_order")
 
 
 def first_interaction_labels(interactions: pd.DataFrame, like_threshold: float) -> dict[tuple[str, str], int]:
@@ -146,7 +152,8 @@ def choose_rows(authors: AuthorsRecords, samples: pd.DataFrame, split: str,
 
     ``first``: (user, item) -> first-interaction label, the polarity the authors' entries show.
     """
-    from reasoningrec.importer import match_records, title_key
+    from reasoningrec.importer.match import match_records
+    from reasoningrec.importer.sft import title_key
 
     records, titles = authors.records[split], authors.titles
     candidates = candidate_rows(samples, split)
@@ -244,7 +251,7 @@ def with_population(samples: pa.Table, rows: pd.DataFrame) -> pa.Table:
 
 def read_authors_records(params, dataset: str, out_dir: Path, allow_unmatched: bool = False) -> AuthorsRecords:
     """The authors' valid/test records of ``dataset`` (its texts folder), titles and profiles."""
-    from reasoningrec.importer import (
+    from reasoningrec.importer.files import (
         ITEM_FILE,
         PROFILE_FILE,
         SFT_FILE,

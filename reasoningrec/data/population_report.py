@@ -46,10 +46,10 @@ def evaluated_populations(ours: pd.DataFrame, paper: pd.DataFrame, scored: int |
 
     ``paper``'s rows are put in the authors' record order (ascending user) before sampling.
     """
-    from reasoningrec.data.kcore import user_sort_key
+    from reasoningrec.data.kcore import natural_order
 
     test_all, test_paper = ours[ours["split"] == "test"], paper[paper["split"] == "test"]
-    test_paper = test_paper.iloc[user_sort_key(test_paper["user_id"]).argsort(kind="stable")]
+    test_paper = test_paper.iloc[natural_order(test_paper["user_id"].astype(str).to_numpy())]
     populations = {
         "all": test_all,
         "paper": test_paper,
@@ -71,7 +71,8 @@ def report(params, datasets: Sequence[str]) -> list[dict]:
     """Test-split statistics of both populations per dataset (see :func:`evaluated_populations`)."""
     import tempfile
 
-    from reasoningrec.data.ingest import read_interactions, run_ingest
+    from reasoningrec.data.frames import load_interactions
+    from reasoningrec.data.ingest import run_ingest
     from reasoningrec.data.prepare import prepare_frames
 
     lines = []
@@ -79,12 +80,11 @@ def report(params, datasets: Sequence[str]) -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             run_ingest(params, dataset, out)
-            source = out / "interactions.parquet"
-            raw = read_interactions(source)
-            ours, _, _ = prepare_frames(raw, params, dataset, source)
-            paper, _, _ = prepare_frames(raw, params, dataset, source, authors=read_authors_records(params, dataset, out))
+            data = load_interactions(out / "interactions.parquet", "ingest failed")
+            ours, _, _ = prepare_frames(data, params, dataset)
+            paper, _, _ = prepare_frames(data, params, dataset, authors=read_authors_records(params, dataset, out))
         # The heuristic's fallback (never used here: every test history has items) is the global like-rate.
-        fallback = float((raw["rating"] > params.prepare.like_threshold).mean())
+        fallback = float((data.rating > params.prepare.like_threshold).mean())
         populations = evaluated_populations(ours.to_pandas(), paper.to_pandas(), SCORED_SAMPLE.get(dataset))
         for name, rows in populations.items():
             lines.append({"dataset": dataset, "population": name, **population_stats(rows, fallback)})
@@ -93,7 +93,7 @@ def report(params, datasets: Sequence[str]) -> list[dict]:
 
 
 def _repeated_inputs_of(params, dataset: str) -> dict[str, int]:
-    from reasoningrec.importer import SFT_FILE, read_records, texts_dir
+    from reasoningrec.importer.files import SFT_FILE, read_records, texts_dir
 
     folder = texts_dir(params, dataset)
     raw = {split: read_records(folder / SFT_FILE.format(split=split)) for split in ("train", *PAPER_SPLITS)}

@@ -31,23 +31,13 @@ def items_frame(records: pd.DataFrame) -> pd.DataFrame:
     for column in ITEM_COLUMNS:
         if column not in out:
             out[column] = None
-    out["item_id"] = out["item_id"].astype(str)
+    out["item_id"] = out["item_id"].astype(str).str.strip()  # the id whitespace rule (data/contract.py)
     out = out.drop_duplicates("item_id", keep="first")
     for column in ("title", "brand", "price", "genres", "description"):
         out[column] = out[column].astype(object).where(out[column].notna(), None)
         out[column] = out[column].map(lambda v: v if v is None else str(v))
     out["year"] = pd.to_numeric(out["year"], errors="coerce").astype("Int64")
     return out[ITEM_COLUMNS].reset_index(drop=True)
-
-
-def fill_missing_items(items: pd.DataFrame, interactions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Add a row (title = item id) for every rated item the metadata lacks; return the count added."""
-    known = set(items["item_id"]) if len(items) else set()
-    missing = pd.unique(interactions.loc[~interactions["item_id"].isin(known), "item_id"])
-    if len(missing) == 0:
-        return items, 0
-    extra = items_frame(pd.DataFrame({"item_id": missing, "title": missing}))
-    return pd.concat([items, extra], ignore_index=True), len(missing)
 
 
 def _arrow_schemas():

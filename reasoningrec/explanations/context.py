@@ -1,7 +1,7 @@
 """What an explanation's prompt showed: the user's profile, the history items with their labels and
 texts, and the target item, rebuilt from a dataset's work folder for (user_id, split, target_item) rows.
 
-Texts are the ones :func:`reasoningrec.records.build_prompt` shows for the record variant (titles
+Texts are the ones :func:`reasoningrec.records.prompt.build_prompt` shows for the record variant (titles
 clipped as in the records, usable descriptions only): ``full`` and ``label-only`` show the profile,
 titles, details and descriptions; ``no-profile`` drops the profile; ``no-description`` the
 descriptions; ``titles`` (TALLRec) shows titles only. A ``history_kept`` column (from
@@ -17,7 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from reasoningrec.errors import ConfigError, DataError
-from reasoningrec.records import VARIANTS, ItemText, usable_texts
+from reasoningrec.methods import VARIANTS
+from reasoningrec.records.inputs import item_texts as prompt_item_texts
+from reasoningrec.records.inputs import usable_texts
+from reasoningrec.records.prompt import ItemText
 
 ROW_COLUMNS = ("user_id", "split", "target_item")
 
@@ -97,9 +100,7 @@ def shown_parts(variant: str) -> tuple[bool, bool, bool]:
 
 def item_texts(frames: DatasetFrames) -> dict[str, ItemText]:
     """Every item's prompt text (title clipped, details, usable description), as the records show it."""
-    from reasoningrec.records import _item_texts
-
-    return _item_texts(frames.items, frames.descriptions)
+    return prompt_item_texts(frames.items, frames.descriptions)
 
 
 def build_contexts(

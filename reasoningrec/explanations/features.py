@@ -208,8 +208,8 @@ def item_documents(
     items: pd.DataFrame, descriptions: pd.DataFrame | None = None, reviews: pd.DataFrame | None = None
 ) -> dict[str, tuple[str, list[str]]]:
     """``{item_id: (title, [own texts])}``: own texts = metadata description, usable synthesised
-    description (as :func:`reasoningrec.records.usable_texts` keeps them) and each sampled review."""
-    from reasoningrec.records import usable_texts
+    description (as :func:`reasoningrec.records.inputs.usable_texts` keeps them) and each sampled review."""
+    from reasoningrec.records.inputs import usable_texts
 
     own: dict[str, list[str]] = {}
     for name, frame, column in (("descriptions", usable_texts(descriptions), "description"), ("item_reviews", reviews, "reviews")):

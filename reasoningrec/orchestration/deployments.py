@@ -1,7 +1,11 @@
 """The deployments of ``prefect.yaml``, read once and turned into served Prefect deployments.
 
-``prefect deploy --all`` reads the same file for a work-pool setup; ``reasoningrec serve-flows``
-serves them from one process through :func:`serve_deployments` (no work pool needed).
+Two routes run them (docs/operations.md, "Scheduling"): ``prefect deploy --all`` registers the file's
+deployments for a work pool, whose worker runs them from the project folder (the file's pull step);
+``reasoningrec serve-flows`` serves them from one process through :func:`serve_deployments`, under
+:func:`served_name` (``<name>-served``). A served deployment has no work pool and no pull step; had
+it the deployed name, serving would replace the deployed one (or ``prefect deploy`` the served one)
+and the other route's runs would crash looking for flow code.
 """
 
 from __future__ import annotations
@@ -13,6 +17,14 @@ from typing import Any
 import yaml
 
 from reasoningrec.errors import ConfigError
+
+SERVED_SUFFIX = "-served"
+SERVED_TAG = "served"
+
+
+def served_name(name: str) -> str:
+    """The name ``serve-flows`` gives a deployment of ``prefect.yaml``."""
+    return f"{name}{SERVED_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,8 @@ def read_deployments(path: str | Path = "prefect.yaml") -> list[DeploymentSpec]:
 
 
 def build_deployments(specs: list[DeploymentSpec]) -> list[Any]:
-    """Load each spec's flow and make a served deployment of it (``Flow.to_deployment``)."""
+    """Load each spec's flow and make a served deployment of it (``Flow.to_deployment``), named
+    :func:`served_name` and tagged ``served``."""
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.flows import load_flow_from_entrypoint
 
@@ -72,10 +85,10 @@ def build_deployments(specs: list[DeploymentSpec]) -> list[Any]:
         flow = load_flow_from_entrypoint(spec.entrypoint)
         deployments.append(
             flow.to_deployment(
-                name=spec.name,
+                name=served_name(spec.name),
                 parameters=spec.parameters,
                 schedules=[CronSchedule(cron=cron, timezone=tz) for cron, tz in spec.crons],
-                tags=list(spec.tags),
+                tags=[*spec.tags, SERVED_TAG],
                 concurrency_limit=spec.concurrency_limit,
             )
         )

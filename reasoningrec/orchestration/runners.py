@@ -1,7 +1,9 @@
 """The Prefect task runner named in ``orchestration.task_runner``.
 
 ``thread`` and ``process`` ship with Prefect. ``dask`` and ``ray`` need the optional integrations
-(``pip install prefect-dask`` / ``prefect-ray``), imported only when chosen.
+(the extras ``reasoningrec[distributed]`` / ``reasoningrec[ray]``: prefect-dask / prefect-ray), imported
+only when chosen. With ``orchestration.address`` they join that cluster; without, each sharded stage
+starts a local one of ``max_workers`` worker processes (Dask) or CPUs (Ray) and stops it after.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def _optional_runner(kind: str) -> Any:
     except ImportError:
         raise MissingDependency(
             f"orchestration.task_runner is {kind!r}, which needs {package}: pip install {package} "
-            f"(or set orchestration.task_runner: thread)"
+            f"(the extra reasoningrec[{'distributed' if kind == 'dask' else 'ray'}]), "
+            f"or set orchestration.task_runner: thread"
         ) from None
     return getattr(module, class_name)
 
@@ -45,4 +48,7 @@ def make_task_runner(config: OrchestrationConfig) -> Any:
         if config.address:
             return runner(address=config.address)
         return runner(cluster_kwargs={"n_workers": config.max_workers, "threads_per_worker": 1})
-    return runner(address=config.address) if config.address else runner()
+    if config.address:
+        return runner(address=config.address)
+    # A local Ray of max_workers CPUs; no dashboard (it is a separate web service, and slow to start).
+    return runner(init_kwargs={"num_cpus": config.max_workers, "include_dashboard": False})

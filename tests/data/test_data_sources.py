@@ -173,7 +173,7 @@ def test_wrong_delimiter(tmp_path):
     ml100k(tmp_path / "raw" / "ml", data="1,1,5,880000000\n1,2,3,880000100\n")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "m", {"source": "movielens100k", "path": "ml"})
-    assert err.value.path.endswith("u.data") and err.value.row == 1
+    assert err.value.path.endswith("u.data") and err.value.line == 1
     assert "expected 4 fields separated by '\\t', found 1" in str(err.value)
     _assert_no_outputs(tmp_path)
 
@@ -184,7 +184,7 @@ def test_missing_column_paper_csv(tmp_path):
     write(folder / "processed_item_information.json", "{}")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "p", {"source": "paper", "path": "p"})
-    assert err.value.field == "rating" and err.value.row == 1 and "ratings.csv" in err.value.path
+    assert err.value.field == "rating" and err.value.line == 1 and "ratings.csv" in err.value.path
     _assert_no_outputs(tmp_path)
 
 
@@ -202,7 +202,7 @@ def test_missing_field_in_json_line(tmp_path):
     gz(tmp_path / "raw" / "r.json.gz", amazon2018_line() + "\n" + bad + "\n")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "a", {"source": "amazon2018", "path": "r.json.gz"})
-    assert (err.value.row, err.value.field) == (2, "reviewerID")
+    assert (err.value.line, err.value.field) == (2, "reviewerID")
 
 
 @pytest.mark.parametrize("rating, problem", [("five", "expected a number, found 'five'"),
@@ -211,14 +211,14 @@ def test_bad_rating(tmp_path, rating, problem):
     ml100k(tmp_path / "raw" / "ml", data=f"1\t1\t5\t880000000\n\n1\t2\t{rating}\t880000100\n")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "m", {"source": "movielens100k", "path": "ml"})
-    assert (err.value.row, err.value.field) == (3, "rating")  # line numbers count the blank line
+    assert (err.value.line, err.value.field) == (3, "rating")  # line numbers count the blank line
     assert problem in str(err.value)
     _assert_no_outputs(tmp_path)
 
 
 def test_bad_rating_json(tmp_path):
     gz(tmp_path / "raw" / "r.json.gz", amazon2018_line(overall=0.0) + "\n")
-    with pytest.raises(DataError, match=r"row 1, field 'overall': value 0.0 is outside"):
+    with pytest.raises(DataError, match=r"line 1, field 'overall': value 0 is outside"):
         _ingest(tmp_path, "a", {"source": "amazon2018", "path": "r.json.gz"})
 
 
@@ -226,7 +226,7 @@ def test_unparsable_timestamp(tmp_path):
     ml100k(tmp_path / "raw" / "ml", data="1\t1\t5\t880000000\n1\t2\t3\tyesterday\n")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "m", {"source": "movielens100k", "path": "ml"})
-    assert (err.value.row, err.value.field) == (2, "timestamp") and "'yesterday'" in str(err.value)
+    assert (err.value.line, err.value.field) == (2, "timestamp") and "'yesterday'" in str(err.value)
     _assert_no_outputs(tmp_path)
 
 
@@ -234,7 +234,7 @@ def test_unparsable_timestamp_table(tmp_path):
     write(tmp_path / "raw" / "t.csv", "user,item,rating,timestamp\n1,2,3,2020-01-01\n1,3,4,soon\n")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "t", {"source": "table", "path": "t.csv"})
-    assert (err.value.row, err.value.field) == (3, "timestamp")
+    assert (err.value.line, err.value.field) == (3, "timestamp")
 
 
 def test_empty_file(tmp_path):
@@ -256,4 +256,4 @@ def test_invalid_json_line(tmp_path):
     write(tmp_path / "raw" / "r.json", amazon2018_line() + "\n{not json\n")
     with pytest.raises(DataError) as err:
         _ingest(tmp_path, "a", {"source": "amazon2018", "path": "r.json"})
-    assert err.value.row == 2 and "not valid JSON" in str(err.value)
+    assert err.value.line == 2 and "not valid JSON" in str(err.value)

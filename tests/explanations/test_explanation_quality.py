@@ -12,7 +12,8 @@ from reasoningrec.config import ExplanationsConfig
 from reasoningrec.errors import DataError
 from reasoningrec.explanations.context import build_contexts, shown_parts
 from reasoningrec.explanations.quality import explanation_metrics
-from reasoningrec.records import VARIANTS, ItemText, build_prompt
+from reasoningrec.methods import VARIANTS
+from reasoningrec.records.prompt import ItemText, build_prompt
 
 # trait_max_df 0.2 of 6 items: features of at most one item's text are specific traits.
 SETTINGS = ExplanationsConfig(trait_max_df=0.2)

@@ -22,7 +22,7 @@ def work(shared_data, tmp_path_factory):
     from reasoningrec.config import read_params
     from reasoningrec.data.ingest import run_ingest
     from reasoningrec.data.prepare import run_prepare
-    from reasoningrec.importer import run_import
+    from reasoningrec.importer.stage import run_import
 
     mp = pytest.MonkeyPatch()
     mp.setenv(DATA_DIR_ENV, str(shared_data))

@@ -16,10 +16,8 @@ sys.modules[_SPEC.name] = bench  # dataclasses look their module up here
 _SPEC.loader.exec_module(bench)
 
 
-def test_benchmark_runs_on_cpu_and_appends_its_row(tmp_path):
-    from reasoningrec.testing import build_tiny_chat_model
-
-    model = build_tiny_chat_model(tmp_path / "tiny")
+def test_benchmark_runs_on_cpu_and_appends_its_row(tiny_model_dir, tmp_path):
+    model = tiny_model_dir
     out = tmp_path / "bench.md"
     argv = ["--model", str(model), "--device", "cpu", "--batch-size", "3", "--new-tokens", "4"]
     (result,) = bench.main(
@@ -76,7 +74,7 @@ def test_static_engine_matches_greedy_generate_on_the_7b_family_shape():
     config = bench.smoke_config(bench.mistral_7b_config())
     config.vocab_size = 1024
     model = LlamaForCausalLM(config).eval()
-    tok = build_tiny_tokenizer()
+    tok = build_tiny_tokenizer()  # its own: HFBackend.from_loaded pads it on the left
     prompts = bench.make_prompts(3)
     fixed = {"min_new_tokens": 6}
     settings = GenerationSettings(temperature=0, max_new_tokens=6)

@@ -46,11 +46,8 @@ def test_params_accept_comma_separated_urls():
     assert backend.base_urls == ["http://a:8000/v1", "http://b:8000/v1"]
 
 
-def test_cached_factory_backend_round_trip_with_tiny_model(tmp_path):
-    from reasoningrec.testing import build_tiny_chat_model
-
-    model = build_tiny_chat_model(tmp_path / "tiny")
-    llm = LLMConfig(backend="hf", model=str(model), batch_size=2)
+def test_cached_factory_backend_round_trip_with_tiny_model(tiny_model_dir, tmp_path):
+    llm = LLMConfig(backend="hf", model=str(tiny_model_dir), batch_size=2)
     batch = [[{"role": "user", "content": f"Yes or No? {i}"}] for i in range(3)]
     settings = GenerationSettings(temperature=0, max_new_tokens=4)
     first = make_backend(llm, tmp_path / "cache").generate(batch, settings)

@@ -14,15 +14,8 @@ from reasoningrec.llm.hf import (
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from reasoningrec.testing import build_tiny_chat_model
-
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.fixture(scope="module")
-def backend(tiny_model):
-    b = HFBackend(str(tiny_model), batch_size=3, device="cpu")
+def backend(tiny_model_dir):
+    b = HFBackend(str(tiny_model_dir), batch_size=3, device="cpu")
     b.load()
     return b
 
@@ -90,10 +83,10 @@ def test_each_micro_batch_reaches_on_reply_as_it_finishes(backend):
     assert handed == {i: g.text for i, g in enumerate(out)}
 
 
-def test_batched_greedy_equals_one_at_a_time(backend, tiny_model):
+def test_batched_greedy_equals_one_at_a_time(backend, tiny_model_dir):
     settings = GenerationSettings(temperature=0, max_new_tokens=8)
     batched = backend.generate(PROMPTS, settings)
-    single = HFBackend.from_loaded(*backend.load()[:2], model_id=str(tiny_model), batch_size=1)
+    single = HFBackend.from_loaded(*backend.load()[:2], model_id=str(tiny_model_dir), batch_size=1)
     one_by_one = single.generate(PROMPTS, settings)
     assert [g.text for g in batched] == [g.text for g in one_by_one]
     assert [g.completion_tokens for g in batched] == [g.completion_tokens for g in one_by_one]
@@ -123,14 +116,14 @@ def test_empty_batch_and_bad_messages(backend):
         backend.generate([[{"role": "user"}]], GenerationSettings())
 
 
-def test_model_without_chat_template_is_refused(tiny_model, tmp_path):
+def test_model_without_chat_template_is_refused(tiny_model_dir, tmp_path):
     import json
     import shutil
 
     from reasoningrec.errors import ConfigError
 
     copy = tmp_path / "plain"
-    shutil.copytree(tiny_model, copy)
+    shutil.copytree(tiny_model_dir, copy)
     (copy / "chat_template.jinja").unlink(missing_ok=True)
     config = json.loads((copy / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)

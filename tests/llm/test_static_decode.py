@@ -9,13 +9,6 @@ from reasoningrec.llm.hf import HFBackend
 from reasoningrec.llm.static_decode import StaticDecoder, filter_top_p, pick_engine, round_up
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from reasoningrec.testing import build_tiny_chat_model
-
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
 def chat(text: str):
     return [{"role": "user", "content": text}]
 
@@ -29,11 +22,11 @@ PROMPTS = [
 ]
 
 
-def backends(tiny_model, **kwargs):
-    generate = HFBackend(str(tiny_model), batch_size=2, device="cpu", engine="generate", **kwargs)
+def backends(tiny_model_dir, **kwargs):
+    generate = HFBackend(str(tiny_model_dir), batch_size=2, device="cpu", engine="generate", **kwargs)
     generate.load()
     model, tokenizer, _ = generate.load()
-    static = HFBackend.from_loaded(model, tokenizer, str(tiny_model), batch_size=2, engine="static", **kwargs)
+    static = HFBackend.from_loaded(model, tokenizer, str(tiny_model_dir), batch_size=2, engine="static", **kwargs)
     return generate, static
 
 
@@ -49,8 +42,8 @@ def test_engine_choice():
     assert round_up(1, 256) == 256 and round_up(256, 256) == 256 and round_up(257, 256) == 512
 
 
-def test_greedy_static_equals_generate_token_for_token(tiny_model):
-    generate, static = backends(tiny_model)
+def test_greedy_static_equals_generate_token_for_token(tiny_model_dir):
+    generate, static = backends(tiny_model_dir)
     settings = GenerationSettings(temperature=0, max_new_tokens=24)
     expected = generate.generate(PROMPTS, settings)
     got = static.generate(PROMPTS, settings)
@@ -60,8 +53,8 @@ def test_greedy_static_equals_generate_token_for_token(tiny_model):
     assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in expected]
 
 
-def test_min_new_tokens_forces_the_length(tiny_model):
-    _, static = backends(tiny_model, generate_kwargs={"min_new_tokens": 9})
+def test_min_new_tokens_forces_the_length(tiny_model_dir):
+    _, static = backends(tiny_model_dir, generate_kwargs={"min_new_tokens": 9})
     out = static.generate(PROMPTS, GenerationSettings(temperature=0, max_new_tokens=9))
     assert all(g.completion_tokens == 9 and g.finish_reason == "length" for g in out)
 
@@ -75,8 +68,8 @@ def test_sampling_is_seeded_and_top_p_keeps_the_head():
     assert torch.equal(filter_top_p(probs, 1.0), probs)
 
 
-def test_sampled_generations_repeat_with_the_same_seed(tiny_model):
-    _, static = backends(tiny_model)
+def test_sampled_generations_repeat_with_the_same_seed(tiny_model_dir):
+    _, static = backends(tiny_model_dir)
     settings = GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=12, seed=3)
     first = [g.text for g in static.generate(PROMPTS, settings)]
     assert [g.text for g in static.generate(PROMPTS, settings)] == first
@@ -84,10 +77,10 @@ def test_sampled_generations_repeat_with_the_same_seed(tiny_model):
     assert other != first
 
 
-def test_rows_stop_at_eos_and_padding_rows_are_dropped(tiny_model):
+def test_rows_stop_at_eos_and_padding_rows_are_dropped(tiny_model_dir):
     import torch
 
-    generate, _ = backends(tiny_model)
+    generate, _ = backends(tiny_model_dir)
     model, tokenizer, _ = generate.load()
     decoder = StaticDecoder(model, compile_step=False, cache_bucket=8)
     ids = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
@@ -122,12 +115,12 @@ def test_decode_attention_equals_sdpa_for_grouped_heads_and_padding():
     assert prefill.shape == (3, 4, 8, 16)
 
 
-def test_static_engine_with_decode_attention_still_equals_generate(tiny_model):
+def test_static_engine_with_decode_attention_still_equals_generate(tiny_model_dir):
     import torch
 
     from reasoningrec.llm.static_decode import DECODE_ATTENTION
 
-    generate, _ = backends(tiny_model)
+    generate, _ = backends(tiny_model_dir)
     model, tokenizer, _ = generate.load()
     ids = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
     mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
@@ -140,10 +133,10 @@ def test_static_engine_with_decode_attention_still_equals_generate(tiny_model):
         model.set_attn_implementation("sdpa")
 
 
-def test_one_decoder_per_model_and_none_where_generate_is_chosen(tiny_model):
+def test_one_decoder_per_model_and_none_where_generate_is_chosen(tiny_model_dir):
     from reasoningrec.llm.static_decode import decoder_for
 
-    generate, static = backends(tiny_model)
+    generate, static = backends(tiny_model_dir)
     model, _, _ = generate.load()
     assert decoder_for(model, "auto") is None  # CPU: generate
     assert decoder_for(model, "static", quantized=True) is not None  # an explicit choice wins

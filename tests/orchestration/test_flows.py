@@ -159,7 +159,7 @@ def test_unknown_task_runner_package_names_the_install_command():
 
 
 def test_prefect_yaml_deployments_cover_every_dataset_and_build(params):
-    from reasoningrec.orchestration.deployments import build_deployments, read_deployments
+    from reasoningrec.orchestration.deployments import build_deployments, read_deployments, served_name
 
     specs = read_deployments(REPO_ROOT / "prefect.yaml")
     by_kind = {(s.name.split("-")[0], s.parameters["dataset"]) for s in specs}
@@ -168,7 +168,9 @@ def test_prefect_yaml_deployments_cover_every_dataset_and_build(params):
     assert nightly.crons == (("0 2 * * *", "UTC"),)
     deployments = build_deployments(specs[:1] + specs[-1:])
     for spec, deployment in zip(specs[:1] + specs[-1:], deployments, strict=True):
-        assert deployment.name == spec.name and deployment.parameters == spec.parameters
+        # Served under another name than `prefect deploy` gives it: the two routes never replace each other.
+        assert deployment.name == served_name(spec.name) != spec.name and deployment.parameters == spec.parameters
+        assert "served" in deployment.tags and deployment.work_pool_name is None
         assert deployment.schedules and deployment.schedules[0].schedule.cron == spec.crons[0][0]
         assert "dataset" in deployment._parameter_openapi_schema.required
 

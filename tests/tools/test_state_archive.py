@@ -38,6 +38,27 @@ def test_heavy_parts_stay_behind_and_the_rest_comes_back_byte_for_byte(tmp_path)
     assert len(log) <= LOG_KEEP + 100 and log.startswith(b"h" * 100) and log.endswith(b"t" * 100)
 
 
+def test_data_docs_travel_without_their_vendored_files_and_come_back_whole(tmp_path):
+    from reasoningrec.offline_html import make_site_offline
+
+    work, site = tmp_path / "a", tmp_path / "a" / "fashion" / "validation" / "data_docs_samples"
+    (site / "static" / "images").mkdir(parents=True)
+    (site / "index.html").write_text(
+        '<link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"/>')
+    make_site_offline(site)
+    before = _files(work)
+    archive = export_state(work, tmp_path / "state.tar.xz")
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "fashion/validation/data_docs_samples/index.html" in names
+    assert not [n for n in names if "/static/vendor/" in n]
+    fresh = tmp_path / "b"
+    import_state(archive, fresh)
+    assert _files(fresh) == before
+
+
 def test_120_runs_fit_one_device_file(tmp_path):
     """~120 runs with 600-1300 test rows (+ valid rows, 100 explanations, two PNG plots) each."""
     rng = np.random.default_rng(0)

@@ -1,4 +1,9 @@
-"""MovieLens 100K (``u.data`` + ``u.item``) and 1M (``ratings.dat`` or the timestamp-less copy)."""
+"""MovieLens 100K (``u.data`` + ``u.item``) and 1M (``ratings.dat`` or the timestamp-less copy).
+
+The GroupLens files are latin-1 (``datasets.<name>.encoding`` overrides it). The counts a release
+declares are checked against what was read: ML-100K's ``u.info`` (users, items, ratings) and the
+ML-1M README's ratings and users, when those files sit beside the ratings.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoningrec.data.readers import numeric_column, rating_range, require_file, split_fields
-from reasoningrec.data.schema import fill_missing_items, interactions_frame, items_frame
-from reasoningrec.data.sources import SourceData
+from reasoningrec.data.readers import (
+    ID_TYPE,
+    arrow_csv,
+    line_locator,
+    numeric_column,
+    require_file,
+    split_fields,
+)
+from reasoningrec.data.schema import items_frame
+from reasoningrec.data.sources import Chunk, Declared, ReadContext, SourceData
+from reasoningrec.data.text import Text, read_text, require_final_newline
 from reasoningrec.errors import DataError
 
 _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
-# MovieLens text files predate UTF-8; titles such as "Misérables" are latin-1 bytes.
-_ENCODING = "latin-1"
+_FIELDS = {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"}
 
 
 def split_title_year(title: str) -> tuple[str, int | None]:
@@ -25,35 +38,87 @@ def split_title_year(title: str) -> tuple[str, int | None]:
     return (match.group(1), int(match.group(2))) if match else (title.strip(), None)
 
 
-def _ratings(path: Path, sep: str, names: list[str], params) -> tuple[dict, np.ndarray]:
-    columns, numbers = split_fields(path, sep, names, encoding=_ENCODING)
-    low, high = rating_range(params)
-    out = {
-        "user_id": columns["user"].to_numpy(zero_copy_only=False),
-        "item_id": columns["item"].to_numpy(zero_copy_only=False),
-        "rating": numeric_column(path, columns["rating"], numbers, "rating", low=low, high=high),
-    }
-    for key in ("user_id", "item_id"):
-        _check_ids(path, out[key], numbers, key)
-    if "timestamp" in columns:
-        out["timestamp"] = numeric_column(path, columns["timestamp"], numbers, "timestamp", integer=True, low=0)
-    return out, numbers
+def _text(path: Path, context: ReadContext) -> Text:
+    text = read_text(require_file(path), context.encoding, context.setting("encoding"))
+    require_final_newline(text)
+    return text
 
 
-def _check_ids(path: Path, values: np.ndarray, numbers: np.ndarray, field: str) -> None:
-    blank = pd.Series(values).astype(str).str.strip().eq("").to_numpy()
-    if blank.any():
-        raise DataError(path, "empty id", row=int(numbers[np.flatnonzero(blank)[0]]), field=field)
+def _fast_ratings(text: Text, sep: str, names: list[str]) -> pa.Table | None:
+    """pyarrow's parse of a ratings file; ``::`` is read as ``:`` with empty columns between fields."""
+    columns, types = [], {}
+    for i, name in enumerate(names):
+        if sep == "::" and i:
+            columns.append(f"_sep{i}")
+            types[f"_sep{i}"] = ID_TYPE
+        columns.append(name)
+        types[name] = {"user": ID_TYPE, "item": ID_TYPE, "rating": pa.float64(), "timestamp": pa.int64()}[name]
+    try:
+        table = arrow_csv(text, delimiter=sep[0], names=columns, types=types, include=columns, quoted=False)
+    except pa.ArrowInvalid:
+        return None
+    for name in columns:
+        if name.startswith("_sep") and pc.any(pc.not_equal(table.column(name).combine_chunks().dictionary, "")).as_py():
+            return None
+    rating = table.column("rating")
+    if rating.null_count or not pc.all(pc.is_finite(rating)).as_py():
+        return None
+    return table.select(names)
 
 
-def read_ml100k(root: Path, config, params) -> SourceData:
+def _ratings(path: Path, context: ReadContext, sep: str, names: list[str]) -> tuple[Chunk, dict]:
+    """One ratings file as a chunk (and its text facts): the fast path, else the precise one."""
+    text = _text(path, context)
+    facts = text.facts()
+    table = _fast_ratings(text, sep, names)
+    if table is None:
+        columns, numbers = split_fields(text, sep, names)
+        out = {"user": columns["user"], "item": columns["item"],
+               "rating": pa.array(numeric_column(path, columns["rating"], numbers, "rating"))}
+        if "timestamp" in names:
+            out["timestamp"] = pa.array(numeric_column(path, columns["timestamp"], numbers, "timestamp", integer=True))
+        table = pa.table(out)
+    table = table.rename_columns([_FIELDS[n] for n in table.column_names])
+    if "timestamp" not in table.column_names:
+        table = table.append_column("timestamp", pa.array(np.arange(len(table), dtype=np.int64)))
+    table = table.append_column("review", pa.nulls(len(table), pa.string()))
+    encoding, setting = context.encoding, context.setting("encoding")
+    where = lambda i: line_locator(read_text(path, encoding, setting))(i)  # noqa: E731  (re-read on error only)
+    return Chunk(table, path, where, {v: k for k, v in _FIELDS.items()}), facts
+
+
+def _declared_ml100k(path: Path) -> list[Declared]:
+    """``u.info``: ``943 users`` / ``1682 items`` / ``100000 ratings``."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_bytes().decode("latin-1").splitlines():
+        match = re.fullmatch(r"\s*(\d+)\s+(users|items|ratings)\s*", line)
+        if match:
+            out.append(Declared(path, match.group(2), int(match.group(1))))
+    return out
+
+
+def _declared_ml1m(path: Path) -> list[Declared]:
+    """The README's "1,000,209 anonymous ratings ... made by 6,040 MovieLens users"."""
+    if not path.is_file():
+        return []
+    text = " ".join(path.read_bytes().decode("latin-1").split())
+    out = []
+    for what, pattern in (("ratings", r"([\d,]+) anonymous ratings"), ("users", r"made by ([\d,]+) MovieLens users")):
+        match = re.search(pattern, text)
+        if match:
+            out.append(Declared(path, what, int(match.group(1).replace(",", ""))))
+    return out
+
+
+def read_ml100k(root: Path, context: ReadContext) -> SourceData:
     data_path, item_path, genre_path = root / "u.data", root / "u.item", root / "u.genre"
-    ratings, _ = _ratings(data_path, "\t", ["user", "item", "rating", "timestamp"], params)
-    interactions = interactions_frame(**ratings)
-
-    genres = _genre_names(genre_path)
+    chunk, data_facts = _ratings(data_path, context, "\t", ["user", "item", "rating", "timestamp"])
+    genres = _genre_names(genre_path, context)
     names = ["item_id", "title", "release", "video", "url"] + [f"g{i}" for i in range(len(genres))]
-    columns, numbers = split_fields(require_file(item_path), "|", names, encoding=_ENCODING)
+    item_text = _text(item_path, context)
+    columns, numbers = split_fields(item_text, "|", names)
     titles, years = zip(*(split_title_year(t) for t in columns["title"].to_pylist()), strict=True)
     release_year = pd.to_numeric(pc.utf8_slice_codeunits(columns["release"], -4).to_pandas(), errors="coerce")
     flags = np.column_stack(
@@ -70,35 +135,34 @@ def read_ml100k(root: Path, config, params) -> SourceData:
             }
         )
     )
-    items, added = fill_missing_items(items, interactions)
-    notes = [f"{added} rated items missing from u.item got their id as title"] if added else []
-    return SourceData(interactions, items, [data_path, item_path, genre_path], notes=notes)
+    facts = {str(data_path): data_facts, str(item_path): item_text.facts()}
+    return SourceData([chunk], items, [data_path, item_path, genre_path], text_facts=facts,
+                      declared=_declared_ml100k(root / "u.info"),
+                      missing_items_note="{n} rated items missing from u.item got their id as title")
 
 
-def _genre_names(path: Path) -> list[str]:
-    columns, numbers = split_fields(require_file(path), "|", ["name", "index"], encoding=_ENCODING)
+def _genre_names(path: Path, context: ReadContext) -> list[str]:
+    columns, numbers = split_fields(_text(path, context), "|", ["name", "index"])
     index = numeric_column(path, columns["index"], numbers, "index", integer=True)
     names = columns["name"].to_pylist()
     return [name for _, name in sorted(zip(index, names, strict=True))]
 
 
-def read_ml1m(root: Path, config, params) -> SourceData:
+def read_ml1m(root: Path, context: ReadContext) -> SourceData:
     timed, untimed = root / "ratings.dat", root / "ratings_no_timestamp.dat.gz"
     notes: list[str] = []
     if timed.is_file():
-        ratings, _ = _ratings(timed, "::", ["user", "item", "rating", "timestamp"], params)
+        chunk, rating_facts = _ratings(timed, context, "::", ["user", "item", "rating", "timestamp"])
         rating_file, time_source = timed, "timestamp"
     elif untimed.is_file():
-        ratings, _ = _ratings(untimed, "::", ["user", "item", "rating"], params)
-        ratings["timestamp"] = np.arange(len(ratings["rating"]), dtype="int64")
+        chunk, rating_facts = _ratings(untimed, context, "::", ["user", "item", "rating"])
         rating_file, time_source = untimed, "file_order"
         notes.append(f"{untimed.name} has no timestamps: the row's position in the file stands in for time")
     else:
         raise DataError(timed, f"not found (nor {untimed.name})")
-    interactions = interactions_frame(**ratings)
-
     movies_path = require_file(root / "movies.dat")
-    columns, _ = split_fields(movies_path, "::", ["item_id", "title", "genres"], encoding=_ENCODING)
+    movies_text = _text(movies_path, context)
+    columns, _ = split_fields(movies_text, "::", ["item_id", "title", "genres"])
     titles, years = zip(*(split_title_year(t) for t in columns["title"].to_pylist()), strict=True)
     items = items_frame(
         pd.DataFrame(
@@ -106,14 +170,18 @@ def read_ml1m(root: Path, config, params) -> SourceData:
              "genres": columns["genres"].to_pylist()}
         )
     )
-    items, added = fill_missing_items(items, interactions)
-    if added:
-        notes.append(f"{added} rated items missing from movies.dat got their id as title")
     files, extra = [rating_file, movies_path], {}
+    facts = {str(rating_file): rating_facts, str(movies_path): movies_text.facts()}
     users_path = root / "users.dat"
     if users_path.is_file():
         names = ["user_id", "gender", "age", "occupation", "zip"]
-        columns, _ = split_fields(users_path, "::", names, encoding=_ENCODING)
-        extra["users"] = pd.DataFrame({n: columns[n].to_pylist() for n in names})
+        users_text = _text(users_path, context)
+        columns, _ = split_fields(users_text, "::", names)
+        users = pd.DataFrame({n: columns[n].to_pylist() for n in names})
+        users["user_id"] = users["user_id"].str.strip()  # the id whitespace rule (data/contract.py)
+        extra["users"] = users
         files.append(users_path)
-    return SourceData(interactions, items, files, time_source=time_source, notes=notes, extra_tables=extra)
+        facts[str(users_path)] = users_text.facts()
+    return SourceData([chunk], items, files, time_source=time_source, notes=notes, extra_tables=extra,
+                      text_facts=facts, declared=_declared_ml1m(root / "README"),
+                      missing_items_note="{n} rated items missing from movies.dat got their id as title")

@@ -1,0 +1,102 @@
+"""After each epoch: the validation AUC, the best adapter kept, early stopping; state survives resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasoningrec.io import write_json
+
+log = logging.getLogger(__name__)
+
+CALLBACK_STATE = "reasoningrec_callback.json"  # written into each Trainer checkpoint
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class ValidationAUCCallback(_callback_base()):
+    """After each epoch: P(Yes) on the validation prompts -> AUC; save the adapter when it improves;
+    stop after ``patience`` epochs without improvement. ``scorer(model) -> scores`` and
+    ``save_best(model, epoch, auc)`` are injected so the logic is testable without a Trainer.
+    State survives resume through a JSON file written into each checkpoint."""
+
+    def __init__(
+        self,
+        scorer: Callable[[Any], np.ndarray],
+        labels: Sequence[int],
+        patience: int,
+        save_best: Callable[[Any, int, float], None],
+    ):
+        self.scorer, self.labels, self.patience, self.save_best = scorer, list(labels), patience, save_best
+        self.best_auc: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self._losses: list[float] = []
+
+    # Trainer hooks -------------------------------------------------------------------------
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._losses.append(float(logs["loss"]))
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        epoch = len(self.history) + 1
+        self.end_epoch(model, epoch, control)
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            write_json(folder / CALLBACK_STATE, self.state_dict())
+        return control
+
+    # Logic ----------------------------------------------------------------------------------
+    def end_epoch(self, model, epoch: int, control) -> float:
+        from reasoningrec.metrics import auc
+
+        started = time.perf_counter()
+        valid_auc = auc(self.labels, self.scorer(model))
+        train_loss = float(np.mean(self._losses)) if self._losses else None
+        self._losses = []
+        improved = not math.isnan(valid_auc) and (self.best_auc is None or valid_auc > self.best_auc)
+        if improved or self.best_auc is None:  # epoch 1 always gives a first adapter, even with nan AUC
+            self.best_auc, self.best_epoch, self.bad_epochs = valid_auc, epoch, 0
+            self.save_best(model, epoch, valid_auc)
+        else:
+            self.bad_epochs += 1
+        self.history.append(
+            {"epoch": epoch, "train_loss": train_loss, "valid_auc": valid_auc, "improved": bool(improved)}
+        )
+        log.info(
+            "epoch %d: train loss %s, valid AUC %.4f%s (scored in %.1f s)",
+            epoch, "n/a" if train_loss is None else f"{train_loss:.4f}", valid_auc,
+            " (best)" if improved else f", {self.bad_epochs} without improvement", time.perf_counter() - started,
+        )
+        if self.bad_epochs >= self.patience:
+            log.info("early stopping: %d epochs without a better validation AUC", self.bad_epochs)
+            control.should_training_stop = True
+        return valid_auc
+
+    def state_dict(self) -> dict:
+        return {
+            "best_auc": self.best_auc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_auc, self.best_epoch = state["best_auc"], state["best_epoch"]
+        self.bad_epochs, self.history = state["bad_epochs"], list(state["history"])
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.bad_epochs >= self.patience
