@@ -6,7 +6,7 @@ the client (JSON in, JSON out, over 127.0.0.1); p50 and p95 over ``--repeats`` r
 for 32 rows).
 
 The model is the product's own: a LoRA adapter (``--adapter DIR``, or one trained here with
-:func:`reasoningrec.training.train_adapter` on ``--train-records`` of the paper authors' SFT records of
+:func:`reasoningrec.training.train.train_adapter` on ``--train-records`` of the paper authors' SFT records of
 ``--dataset``) on the embedded SmolLM2-135M, saved with the arguments the pipeline logs it with
 (:func:`reasoningrec.serving.pyfunc_model_arguments`) and served by ``mlflow models serve
 --env-manager local``. Requests are the authors' SFT test prompts (``prompt_text``).
@@ -133,7 +133,7 @@ def paper_records(data_dir: Path, dataset: str, split: str, n: int) -> list[dict
 def train_tiny_adapter(args, out_dir: Path) -> Path:
     """A LoRA adapter on the embedded model, 1 epoch of the repo's training on a few real records."""
     from reasoningrec.config import TrainConfig
-    from reasoningrec.training import train_adapter
+    from reasoningrec.training.train import train_adapter
 
     train = paper_records(args.data_dir, args.dataset, "train", args.train_records)
     valid = paper_records(args.data_dir, args.dataset, "valid", args.train_records)
