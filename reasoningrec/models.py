@@ -204,13 +204,15 @@ def _load_causal_lm(name_or_path: str, precision: str, *, device: str | None, fo
     return model
 
 
-def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=None) -> tuple[Any, Any, dict]:
+def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=None,
+                 base_model: str | None = None) -> tuple[Any, Any, dict]:
     """Load a trained LoRA adapter for scoring/serving: (PeftModel in eval mode, tokenizer, metadata).
 
     ``adapter_dir`` holds the PEFT files, the tokenizer, and ``reasoningrec.json`` (written by
     :func:`reasoningrec.training.train.train_adapter`); its ``base_model`` ("embedded", a hub id or a path)
     is resolved again here, so an adapter moves between machines without its base model. ``dtype``
     (a torch dtype) overrides the default: bf16 on a CUDA device that supports it, fp32 elsewhere.
+    ``base_model`` (a folder or id) replaces the metadata's base, e.g. the served model's own copy.
     """
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -225,7 +227,7 @@ def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=No
     meta = read_json(meta_path)
     if "base_model" not in meta:
         raise ReasoningRecError(f"{meta_path}: field 'base_model' missing")
-    base = resolve_model(meta["base_model"])
+    base = resolve_model(base_model or meta["base_model"])
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     tokenizer = load_tokenizer(str(adapter_dir) if has_tokenizer else base)
     device = device or default_device()

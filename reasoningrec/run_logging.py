@@ -25,26 +25,28 @@ log = logging.getLogger(__name__)
 
 def log_and_register(params: Params, summary: ExperimentSummary, predictions: pd.DataFrame,
                      *, extra_tags: dict[str, str] | None = None) -> ExperimentSummary:
-    """Log the run (+ its adapter as a pyfunc model version when the summary names one present on disk)."""
+    """Log the run (+ its adapter as a LoggedModel and a model version, when the summary names an
+    adapter folder present on disk)."""
     from reasoningrec import serving, tracking
 
     out = Path(summary.run_dir)
     adapter = out / summary.adapter if summary.adapter else None
     artifacts = {"plots": out / "plots", "explanations": out / "explanations.parquet"}
     with tempfile.TemporaryDirectory(prefix="reasoningrec-pyfunc-") as tmp:
+        model = None
         if adapter is not None:
-            artifacts["adapter"] = adapter
-            artifacts[tracking.MODEL_ARTIFACT] = serving.save_pyfunc_model(
-                adapter, Path(tmp) / "model", batch_size=params.llm.batch_size,
+            model = serving.pyfunc_model_arguments(
+                adapter, tmp, batch_size=params.llm.batch_size,
                 max_new_tokens=params.evaluate.explain_max_new_tokens,
                 extra_config={"domain": params.dataset(summary.dataset).domain,
                               "explanations": params.evaluate.explanations},
+                input_example=serving.example_request(params, summary.dataset, predictions),
             )
         run_id = tracking.log_run(
             params, dataset=summary.dataset, method=summary.method, k_shots=summary.k_shots, seed=summary.seed,
             settings=summary.settings, metrics=summary.metrics, epoch_history=summary.epoch_history,
             artifacts=artifacts, predictions=predictions, extra_tags={**summary.extra_tags, **(extra_tags or {})},
-            provenance=summary.provenance,
+            provenance=summary.provenance, model=model,
         )
     registration = tracking.register_run_model(params, summary.dataset, run_id).to_dict() if adapter else None
     return summary.model_copy(update={"run_id": run_id, "registration": registration})

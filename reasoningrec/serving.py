@@ -13,27 +13,52 @@ Output: ``p_yes`` (P(Yes) from one forward pass), ``prediction`` (1 = like, at 0
 ``explanation`` (the generated reasoning, written after the scored label unless the model was saved
 with ``explanations: free``; only when ``params={"explain": True}`` or a true ``explain`` column asks
 for it, else empty). The base model is not copied into the model: the adapter's
-``reasoningrec.json`` names it (``embedded``, a hub id or a path) and it is resolved at load time.
+``reasoningrec.json`` names it (a hub id or a path) and it is resolved at load time; the ``embedded``
+base travels as its GGUF file (artifact ``embedded_base``, see :mod:`reasoningrec.serving_env`).
+
+The model is logged *from code* (:mod:`reasoningrec.serving_model`): loading it imports this module
+and unpickles nothing. A request the model cannot read raises :class:`ServingInputError`, an MLflow
+``INVALID_PARAMETER_VALUE`` error, which the scoring server answers with HTTP 400 and its message.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from reasoningrec.errors import DataError, ReasoningRecError
 
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from reasoningrec.config import Params
+
 ADAPTER_ARTIFACT = "adapter"
+EMBEDDED_BASE_ARTIFACT = "embedded_base"
+PACKAGE_ARTIFACT = "package"
+MODEL_CODE = Path(__file__).with_name("serving_model.py")
+# MLflow checks an input example at log time by loading the model in the logging process: worth it for
+# small bases, not for a 7B one (28 GB in fp32 on the CPU box that logs GPU runs later).
+EXAMPLE_CHECK_MAX_BYTES = 2 * 1024**3
 DEFAULT_MAX_LENGTH = 2048
-_PINNED = ("mlflow", "torch", "transformers", "peft", "pandas", "numpy", "pyarrow", "tokenizers")
+INPUT_COLUMNS = ("profile", "history", "target", "prompt_text", "prompt", "explain")
 
 
-class ServingInputError(DataError):
-    """A request row lacks what the model needs to build its prompt."""
+class ServingInputError(DataError, MlflowException):
+    """A request the model cannot read (no rows, no known column, a row without what its prompt needs).
+
+    Also an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``: the scoring server answers 400.
+    """
+
+    def __init__(self, path, problem: str, *, row: int | None = None, field: str | None = None):
+        DataError.__init__(self, path, problem, row=row, field=field)  # builds the message
+        MlflowException.__init__(self, str(self), error_code=INVALID_PARAMETER_VALUE)
 
 
 class ReasoningRecModel(mlflow.pyfunc.PythonModel):
@@ -45,7 +70,12 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         from reasoningrec.models import load_adapter
 
         config = dict(context.model_config or {})
-        self.model, self.tokenizer, self.meta = load_adapter(context.artifacts[ADAPTER_ARTIFACT])
+        base = None
+        if EMBEDDED_BASE_ARTIFACT in context.artifacts:
+            from reasoningrec.llm.embedded import embedded_model_dir
+
+            base = str(embedded_model_dir(source=Path(context.artifacts[EMBEDDED_BASE_ARTIFACT])))
+        self.model, self.tokenizer, self.meta = load_adapter(context.artifacts[ADAPTER_ARTIFACT], base_model=base)
         known = METHODS.get(self.meta.get("method", ""))
         variant = self.meta.get("variant") or (known.variant if known else None) or "full"
         if variant not in VARIANTS:
@@ -87,9 +117,9 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         from reasoningrec.records.fit import fit_record
 
         if _present(row.get("prompt")):
-            return str(row["prompt"])
+            return _text(row["prompt"], position, "prompt")
         if _present(row.get("prompt_text")):
-            return render_chat(self.tokenizer, str(row["prompt_text"]))
+            return render_chat(self.tokenizer, _text(row["prompt_text"], position, "prompt_text"))
         if not _present(row.get("target")):
             raise ServingInputError(
                 "request", "needs 'prompt', 'prompt_text', or 'target' (+ 'profile', 'history')",
@@ -98,9 +128,9 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         target = item_text(row["target"], position, "target")
         history = [
             (_liked(entry, position), item_text(entry, position, f"history[{index}]"))
-            for index, entry in enumerate(_as_list(row.get("history")))
+            for index, entry in enumerate(_history(row.get("history"), position))
         ]
-        profile = str(row.get("profile") or "") if _present(row.get("profile")) else ""
+        profile = _text(row["profile"], position, "profile") if _present(row.get("profile")) else ""
         # The answer line counts towards the length budget, as it did in training.
         fitted = fit_record(
             self.tokenizer, self.variant, self.domain, profile, history, target, format_answer(1),
@@ -127,7 +157,29 @@ def item_text(value: Any, position: int, field: str):
 def _liked(entry: Any, position: int) -> int:
     if not isinstance(entry, dict) or entry.get("liked") is None:
         raise ServingInputError("request", "each history item needs 'liked' (true/false)", row=position, field="history")
-    return int(bool(entry["liked"]))
+    liked = entry["liked"]
+    if hasattr(liked, "item"):  # numpy scalars from Parquet/pandas
+        liked = liked.item()
+    if not isinstance(liked, bool | int) or liked not in (0, 1):
+        raise ServingInputError("request", f"'liked' must be true or false, got {liked!r}", row=position,
+                                field="history")
+    return int(liked)
+
+
+def _text(value: Any, position: int, field: str) -> str:
+    if not isinstance(value, str):
+        raise ServingInputError("request", f"expected a string, got {type(value).__name__}", row=position,
+                                field=field)
+    return value
+
+
+def _history(value: Any, position: int) -> list:
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    if isinstance(value, str | dict) or not hasattr(value, "__iter__"):
+        raise ServingInputError("request", f"expected a list of items, got {type(value).__name__}",
+                                row=position, field="history")
+    return _as_list(value)
 
 
 def _as_list(value: Any) -> list:
@@ -147,11 +199,41 @@ def _present(value: Any) -> bool:
 
 
 def _as_frame(model_input: Any) -> pd.DataFrame:
+    """The request as a frame with at least one row and a column the model reads.
+
+    A mapping of arrays is a table by columns, and so is a one-row frame of arrays: the scoring
+    server turns ``{"instances": [rows]}`` into that. Any other mapping is one request row.
+    """
+    import numpy as np
+
+    if isinstance(model_input, pd.DataFrame) and len(model_input) == 1 and len(model_input.columns) and all(
+        isinstance(value, np.ndarray) for value in model_input.iloc[0]
+    ):
+        model_input = dict(model_input.iloc[0])
     if isinstance(model_input, pd.DataFrame):
-        return model_input.reset_index(drop=True)
-    if isinstance(model_input, dict):
-        return pd.DataFrame([model_input])
-    return pd.DataFrame(list(model_input))
+        frame = model_input.reset_index(drop=True)
+    elif isinstance(model_input, dict) and model_input and all(isinstance(v, np.ndarray) for v in model_input.values()):
+        try:
+            frame = pd.DataFrame({name: list(values) for name, values in model_input.items()})
+        except ValueError as error:
+            raise ServingInputError("request", f"columns of different lengths ({error})") from None
+    elif isinstance(model_input, dict):
+        frame = pd.DataFrame([model_input])
+    elif isinstance(model_input, list | tuple) and all(isinstance(row, dict) for row in model_input):
+        frame = pd.DataFrame(list(model_input))
+    else:
+        raise ServingInputError("request", f"expected rows of named fields, got {type(model_input).__name__}")
+    known = [column for column in frame.columns if column in INPUT_COLUMNS]
+    if not known:
+        # Schema enforcement drops unknown columns first, so this is also what an all-unknown request gets.
+        got = ", ".join(map(str, frame.columns)) or "none"
+        raise ServingInputError(
+            "request", f"no rows with a column the model reads (columns: {got}; the model reads 'prompt', "
+            "'prompt_text', or 'target' with 'profile' and 'history')"
+        )
+    if len(frame) == 0:
+        raise ServingInputError("request", "no rows to score")
+    return frame
 
 
 def _explain_rows(frame: pd.DataFrame, explain_all: bool) -> list[int]:
@@ -265,45 +347,83 @@ def signature(*, batch_size: int = 8, max_new_tokens: int = 256):
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
-def pip_requirements() -> list[str]:
-    """Pinned versions of what loading the model imports (reasoningrec itself must be installed)."""
-    pins = []
-    for name in _PINNED:
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            continue
-    return pins
+def example_request(params: Params, dataset: str, predictions: pd.DataFrame) -> dict[str, Any] | None:
+    """The served model's input example: the request of the run's first test row, built from the
+    dataset's files (``None`` when they are not on this machine)."""
+    test = predictions[predictions["split"] == "test"]
+    if test.empty:
+        return None
+    first = test.iloc[0]
+    try:
+        return load_request(params, dataset, str(first["user_id"]), str(first["target_item"]))
+    except DataError:
+        return None
 
 
-def save_pyfunc_model(
+def pyfunc_model_arguments(
     adapter_dir: str | Path,
-    path: str | Path,
+    staging_dir: str | Path,
     *,
     batch_size: int = 8,
     max_new_tokens: int = 256,
     extra_config: dict[str, Any] | None = None,
-) -> Path:
-    """Write the MLflow pyfunc model folder for one adapter (the adapter is copied in, the base is not).
+    input_example: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of ``mlflow.pyfunc.log_model`` for one adapter (models-from-code).
 
-    Saving locally then logging the folder (``tracking.log_run(artifacts={"model": path})``) keeps
-    MLflow's thread-local fluent API out of the way. Requirements are pinned explicitly: letting MLflow
-    infer them would load the LLM in a subprocess.
+    The model carries the adapter, the package wheel, the embedded base's GGUF when the adapter was
+    trained on ``embedded``, and requirements that rebuild its environment
+    (:mod:`reasoningrec.serving_env`); the wheel and the constraints are written to ``staging_dir``,
+    which must exist until the model is logged. Requirements are given, not inferred: inferring
+    them would load the LLM in a subprocess. ``input_example`` is kept only when the base loads
+    cheaply here (:func:`example_checkable`), since MLflow loads the model to check it.
     """
-    import shutil
+    from reasoningrec import serving_env
+    from reasoningrec.io import read_json
+    from reasoningrec.models import ADAPTER_META
 
-    adapter_dir, path = Path(adapter_dir), Path(path)
-    if not (adapter_dir / "reasoningrec.json").is_file():
-        raise ReasoningRecError(f"{adapter_dir}: not a trained adapter folder (no reasoningrec.json)")
-    if path.exists():
-        shutil.rmtree(path)
-    mlflow.pyfunc.save_model(
-        path,
-        python_model=ReasoningRecModel(),
-        artifacts={ADAPTER_ARTIFACT: str(adapter_dir)},
-        signature=signature(batch_size=batch_size, max_new_tokens=max_new_tokens),
-        pip_requirements=pip_requirements(),
-        model_config={"batch_size": batch_size, "max_new_tokens": max_new_tokens, **(extra_config or {})},
-        metadata={"reasoningrec_adapter": adapter_dir.name},
-    )
-    return path
+    adapter_dir, staging_dir = Path(adapter_dir), Path(staging_dir)
+    if not (adapter_dir / ADAPTER_META).is_file():
+        raise ReasoningRecError(f"{adapter_dir}: not a trained adapter folder (no {ADAPTER_META})")
+    meta = read_json(adapter_dir / ADAPTER_META)
+    wheel = serving_env.package_wheel(staging_dir)
+    artifacts = {ADAPTER_ARTIFACT: str(adapter_dir), PACKAGE_ARTIFACT: str(wheel)}
+    if meta.get("base_model") == "embedded":
+        from reasoningrec.llm.embedded import gguf_path
+
+        artifacts[EMBEDDED_BASE_ARTIFACT] = str(gguf_path())
+    constraints = serving_env.write_constraints(staging_dir / "constraints.txt")
+    arguments: dict[str, Any] = {
+        "python_model": str(MODEL_CODE),
+        "artifacts": artifacts,
+        "signature": signature(batch_size=batch_size, max_new_tokens=max_new_tokens),
+        # MLflow keeps a file artifact at artifacts/<file name> inside the model folder.
+        "pip_requirements": serving_env.pip_requirements(f"./artifacts/{wheel.name}", constraints),
+        "model_config": {"batch_size": batch_size, "max_new_tokens": max_new_tokens, **(extra_config or {})},
+        "metadata": {
+            "reasoningrec_adapter": adapter_dir.name,
+            "base_model": str(meta.get("base_model")),
+            "method": str(meta.get("method")),
+            "variant": str(meta.get("variant")),
+        },
+    }
+    if input_example is not None and example_checkable(str(meta.get("base_model"))):
+        arguments["input_example"] = pd.DataFrame([input_example])
+    elif input_example is not None:
+        log.info("%s: logged without an input example (checking one would load base %s here)", adapter_dir,
+                 meta.get("base_model"))
+    return arguments
+
+
+def example_checkable(base_model: str) -> bool:
+    """Whether loading ``base_model`` to check an input example is cheap: the embedded model, or a local
+    folder whose weight files total at most :data:`EXAMPLE_CHECK_MAX_BYTES` (a hub id: no)."""
+    from reasoningrec.models import resolve_model
+
+    if base_model == "embedded":
+        return True
+    folder = Path(resolve_model(base_model))
+    if not folder.is_dir():
+        return False
+    weights = [f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf")]
+    return bool(weights) and sum(f.stat().st_size for f in weights) <= EXAMPLE_CHECK_MAX_BYTES

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow_support import template_store, tracking_params
 
-from reasoningrec import evaluation, experiment, tracking
+from reasoningrec import evaluation, experiment, serving, tracking
 from reasoningrec.errors import ConfigError
 from reasoningrec.io import read_json, write_parquet
 from reasoningrec.predictions import COLUMNS
@@ -71,6 +73,8 @@ def setup(tiny_model_dir, tmp_path_factory):
                "patience": 1},
         llm={"batch_size": 4},
         evaluate={"explain_limit": 3, "explain_max_new_tokens": 8},
+        # Ten items: features are words of one to five items' texts (the default min_df of 3 keeps none).
+        explanations={"vocabulary": {"min_df": 1, "max_df": 0.5}},
     )
     from reasoningrec.explanations.features import run_vocabulary
 
@@ -83,7 +87,7 @@ def setup(tiny_model_dir, tmp_path_factory):
         yield params
 
 
-def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
+def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     params = setup
     summary = experiment.run_experiment(params, "tiny", "reasoningrec", 4, 0)
     out = params.work_dir("tiny") / "runs" / "reasoningrec-k4-s0"
@@ -126,7 +130,17 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_valid_auc")] == [1]
     assert np.isclose(run.data.metrics["test_auc"], metrics["test_auc"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"adapter", "model", "plots", "predictions", "explanations"} <= artifacts
+    assert artifacts == {"plots", "predictions", "explanations"}  # the adapter is in the LoggedModel
+    logged = client.get_logged_model(tracking.logged_model_id(client, run.info.run_id))
+    assert logged.source_run_id == run.info.run_id
+    assert {m.key: m.value for m in logged.metrics}["valid_auc"] == pytest.approx(metrics["valid_auc"])
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location, dst_path=str(tmp_path)))
+    example = json.loads((folder / "serving_input_example.json").read_text())["dataframe_split"]
+    # The input example is the run's first test row as a request, built from the dataset's files.
+    first = predictions[predictions["split"] == "test"].iloc[0]
+    request = serving.load_request(params, "tiny", first["user_id"], first["target_item"])
+    assert example["columns"] == ["profile", "history", "target"]
+    assert example["data"][0][2] == request["target"] and example["data"][0][0] == request["profile"]
 
     assert summary.registration["version"] == 1 and summary.registration["alias"] == "champion"
     champion = tracking.load_model(params, "tiny")
@@ -218,30 +232,95 @@ def test_build_request_uses_the_test_split_history_and_profile(setup):
         load_request(setup, "tiny", "ghost", "i0")
 
 
-def test_explain_and_versions_commands(setup, tmp_path):
+HAND_WRITTEN = ('The user liked Argan Hair Oil, so this rose cream suits them better than lavender; '
+                'unlike "Golden Oud Night Perfume".')
+
+
+def test_served_evidence_of_a_hand_written_explanation(setup):
+    """u1's test prompt about i0 shows i3 Vanilla Body Mist (liked), i4 Argan Hair Oil (disliked), i5 Mint
+    Lip Balm (liked) and the target Rose Hand Cream. The text cites i4, names the features cream and
+    rose (the target's) and lavender (an item the prompt never showed), and invents a quoted title:
+    grounding = (1 grounded mention + 2 grounded features) / (2 mentions + 3 features) = 0.6."""
+    from reasoningrec.explanations.served import served_evidence
+
+    evidence = served_evidence(setup, "tiny", "u1", "i0", HAND_WRITTEN, variant="full")
+    assert [(h["title"], h["liked"], h["cited"]) for h in evidence.history] == [
+        (TITLES[3], True, False), (TITLES[4], False, True), (TITLES[5], True, False)]
+    assert [h["item_id"] for h in evidence.cited_history] == ["i4"]
+    assert evidence.features == ["cream", "lavender", "rose"] and evidence.ungrounded_features == ["lavender"]
+    assert evidence.invented_items == ["Golden Oud Night Perfume"]
+    assert evidence.grounding == pytest.approx(0.6) and evidence.personalised and not evidence.cited_target
+    # Lavender Soap (i2) as the target: lavender is in the prompt now, and "this rose cream" is not.
+    other = served_evidence(setup, "tiny", "u1", "i2", HAND_WRITTEN, variant="full")
+    assert other.ungrounded_features == ["cream", "rose"]
+    # Nothing to check: no item or feature named.
+    assert served_evidence(setup, "tiny", "u1", "i0", "Maybe.", variant="full").grounding is None
+    with pytest.raises(Exception, match="user 'ghost' has no 'test' sample"):
+        served_evidence(setup, "tiny", "ghost", "i0", HAND_WRITTEN, variant="full")
+
+
+def test_evidence_lines_show_what_is_cited_and_invented():
+    from reasoningrec.commands.registry import evidence_lines
+
+    lines = evidence_lines({
+        "history": [{"title": "Argan Hair Oil", "liked": False, "cited": True},
+                    {"title": "Mint Lip Balm", "liked": True, "cited": False}],
+        "cited_target": False, "features": ["cream", "lavender"], "ungrounded_features": ["lavender"],
+        "invented_items": ["Golden Oud Night Perfume"], "grounding": 0.6,
+    })
+    assert lines == [
+        "evidence:    checked against its prompt (2 history items, the target)",
+        "  cites history:  Argan Hair Oil (disliked)",
+        "  cites target:   no",
+        "  features:       cream, lavender (not in the prompt)",
+        "  invented items: Golden Oud Night Perfume (not in the prompt)",
+        "  grounding:      0.60 of its item references and features are in the prompt",
+    ]
+    assert evidence_lines({"unavailable": "no vocabulary"}) == ["evidence:    unavailable (no vocabulary)"]
+
+
+def test_explain_and_versions_commands(setup, tmp_path, monkeypatch):
     import yaml
     from typer.testing import CliRunner
 
     from reasoningrec.app import app
     from reasoningrec.commands import registry  # noqa: F401  (registers the commands)
+    from reasoningrec.explanations import served
 
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(setup.model_dump(mode="json", by_alias=True)))
     if tracking.champion_version(setup, "tiny") is None:  # run alone: register a model first
         experiment.run_experiment(setup, "tiny", "reasoningrec", 4, 0)
     runner = CliRunner()
-    result = runner.invoke(
-        app, ["explain", "-d", "tiny", "--user", "u1", "--item", "i0", "--max-new-tokens", "5",
-              "--params", str(params_file)],
-    )
+    command = ["explain", "-d", "tiny", "--user", "u1", "--item", "i0", "--max-new-tokens", "5",
+               "--params", str(params_file)]
+    result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
     # Progress bars (stderr) share CliRunner's output, so read each field by its label.
-    keys = ("model", "user / item", "prediction", "P(Yes)", "explanation")
+    keys = ("model", "user / item", "prediction", "P(Yes)", "explanation", "evidence", "cites history",
+            "invented items", "grounding")
     lines = {key: re.search(rf"{re.escape(key)}:(.*)", result.output).group(1) for key in keys}
     assert lines["model"].strip().startswith("reasoningrec-tiny v") and "@champion" in lines["model"]
     assert 0 <= float(lines["P(Yes)"]) <= 1
     assert lines["prediction"].strip().split()[0] in {"Yes", "No"}
-    assert "explanation" in lines
+    assert "3 history items" in lines["evidence"]
+
+    # --json: the same answer as data; the evidence is that of the explanation the model wrote.
+    answer = json.loads(runner.invoke(app, [*command, "--json"]).stdout)
+    assert answer["label"] == int(answer["p_yes"] >= 0.5) and answer["item_title"] == TITLES[0]
+    expected = served.served_evidence(setup, "tiny", "u1", "i0", answer["explanation"], variant="full")
+    assert answer["evidence"] == json.loads(json.dumps(expected.to_dict()))
+    assert [h["title"] for h in answer["evidence"]["history"]] == TITLES[3:6]
+
+    # A hand-written explanation in place of the tiny model's noise shows every kind of evidence.
+    monkeypatch.setattr(serving.ReasoningRecModel, "predict", lambda self, context, frame, params=None: pd.DataFrame(
+        {"p_yes": [0.8], "prediction": [1], "explanation": [HAND_WRITTEN]}))
+    shown = runner.invoke(app, command)
+    assert shown.exit_code == 0, shown.output
+    assert "cites history:  Argan Hair Oil (disliked)" in shown.output
+    assert "features:       cream, lavender (not in the prompt), rose" in shown.output
+    assert "invented items: Golden Oud Night Perfume (not in the prompt)" in shown.output
+    assert "grounding:      0.60" in shown.output and "prediction:  Yes (will like)" in shown.output
 
     listed = runner.invoke(app, ["versions", "-d", "tiny", "--params", str(params_file)])
     assert listed.exit_code == 0 and "champion" in listed.output and "reasoningrec K=4" in listed.output

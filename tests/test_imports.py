@@ -50,3 +50,35 @@ def test_docs_show_the_stage_table():
     from reasoningrec.pipeline import markdown_table
 
     assert markdown_table() in (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def test_every_imported_package_name_exists():
+    """Benchmarks and tools import lazily, inside functions, so a moved name would only fail when
+    someone runs them: resolve every ``from reasoningrec... import name`` of the repository here."""
+    import importlib
+
+    missing = []
+    for folder in ("reasoningrec", "benchmarks", "tools", "tests"):
+        for path in sorted((PACKAGE.parent / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                        and node.module.split(".")[0] == "reasoningrec"):
+                    continue
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError as exc:
+                    missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.module} ({exc})")
+                    continue
+                missing += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.module}.{alias.name}"
+                            for alias in node.names
+                            if not hasattr(module, alias.name) and not _is_submodule(node.module, alias.name)]
+    assert missing == [], "\n".join(missing)
+
+
+def _is_submodule(package: str, name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(f"{package}.{name}") is not None
+    except ModuleNotFoundError:
+        return False

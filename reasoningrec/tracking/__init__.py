@@ -31,7 +31,9 @@ from reasoningrec.tracking.runs import (
     contract_tags,
     find_runs,
     flatten,
+    log_model,
     log_run,
+    logged_model_id,
     run_name,
 )
 from reasoningrec.tracking.store import (
@@ -40,7 +42,9 @@ from reasoningrec.tracking.store import (
     artifact_root,
     disable_telemetry,
     experiment_id,
+    fluent_run,
     get_client,
+    global_store,
     model_uri,
     registered_model_name,
     store_lock,
@@ -52,8 +56,8 @@ from reasoningrec.tracking.store import (
 __all__ = [
     "CHALLENGER", "CHAMPION", "MODEL_ARTIFACT", "PREDICTIONS_ARTIFACT", "SELECTION_METRIC", "TRACKING_OFF",
     "Registration", "RegistryError", "artifact_root", "champion_version", "contract_tags", "decide_alias",
-    "disable_telemetry", "dvc_hashes", "experiment_id", "find_runs", "flatten", "get_client", "git_commit",
-    "hardware", "list_versions", "load_model", "log_run", "meets_floors", "model_uri", "promote", "provenance_tags",
-    "register_run_model", "registered_model_name", "run_name", "store_lock", "tracking_enabled",
-    "tracking_uri", "ui_command",
+    "disable_telemetry", "dvc_hashes", "experiment_id", "find_runs", "flatten", "fluent_run", "get_client",
+    "git_commit", "global_store", "hardware", "list_versions", "load_model", "log_model", "log_run", "logged_model_id",
+    "meets_floors", "model_uri", "promote", "provenance_tags", "register_run_model", "registered_model_name",
+    "run_name", "store_lock", "tracking_enabled", "tracking_uri", "ui_command",
 ]

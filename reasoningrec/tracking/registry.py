@@ -13,8 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reasoningrec.errors import ReasoningRecError
-from reasoningrec.tracking.runs import MODEL_ARTIFACT
-from reasoningrec.tracking.store import CHAMPION, get_client, registered_model_name, serialised, tracking_uri
+from reasoningrec.tracking.runs import MODEL_ARTIFACT, logged_model_id
+from reasoningrec.tracking.store import (
+    CHAMPION,
+    get_client,
+    global_store,
+    registered_model_name,
+    serialised,
+    tracking_uri,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -94,19 +101,27 @@ def meets_floors(metrics: dict[str, float], floors) -> tuple[bool, list[str]]:
 def register_run_model(
     params: Params, dataset: str, run_id: str, artifact_path: str = MODEL_ARTIFACT
 ) -> Registration:
-    """Register the pyfunc model logged under ``artifact_path`` of a run and apply the champion rule."""
+    """Register the LoggedModel ``artifact_path`` of a run as a new version and apply the champion rule.
+
+    The version's source is ``models:/<model_id>``. A run logged before models were LoggedModels
+    keeps its pyfunc folder among the run's artifacts; that folder is registered instead.
+    """
     from mlflow.exceptions import MlflowException
 
     client = get_client(params)
     name = registered_model_name(params, dataset)
     run = client.get_run(run_id)
     score = run.data.metrics.get(SELECTION_METRIC)
-    if not client.list_artifacts(run_id, artifact_path):
+    model_id = logged_model_id(client, run_id, artifact_path)
+    if model_id is not None:
+        source = f"models:/{model_id}"
+    elif any(a.path == f"{artifact_path}/MLmodel" for a in client.list_artifacts(run_id, artifact_path)):
+        source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+    else:
         raise RegistryError(
-            f"run {run_id} ({run.info.run_name}) has no {artifact_path!r} artifact to register "
+            f"run {run_id} ({run.info.run_name}) has no logged model {artifact_path!r} to register "
             "(only fine-tuned methods log a model)"
         )
-    source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
     tags = {key: run.data.tags[key] for key in ("dataset", "method", "k_shots", "seed") if key in run.data.tags}
     if score is not None:
         tags[SELECTION_METRIC] = repr(float(score))
@@ -117,7 +132,8 @@ def register_run_model(
             name, description=f"ReasoningRec LoRA adapters for dataset {dataset!r}; alias "
             f"'{CHAMPION}' = best {SELECTION_METRIC}."
         )
-    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    with global_store(params):  # the SQL registry looks models:/<model_id> up through the global URI
+        version = client.create_model_version(name, source=source, run_id=run_id, tags=tags, model_id=model_id)
     number = int(version.version)
     # Read under the store lock (@serialised): no other writer can move the alias meanwhile.
     current = champion_version(params, dataset, client=client)
@@ -148,6 +164,19 @@ def champion_version(
         return client.get_model_version_by_alias(registered_model_name(params, dataset), alias)
     except MlflowException:
         return None
+
+
+def version_model_id(version: ModelVersion) -> str | None:
+    """The LoggedModel id a version was registered from (its source ``models:/<model_id>``; the SQL
+    registry does not keep the version's ``model_id`` field), ``None`` for a run-artifact source."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = version.source or ""
+    if source.startswith("models:/"):
+        rest = source.removeprefix("models:/")
+        if rest and "/" not in rest and "@" not in rest:
+            return rest
+    return None
 
 
 def _version_score(client: MlflowClient, version: ModelVersion) -> float | None:
@@ -239,9 +268,12 @@ def load_model(params: Params, dataset: str, alias: str = CHAMPION):
             f"no version of {registered_model_name(params, dataset)!r} has alias {alias!r} "
             f"(tracking store {tracking_uri(params)}); run `reasoningrec experiment -d {dataset}` first"
         )
+    location = version.source
+    if model_id := version_model_id(version):  # resolved here: MLflow would use its global store
+        location = get_client(params).get_logged_model(model_id).artifact_location
     with tempfile.TemporaryDirectory(prefix="reasoningrec-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri(params)
+            artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri(params)
         )
         # load_context reads every weight into memory, so the download can go afterwards.
         model = mlflow.pyfunc.load_model(local)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.tracking.provenance import provenance_tags
-from reasoningrec.tracking.store import experiment_id, get_client, serialised
+from reasoningrec.tracking.store import experiment_id, fluent_run, get_client, serialised
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,6 +71,7 @@ def log_run(
     extra_tags: Mapping[str, str] | None = None,
     repo_root: str | Path = ".",
     provenance: Mapping[str, str] | None = None,
+    model: Mapping[str, Any] | None = None,
 ) -> str:
     """Log one finished (dataset, method, K, seed) run and return its id.
 
@@ -90,6 +91,9 @@ def log_run(
         repo_root: where ``git`` and ``dvc.lock`` are looked up.
         provenance: the :func:`provenance_tags` of the machine that made the run, when it is logged
             later elsewhere (default: this machine's, computed now).
+        model: keyword arguments of ``mlflow.pyfunc.log_model`` (e.g.
+            :func:`reasoningrec.serving.pyfunc_model_arguments`): logged after the metrics, as the
+            LoggedModel ``model`` linked to this run, with the run's params and final metrics.
     """
     from mlflow.entities import Metric, Param
     from mlflow.utils.time import get_current_time_millis
@@ -128,6 +132,8 @@ def log_run(
             ]
         for start in range(0, len(metric_list), _MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=metric_list[start : start + _MAX_METRICS_PER_BATCH])
+        if model is not None:
+            log_model(params, run_id, model)
         for folder, local in (artifacts or {}).items():
             local = Path(local)
             if local.is_dir():
@@ -145,6 +151,30 @@ def log_run(
     for old in previous:
         client.delete_run(old.info.run_id)
     return run_id
+
+
+def log_model(params: Params, run_id: str, arguments: Mapping[str, Any], name: str = MODEL_ARTIFACT) -> str:
+    """Log a pyfunc model as the LoggedModel ``name`` of run ``run_id``; returns its model id.
+
+    ``mlflow.pyfunc.log_model`` needs no active run in MLflow 3, but only an active run links the
+    model to the run, to its step-0 metrics and params, and to the run's experiment (without one it
+    lands in the default experiment): :func:`~reasoningrec.tracking.store.fluent_run` provides it.
+    """
+    import mlflow.pyfunc
+
+    with fluent_run(params, run_id):
+        info = mlflow.pyfunc.log_model(name=name, **dict(arguments))
+    return info.model_id
+
+
+def logged_model_id(client: MlflowClient, run_id: str, name: str = MODEL_ARTIFACT) -> str | None:
+    """The id of run ``run_id``'s LoggedModel called ``name`` (the newest step), ``None`` if it has none."""
+    run = client.get_run(run_id)
+    outputs = sorted((run.outputs.model_outputs if run.outputs else []) or [], key=lambda o: o.step, reverse=True)
+    for output in outputs:
+        if client.get_logged_model(output.model_id).name == name:
+            return output.model_id
+    return None
 
 
 def _log_predictions(client: MlflowClient, run_id: str, predictions: pd.DataFrame) -> None:

@@ -1,7 +1,8 @@
 """Where runs go: the tracking store, its client, the cross-process write lock, names and URIs.
 
 Everything goes through ``MlflowClient`` with explicit run ids: the fluent API keeps its active run
-per thread, and runs are logged from Prefect worker threads too.
+per thread, and runs are logged from Prefect worker threads too. The one fluent call,
+``mlflow.pyfunc.log_model``, runs inside :func:`fluent_run`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,55 @@ def serialised(func):
             return func(params, *args, **kwargs)
 
     return locked
+
+
+_GLOBAL_STORE = threading.RLock()
+
+
+@contextlib.contextmanager
+def global_store(params: Params):
+    """MLflow's process-wide tracking and registry URIs pointed at this run's store, for the duration.
+
+    Two MLflow 3 paths ignore a client's own URIs: ``mlflow.pyfunc.log_model`` writes through the
+    global tracking URI, and the SQL registry resolves ``models:/<model_id>`` sources through it
+    too. This holds a process lock (one thread at a time), sets the global URIs, and restores them,
+    and ``$MLFLOW_TRACKING_URI`` / ``$MLFLOW_REGISTRY_URI``, afterwards. Callers hold
+    :func:`store_lock` against other processes.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    uri = tracking_uri(params)
+    registry = os.environ.get("MLFLOW_REGISTRY_URI") or uri
+    with _GLOBAL_STORE:
+        saved_env = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        # MLflow keeps the unresolved global URIs in these module variables and has no getter for them.
+        saved_tracking, saved_registry = tracking_state._tracking_uri, registry_state._registry_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(registry)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_tracking)
+            mlflow.set_registry_uri(saved_registry)
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@contextlib.contextmanager
+def fluent_run(params: Params, run_id: str):
+    """Resume ``run_id`` as the calling thread's active fluent run, inside :func:`global_store`.
+
+    The active run is per thread, so worker threads can log through this.
+    """
+    import mlflow
+
+    with global_store(params), mlflow.start_run(run_id=run_id):
+        yield
 
 
 def experiment_id(client: MlflowClient, params: Params) -> str:
