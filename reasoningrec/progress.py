@@ -45,6 +45,7 @@ MODE_ENV = "REASONINGREC_PROGRESS"
 INTERVAL_ENV = "REASONINGREC_PROGRESS_INTERVAL"
 MODES = ("auto", "always", "never")
 DEFAULT_INTERVAL = 60.0  # seconds between log lines when there is no bar: a 7-minute epoch gives ~7
+FALLBACK_COLUMNS, FALLBACK_ROWS = 100, 24  # the bar's size on a terminal that reports a size of 0
 
 T = TypeVar("T")
 _active: ContextVar[Progress | None] = ContextVar("reasoningrec_progress", default=None)
@@ -101,6 +102,15 @@ def is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
+
+
+def _terminal_columns(stream) -> int | None:
+    """The terminal's width; None where it cannot be asked (tqdm then finds its own); 0 for a
+    pseudo-terminal without a size (``docker run -t``, ``script``), where a width-following bar is empty."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def shows_bar(stream, mode: str | None = None) -> bool:
@@ -160,8 +170,9 @@ class Progress:
         if display == "bar":
             from tqdm import tqdm
 
+            size = {"ncols": FALLBACK_COLUMNS, "nrows": FALLBACK_ROWS} if _terminal_columns(stream) == 0 else {}
             self._bar = tqdm(total=total, desc=desc, unit=unit, initial=self.initial, file=stream,
-                             dynamic_ncols=True, mininterval=0.5)
+                             dynamic_ncols=not size, mininterval=0.5, **size)
             _bar_opened()
         elif display == "log":
             log.info("%s: %s%s %s", desc, f"{self.initial}/" if self.initial else "",

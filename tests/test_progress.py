@@ -151,3 +151,18 @@ def test_lines_and_durations():
     assert status_line("read", 7, None, "rows", 2.0, 7) == "read: 7 rows, 3.5 rows/s"
     assert status_line("read", 21000, None, "rows", 1.0, 21000) == "read: 21000 rows, 21000 rows/s"
     assert status_line("train", 120, 120, "steps", 300.0, 90, final=True) == "train: 120 steps in 5 min 00 s (0.3 steps/s)"
+
+
+def test_a_terminal_without_a_size_still_gets_a_visible_bar():
+    """A fresh pseudo-terminal reports 0 x 0 (``docker run -t``, ``script``): the bar takes a fixed width."""
+    import os
+
+    main, side = os.openpty()
+    with os.fdopen(side, "w") as screen:
+        assert os.get_terminal_size(screen.fileno()).columns == 0
+        with progress(3, "score", "prompts", file=screen) as bar:
+            bar.update(3)
+        screen.flush()
+        shown = os.read(main, 65536).decode("utf-8", "replace")
+    os.close(main)
+    assert bar.display == "bar" and "score: 100%" in shown and "3/3" in shown
