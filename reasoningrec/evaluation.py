@@ -92,7 +92,8 @@ def bertscore_metrics(
     f1 = [0.0] * (len(pairs) - len(written))
     backbone = "all-MiniLM-L6-v2 (embedded)" if model == metrics.EMBEDDED_BERTSCORE else model
     if written:
-        score = metrics.bertscore_f1([c for c, _ in written], [r for _, r in written], model=model, num_layers=num_layers)
+        score = metrics.bertscore_f1([c for c, _ in written], [r for _, r in written], model=model, num_layers=num_layers,
+                                    progress="bertscore")
         f1 += score.per_item
         backbone, num_layers = score.backbone, score.num_layers
     out["test_bertscore_f1"] = float(sum(f1) / len(f1))

@@ -71,7 +71,8 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
         raise ConfigError(f"{params.work_dir(dataset) / 'records.parquet'}: no test records of variant {spec.variant!r}")
 
     model, tokenizer, trained = _model(params, dataset, spec, k_shots, seed, out)
-    valid_scores, test_scores = _score(params, model, tokenizer, valid), _score(params, model, tokenizer, test)
+    valid_scores = _score(params, model, tokenizer, valid, "score valid")
+    test_scores = _score(params, model, tokenizer, test, "score test")
     explanations = _explain(params, model, tokenizer, test, test_scores) if spec.explains else {}
     results, extra_settings = _evaluate(params, valid, valid_scores, test, test_scores, explanations, seed)
     evidence = None
@@ -159,15 +160,15 @@ def _model(params: Params, dataset: str, spec: Method, k_shots: int, seed: int, 
     return model, tokenizer, trained
 
 
-def _score(params: Params, model, tokenizer, frame: pd.DataFrame):
-    """P(Yes) of a split's records (an empty list for no records)."""
+def _score(params: Params, model, tokenizer, frame: pd.DataFrame, label: str):
+    """P(Yes) of a split's records (an empty list for no records), progress shown under ``label``."""
     from reasoningrec.chat import render_chat
     from reasoningrec.scoring import score_prompts
 
     if frame.empty:
         return []
     prompts = [render_chat(tokenizer, text) for text in frame["prompt_text"]]
-    return score_prompts(model, tokenizer, prompts, params.llm.batch_size)
+    return score_prompts(model, tokenizer, prompts, params.llm.batch_size, progress=label)
 
 
 def _explain(params: Params, model, tokenizer, test: pd.DataFrame, test_scores) -> dict[int, Explanation]:
@@ -182,7 +183,7 @@ def _explain(params: Params, model, tokenizer, test: pd.DataFrame, test_scores) 
         model, tokenizer, [render_chat(tokenizer, t) for t in chosen["prompt_text"]],
         [test_scores[i] for i in rows], mode=params.evaluate.explanations,
         max_new_tokens=params.evaluate.explain_max_new_tokens, batch_size=params.llm.batch_size,
-        engine=params.evaluate.explain_decode,
+        engine=params.evaluate.explain_decode, progress="explain",
     )
     return dict(zip(rows, generated, strict=True))
 

@@ -21,10 +21,12 @@ import numpy as np
 
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.io import atomic_path, write_json
+from reasoningrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_BERTSCORE = "embedded"
+BERTSCORE_CHUNK_BATCHES = 4  # bert-score batches per call: the unit of BERTScore progress
 _EPS = 1e-7
 
 
@@ -215,13 +217,16 @@ def bertscore_f1(
     num_layers: int | None = 6,
     batch_size: int = 16,
     device: str | None = None,
+    progress: str | None = None,
 ) -> BertScore:
     """BERTScore F1 of candidates against references (no baseline rescaling: unavailable offline).
 
     ``model`` is "embedded" (packaged all-MiniLM-L6-v2, ``num_layers`` of its 6 layers) or any hub
     id/path (the paper: microsoft/deberta-xlarge-mnli; ``num_layers=None`` uses bert-score's default
     layer for a known id). The returned ``backbone`` names the model so scores are never compared
-    across backbones by mistake.
+    across backbones by mistake. The pairs go to bert-score :data:`BERTSCORE_CHUNK_BATCHES` batches at
+    a time so ``progress`` (a label, :mod:`reasoningrec.progress`; None = silent) can count them;
+    each pair's F1 depends on that pair only (no idf weighting).
     """
     if len(candidates) != len(references):
         raise MetricError(f"{len(candidates)} candidates but {len(references)} references")
@@ -229,8 +234,13 @@ def bertscore_f1(
         raise MetricError("no candidate/reference pairs for BERTScore")
     path, layers = bertscore_backbone(model, num_layers)
     scorer = _bert_scorer(path, layers, device, batch_size)
-    _, _, f1 = scorer.score(list(candidates), list(references))
-    values = [float(v) for v in f1.tolist()]
+    chunk = batch_size * BERTSCORE_CHUNK_BATCHES
+    values: list[float] = []
+    with progress_bar(len(candidates), progress, "pairs") as bar:
+        for start in range(0, len(candidates), chunk):
+            _, _, f1 = scorer.score(list(candidates[start : start + chunk]), list(references[start : start + chunk]))
+            values += [float(v) for v in f1.tolist()]
+            bar.update(len(f1))
     backbone = "all-MiniLM-L6-v2 (embedded)" if model == EMBEDDED_BERTSCORE else model
     return BertScore(f1=float(np.mean(values)), per_item=values, backbone=backbone, num_layers=layers)
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from reasoningrec.answer import ANSWER_PREFIX, answer_token_ids, format_answer, parse_answer
 from reasoningrec.models import model_device
+from reasoningrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def scored_labels(p_yes) -> np.ndarray:
 
 
 def score_prompts(
-    model, tokenizer, prompts: list[str], batch_size: int = 8, *, answer_ids: tuple[int, int] | None = None
+    model, tokenizer, prompts: list[str], batch_size: int = 8, *, answer_ids: tuple[int, int] | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
     """P(Yes) for each rendered prompt: softmax over the (Yes, No) logits after ``prompt + "Prediction:"``.
 
@@ -74,6 +76,7 @@ def score_prompts(
     for the last position only (``logits_to_keep=1``). Position ids follow the attention mask so a
     padded row scores exactly like the same prompt alone. Returns float64 in the input order.
     The model's train/eval mode is restored afterwards (the trainer calls this between epochs).
+    ``progress``: a label to show progress under (:mod:`reasoningrec.progress`); None = silent.
     """
     import torch
 
@@ -85,7 +88,7 @@ def score_prompts(
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), progress_bar(len(prompts), progress, "prompts") as bar:
             for rows in _length_batches(encoded, batch_size):
                 ids, mask = _left_pad([encoded[i] for i in rows], _pad_id(tokenizer), model_device(model))
                 logits = model(
@@ -97,6 +100,7 @@ def score_prompts(
                 ).logits[:, -1, :]
                 pair = logits[:, [yes_id, no_id]].float()
                 scores[rows] = torch.softmax(pair, dim=-1)[:, 0].cpu().double().numpy()
+                bar.update(len(rows))
     finally:
         model.train(was_training)
     return scores
@@ -104,7 +108,7 @@ def score_prompts(
 
 def generate_explanations(
     model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 8,
-    engine: str = "auto", *, labels: Sequence[int] | None = None,
+    engine: str = "auto", *, labels: Sequence[int] | None = None, progress: str | None = None,
 ) -> list[Explanation]:
     """Greedy completions for rendered prompts, batched by length.
 
@@ -117,6 +121,7 @@ def generate_explanations(
     unquantized weights). Both are greedy and give the same tokens.
 
     Parse failures (free mode: no ``Prediction: Yes|No`` in the text) come back with ``label=None``.
+    ``progress``: a label to show progress under (:mod:`reasoningrec.progress`); None = silent.
     """
     import torch
 
@@ -135,7 +140,7 @@ def generate_explanations(
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), progress_bar(len(prompts), progress, "explanations") as bar:
             for rows in _length_batches(encoded, batch_size):
                 ids, mask = _left_pad([encoded[i] for i in rows], pad_id, device)
                 if decoder is not None:
@@ -153,6 +158,7 @@ def generate_explanations(
                     )[:, ids.shape[1] :]
                 for row, seq in zip(rows, new, strict=True):
                     texts[row] = forced[row] + tokenizer.decode(seq, skip_special_tokens=True).strip()
+                bar.update(len(rows))
     finally:
         model.train(was_training)
     explanations = []
@@ -167,14 +173,14 @@ def generate_explanations(
 
 def explain(
     model, tokenizer, prompts: list[str], p_yes, *, mode: str = "consistent", max_new_tokens: int = 256,
-    batch_size: int = 8, engine: str = "auto",
+    batch_size: int = 8, engine: str = "auto", progress: str | None = None,
 ) -> list[Explanation]:
     """Explanations of scored prompts in ``mode`` (``consistent``: after the scored label; ``free``)."""
     if mode not in EXPLANATION_MODES:
         raise ValueError(f"unknown explanation mode {mode!r} (expected one of {EXPLANATION_MODES})")
     labels = scored_labels(p_yes).tolist() if mode == "consistent" else None
     return generate_explanations(
-        model, tokenizer, prompts, max_new_tokens, batch_size, engine, labels=labels
+        model, tokenizer, prompts, max_new_tokens, batch_size, engine, labels=labels, progress=progress
     )
 
 

@@ -107,6 +107,22 @@ def test_bertscore_embedded_minilm():
         metrics.bertscore_f1(["a"], ["b", "c"])
 
 
+def test_bertscore_goes_in_chunks_with_progress_and_the_same_scores(monkeypatch, caplog):
+    """Many pairs in chunks of batch_size x BERTSCORE_CHUNK_BATCHES give the per-pair F1 of one call."""
+    import logging
+
+    words = ["gentle", "unscented", "cream", "value", "fragrance", "dry", "hair", "moisturiser"]
+    candidates = [" ".join(words[i % 8 : i % 8 + 3] + [str(i)]) for i in range(37)]
+    references = ["the user prefers gentle unscented creams at a good price"] * 37
+    whole = metrics.bertscore_f1(candidates, references, batch_size=64)
+    caplog.set_level(logging.INFO, logger="reasoningrec.progress")
+    monkeypatch.setenv("REASONINGREC_PROGRESS", "never")
+    chunked = metrics.bertscore_f1(candidates, references, batch_size=4, progress="bertscore")  # 3 chunks
+    np.testing.assert_allclose(chunked.per_item, whole.per_item, atol=1e-5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "reasoningrec.progress"]
+    assert lines[0] == "bertscore: 37 pairs" and lines[-1].startswith("bertscore: 37 pairs in ") and len(lines) == 2
+
+
 def test_resampled_aucs_equal_sklearn_on_every_resample():
     from sklearn.metrics import roc_auc_score
 

@@ -95,6 +95,31 @@ def test_batching_and_padding_do_not_change_scores(tiny):
     assert ((alone > 0) & (alone < 1)).all()
 
 
+def test_progress_changes_nothing_but_the_display(tiny, monkeypatch, caplog, capsys):
+    """Scores and explanations are the same silent, as log lines (a pipe) and under a bar (a terminal)."""
+    import logging
+
+    _, model, tok = tiny
+    rendered = [render_chat(tok, p) for p in PROMPTS]
+    silent = score_prompts(model, tok, rendered, batch_size=2)
+    texts = [e.text for e in generate_explanations(model, tok, rendered[:3], max_new_tokens=4, batch_size=2)]
+    caplog.set_level(logging.INFO, logger="reasoningrec.progress")
+    monkeypatch.setenv("REASONINGREC_PROGRESS", "never")
+    logged = score_prompts(model, tok, rendered, batch_size=2, progress="score test")
+    explained = generate_explanations(model, tok, rendered[:3], max_new_tokens=4, batch_size=2, progress="explain")
+    monkeypatch.setenv("REASONINGREC_PROGRESS", "always")
+    barred = score_prompts(model, tok, rendered, batch_size=2, progress="score test")
+    np.testing.assert_array_equal(logged, silent)
+    np.testing.assert_array_equal(barred, silent)
+    assert [e.text for e in explained] == texts
+    lines = [r.getMessage() for r in caplog.records if r.name == "reasoningrec.progress"]
+    assert lines[0] == "score test: 5 prompts" and lines[1].startswith("score test: 5 prompts in ")
+    assert lines[2] == "explain: 3 explanations" and lines[3].startswith("explain: 3 explanations in ")
+    assert len(lines) == 4
+    shown = capsys.readouterr().err
+    assert "score test" in shown and "5/5" in shown
+
+
 def test_scoring_restores_training_mode(tiny):
     _, model, tok = tiny
     model.train()

@@ -201,3 +201,18 @@ def test_outputs_still_failing_after_the_retry_are_marked():
     outcomes, stats = generate_guarded(ScriptedBackend(always_refuse=True), prompts, GenerationSettings(), 8)
     assert [o.problem for o in outcomes] == [REFUSAL] * 3 and not any(o.valid for o in outcomes)
     assert stats.fixed_by_retry == 0 and stats.generations == 6
+
+
+def test_guarded_generation_shows_one_progress_over_all_chunks(tmp_path, monkeypatch, caplog):
+    """Synthesis counts prompts over its chunks and retries; the cache underneath adds no lines."""
+    import logging
+
+    from reasoningrec.llm.cache import CachedBackend
+
+    monkeypatch.setenv("REASONINGREC_PROGRESS", "never")
+    caplog.set_level(logging.INFO, logger="reasoningrec")
+    prompts = [profile_prompt([ItemText(f"Soap {i}")], "beauty") for i in range(12)]
+    backend = CachedBackend(ScriptedBackend(), tmp_path / "cache.sqlite")
+    generate_guarded(backend, prompts, GenerationSettings(seed=0), chunk_size=3, desc="profiles")
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("reasoningrec")]
+    assert lines[0] == "profiles: 12 prompts" and lines[1].startswith("profiles: 12 prompts in ") and len(lines) == 2

@@ -95,12 +95,12 @@ def score(
     recs = read_records(p.work_dir(dataset) / "records.parquet", meta.get("variant", "full"))
     recs = recs[recs["split"] == split].reset_index(drop=True)
     prompts = [render_chat(tokenizer, text) for text in recs["prompt_text"]]
-    p_yes = score_prompts(model, tokenizer, prompts, p.llm.batch_size)
+    p_yes = score_prompts(model, tokenizer, prompts, p.llm.batch_size, progress=f"score {split}")
     limit = p.evaluate.explain_limit if explain is None else explain
     n_explain = len(prompts) if limit is None else min(limit, len(prompts))
     generated = explain_prompts(
         model, tokenizer, prompts[:n_explain], p_yes[:n_explain], mode=p.evaluate.explanations,
-        max_new_tokens=p.evaluate.explain_max_new_tokens, batch_size=p.llm.batch_size,
+        max_new_tokens=p.evaluate.explain_max_new_tokens, batch_size=p.llm.batch_size, progress="explain",
     )
     preds = predictions_frame(recs, p_yes, dict(enumerate(generated)))
     out = out or Path(adapter).parent / f"predictions_{split}.parquet"

@@ -57,6 +57,8 @@ class ChatBackend(Protocol):
 
     ``generate`` hands every reply to ``on_reply`` (when given) before it returns, and before it
     raises: replies finished before a failure reach the sink even though ``generate`` then raises.
+    ``progress`` is a label: the call shows its progress under it (:mod:`reasoningrec.progress`);
+    None = silent.
     """
 
     name: str  # "hf" | "openai" | "embedded"

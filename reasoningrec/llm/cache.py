@@ -36,6 +36,7 @@ from reasoningrec.llm.base import (
     ReplySink,
     check_batch,
 )
+from reasoningrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,9 @@ class CachedBackend:
         hits = sum(1 for key in keys if key in found)
         self.hits += hits
         label = progress or "generate"
-        log.info("%s: %d of %d replies cached, %d to generate", label, hits, len(batch), len(todo))
+        # A labelled call is a step of its own; an unlabelled one is a part of a step that shows progress.
+        log.log(logging.INFO if progress else logging.DEBUG, "%s: %d of %d replies cached, %d to generate",
+                label, hits, len(batch), len(todo))
         if on_reply is not None and hits:
             on_reply([(i, found[key]) for i, key in enumerate(keys) if key in found])
 
@@ -224,16 +227,17 @@ class CachedBackend:
             for i, g in pairs:
                 found[keys[i]] = replace(g, cached=False)
             self.misses += len(pairs)
+            bar.update(len(pairs))
             if on_reply is not None:
                 on_reply([(j, served(keys[j], j)) for i, _ in pairs for j in positions[keys[i]]])
 
-        done = 0
+        # The display of this call: the backend's own progress, nested inside, stays silent.
+        bar = progress_bar(len(todo), progress if todo else None, "replies")
         try:
             for part in chunked(todo, self.chunk_size):
                 self._generate_part(batch, part, settings, progress, keep)
-                done += len(part)
-                log.debug("%s: generated %d/%d", label, done, len(todo))
         except BaseException as exc:
+            bar.close(failed=True)
             kept = len(stored)
             note = (
                 f"{kept} of the {len(todo)} replies this call had to generate are kept in "
@@ -244,7 +248,7 @@ class CachedBackend:
                 raise LLMBackendError(f"{exc}; {progress + ': ' if progress else ''}{note}") from exc
             log.warning("%s: %s failed (%s); %s", label, self.name, type(exc).__name__, note)
             raise
-
+        bar.close()
         return [served(key, i) for i, key in enumerate(keys)]
 
     def _generate_part(

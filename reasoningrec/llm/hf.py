@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reasoningrec.llm.base import Generation, GenerationSettings, Message, ReplySink, check_batch
+from reasoningrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -190,44 +191,36 @@ class HFBackend:
         torch.manual_seed(settings.seed)
 
         results: list[Generation | None] = [None] * len(batch)
-        starts = range(0, len(order), self.batch_size)
-        for start in _progress(starts, progress, self.batch_size, len(order)):
-            part = order[start : start + self.batch_size]
-            inputs = tokenizer.pad(
-                {"input_ids": [encoded[i] for i in part]}, padding=True, return_tensors="pt"
-            ).to(device)
-            if decoder is not None:
-                new_tokens = decoder.generate(
-                    inputs["input_ids"],
-                    inputs["attention_mask"],
-                    max_new_tokens=settings.max_new_tokens,
-                    eos_ids=eos_ids,
-                    pad_id=tokenizer.pad_token_id,
-                    temperature=settings.temperature,
-                    top_p=settings.top_p,
-                    seed=settings.seed,
-                    min_new_tokens=int(self.generate_kwargs.get("min_new_tokens", 0)),
-                ).tolist()
-            else:
-                with torch.inference_mode():
-                    output = model.generate(**inputs, **kwargs)
-                new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
-            for i, row in zip(part, new_tokens, strict=True):
-                ids, count, reason = split_completion(row, eos_ids, settings.max_new_tokens)
-                text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-                results[i] = Generation(text, len(encoded[i]), count, reason)
-            if on_reply is not None:
-                on_reply([(i, results[i]) for i in part])
+        with progress_bar(len(order), progress, "prompts") as bar:
+            for start in range(0, len(order), self.batch_size):
+                part = order[start : start + self.batch_size]
+                inputs = tokenizer.pad(
+                    {"input_ids": [encoded[i] for i in part]}, padding=True, return_tensors="pt"
+                ).to(device)
+                if decoder is not None:
+                    new_tokens = decoder.generate(
+                        inputs["input_ids"],
+                        inputs["attention_mask"],
+                        max_new_tokens=settings.max_new_tokens,
+                        eos_ids=eos_ids,
+                        pad_id=tokenizer.pad_token_id,
+                        temperature=settings.temperature,
+                        top_p=settings.top_p,
+                        seed=settings.seed,
+                        min_new_tokens=int(self.generate_kwargs.get("min_new_tokens", 0)),
+                    ).tolist()
+                else:
+                    with torch.inference_mode():
+                        output = model.generate(**inputs, **kwargs)
+                    new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+                for i, row in zip(part, new_tokens, strict=True):
+                    ids, count, reason = split_completion(row, eos_ids, settings.max_new_tokens)
+                    text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                    results[i] = Generation(text, len(encoded[i]), count, reason)
+                if on_reply is not None:
+                    on_reply([(i, results[i]) for i in part])
+                bar.update(len(part))
         return [g for g in results if g is not None]
-
-
-def _progress(starts: range, label: str | None, batch_size: int, total: int):
-    """Iterate batch starts, with a tqdm bar when a progress label is given."""
-    if label is None:
-        return starts
-    from tqdm.auto import tqdm
-
-    return tqdm(starts, desc=label, unit="batch", total=len(starts), postfix={"prompts": total})
 
 
 class EmbeddedBackend(HFBackend):

@@ -44,6 +44,7 @@ from reasoningrec.llm.base import (
     ReplySink,
     check_batch,
 )
+from reasoningrec.progress import progress as progress_bar
 from reasoningrec.sharding import shard_positions
 
 log = logging.getLogger(__name__)
@@ -300,9 +301,22 @@ class MultiDeviceBackend:
             _send(worker.conn, ("generate", request, [batch[j] for j in share], settings))  # a dead one shows below
         results: list[Generation | None] = [None] * len(batch)
         failures: list[str] = []
+        shown = progress_bar(len(batch), progress, "replies")  # silent inside the cache's display
+        try:
+            self._collect(request, shares, results, failures, on_reply, shown)
+        finally:
+            shown.close(failed=bool(failures))
+        if failures:
+            delivered = sum(r is not None for r in results)
+            raise LLMBackendError(f"{'; '.join(failures)}; {delivered} of {len(batch)} replies were made "
+                                  "(the others are sent again by the next call)")
+        return [g for g in results if g is not None]
+
+    def _collect(self, request: int, shares: dict[int, list[int]], results: list[Generation | None],
+                 failures: list[str], on_reply: ReplySink | None, shown) -> None:
+        """Wait for every worker's share of ``request``; replies fill ``results``, failures ``failures``."""
         pending = dict(shares)
-        if progress:
-            log.info("%s: %d prompts over %d workers", progress, len(batch), len(shares))
+        made = 0
         while pending:
             by_handle = {}
             for i in pending:
@@ -322,11 +336,9 @@ class MultiDeviceBackend:
                 pending.pop(i)
                 if verdict != "done":
                     failures.append(verdict)
-        if failures:
-            delivered = sum(r is not None for r in results)
-            raise LLMBackendError(f"{'; '.join(failures)}; {delivered} of {len(batch)} replies were made "
-                                  "(the others are sent again by the next call)")
-        return [g for g in results if g is not None]
+            now = sum(r is not None for r in results)
+            shown.update(now - made)
+            made = now
 
     def _drain(self, i: int, worker: _Worker, request: int, share: list[int],
                results: list[Generation | None], on_reply: ReplySink | None) -> str | None:

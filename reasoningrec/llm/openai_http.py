@@ -39,6 +39,7 @@ from reasoningrec.llm.base import (
     ReplySink,
     check_batch,
 )
+from reasoningrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,7 @@ class OpenAIBackend:
         cancel = threading.Event()
         failure: BaseException | None = None
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(batch)))
+        bar = progress_bar(len(batch), progress, "replies")
         try:
             pending: dict[Future, int] = {
                 pool.submit(self.complete, conv, settings, cancel): i for i, conv in enumerate(batch)
@@ -305,13 +307,14 @@ class OpenAIBackend:
                             other.cancel()
                 if ready and on_reply is not None:
                     on_reply(sorted(ready, key=lambda pair: pair[0]))
+                bar.update(len(ready))
         except BaseException:  # the sink failed, or an interrupt: drop what has not been sent
             cancel.set()
+            bar.close(failed=True)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        bar.close(failed=failure is not None)
         if failure is not None:
             raise failure
-        if progress:
-            log.info("%s: %d replies from %s", progress, len(batch), ", ".join(self.base_urls))
         return [g for g in results if g is not None]

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from reasoningrec.progress import progress
 from reasoningrec.synthesis.guards import REPEAT_THRESHOLD, check_output, count_problems
 from reasoningrec.synthesis.prompting import Prompt
 from reasoningrec.synthesis.text import postprocess_output
@@ -85,13 +86,11 @@ def generate_guarded(
     The backend (normally a :class:`CachedBackend`) commits each chunk, so a crash loses at most
     the chunk in flight and a rerun is served from the cache.
     """
-    from tqdm.auto import tqdm
-
     stats = stats or Stats()
     retry_settings = replace(settings, seed=settings.seed + 1)
     outcomes: list[Outcome] = []
     start = time.perf_counter()
-    with tqdm(total=len(prompts), desc=desc, unit="prompt", dynamic_ncols=True) as bar:
+    with progress(len(prompts), desc, "prompts") as bar:
         for offset in range(0, len(prompts), chunk_size):
             chunk = list(prompts[offset : offset + chunk_size])
             generations = backend.generate([p.as_messages() for p in chunk], settings)

@@ -10,7 +10,9 @@ A training run (:func:`reasoningrec.training.train.train_adapter`) reads top-dow
 4. a :class:`~.callback.ValidationAUCCallback` that scores the validation records with P(Yes) after
    every epoch, keeps the best adapter (:mod:`~.adapter`) and stops after ``train.patience`` epochs
    without improvement,
-5. resume from ``<out_dir>/checkpoints`` after an interruption.
+5. a :class:`~.callback.TrainingProgressCallback` that shows progress per optimizer step
+   (:mod:`reasoningrec.progress`),
+6. resume from ``<out_dir>/checkpoints`` after an interruption.
 
 Output folder layout (``out_dir``)::
 

@@ -1,4 +1,5 @@
-"""After each epoch: the validation AUC, the best adapter kept, early stopping; state survives resume.
+"""Trainer callbacks: after each epoch the validation AUC, the best adapter kept, early stopping (state
+survives resume); progress per optimizer step (:class:`TrainingProgressCallback`).
 
 With several processes (:mod:`reasoningrec.training.distributed`) every process scores its shard of
 the validation prompts and receives all the scores; rank 0 computes the AUC and the new state
@@ -125,3 +126,39 @@ class ValidationAUCCallback(_callback_base()):
     @property
     def stopped_early(self) -> bool:
         return self.bad_epochs >= self.patience
+
+
+class TrainingProgressCallback(_callback_base()):
+    """Training progress per optimizer step (:mod:`reasoningrec.progress`): count, rate and ETA over
+    all epochs, the latest loss and the epoch as postfix. A resumed run starts at its checkpoint's step.
+    Transformers' own bar stays off (``disable_tqdm``) so there is one display."""
+
+    def __init__(self, desc: str | None = "train"):
+        self.desc = desc
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from reasoningrec.progress import progress
+
+        self.bar = progress(state.max_steps, self.desc, "steps", initial=state.global_step)
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.count)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix(loss=float(logs["loss"]), epoch=f"{state.epoch or 0:.2f}")
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+        return control
+
+    def close(self, failed: bool = False) -> None:
+        """End the display (also after a failed ``train()``, which never calls ``on_train_end``)."""
+        if self.bar is not None:
+            self.bar.close(failed=failed)
+            self.bar = None

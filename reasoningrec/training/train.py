@@ -23,7 +23,7 @@ from reasoningrec.records.stage import read_records
 from reasoningrec.summary import Summary
 from reasoningrec.training.adapter import ADAPTER_DIR, TrainingError, save_adapter
 from reasoningrec.training.arguments import lora_config, sft_arguments, wants_compile
-from reasoningrec.training.callback import CALLBACK_STATE, ValidationAUCCallback
+from reasoningrec.training.callback import CALLBACK_STATE, TrainingProgressCallback, ValidationAUCCallback
 from reasoningrec.training.distributed import (
     current_comm,
     join_process_group,
@@ -171,6 +171,7 @@ def train_adapter(
         save_adapter(peft_model, tokenizer, out_dir / ADAPTER_DIR,
                      {**adapter_meta, "best_epoch": epoch, "valid_auc": valid_auc})
 
+    shown = TrainingProgressCallback("train" if comm.rank == 0 else None)  # one display: rank 0
     callback = ValidationAUCCallback(
         scorer=sharded_scorer(
             lambda m, prompts: score_prompts(m, tokenizer, prompts, score_batch_size, answer_ids=answer_ids),
@@ -199,12 +200,12 @@ def train_adapter(
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[callback],
+        callbacks=[callback, shown],
         answer_ids=answer_ids,
         answer_loss_weight=cfg.answer_loss_weight,
     )
 
-    # disable_tqdm makes transformers print every logged dict; our callback logs one line per epoch.
+    # disable_tqdm makes transformers print every logged dict; our callbacks show steps and epochs instead.
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
@@ -219,7 +220,11 @@ def train_adapter(
     if callback.stopped_early or len(callback.history) >= cfg.epochs:
         log.info("training already finished in %s", checkpoints)
     else:
-        trainer.train(resume_from_checkpoint=last)
+        try:
+            trainer.train(resume_from_checkpoint=last)
+        except BaseException:
+            shown.close(failed=True)
+            raise
     comm.barrier()
     if not (out_dir / ADAPTER_DIR / ADAPTER_META).is_file():
         raise TrainingError(f"{out_dir / ADAPTER_DIR}: no adapter was saved (did any epoch finish?)")

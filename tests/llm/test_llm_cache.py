@@ -334,3 +334,40 @@ def test_writers_on_many_threads_share_one_store(tmp_path):
     assert not errors, errors
     assert len(store) == 200
     store.close()
+
+
+class ShowingBackend(StreamingBackend):
+    """Shows its own progress per call, as the HF and OpenAI backends do."""
+
+    def generate(self, batch, settings, progress=None, on_reply=None):
+        from reasoningrec.progress import progress as progress_bar
+
+        with progress_bar(len(batch), progress, "prompts") as bar:
+            out = super().generate(batch, settings, progress, on_reply)
+            bar.update(len(batch))
+        return out
+
+
+def test_a_labelled_call_shows_one_progress_over_its_chunks(tmp_path, monkeypatch, caplog):
+    """The cache owns the display of a call: 10 chunks write a start and an end line, not 10 of each;
+    a call served from the cache shows no progress; a failed call says where it stopped."""
+    import logging
+
+    monkeypatch.setenv("REASONINGREC_PROGRESS", "never")
+    caplog.set_level(logging.INFO, logger="reasoningrec")
+    db = tmp_path / "c.sqlite"
+    names = [f"p{i}" for i in range(40)]
+    CachedBackend(ShowingBackend(), db, chunk_size=4).generate(convs(names), GenerationSettings(), progress="judge")
+
+    def shown():
+        return [r.getMessage() for r in caplog.records if r.name == "reasoningrec.progress"]
+
+    assert shown()[0] == "judge: 40 replies" and shown()[1].startswith("judge: 40 replies in ") and len(shown()) == 2
+    caplog.clear()
+    CachedBackend(ShowingBackend(), db, chunk_size=4).generate(convs(names), GenerationSettings(), progress="judge")
+    assert shown() == [] and "judge: 40 of 40 replies cached, 0 to generate" in caplog.text
+    caplog.clear()
+    with pytest.raises(LLMBackendError):
+        CachedBackend(ShowingBackend(fail={"q5"}), db, chunk_size=4).generate(
+            convs([f"q{i}" for i in range(8)]), GenerationSettings(), progress="judge")
+    assert shown()[-1].startswith("judge: stopped at 5/8 replies in ")

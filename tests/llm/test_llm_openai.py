@@ -169,6 +169,20 @@ def test_replies_in_order_with_bearer_key_that_never_leaks(monkeypatch, caplog):
     assert SECRET not in repr(backend) and SECRET not in str(vars(backend))
 
 
+def test_a_labelled_call_counts_replies_as_they_arrive(monkeypatch, caplog):
+    monkeypatch.setenv("REASONINGREC_PROGRESS", "never")
+    monkeypatch.setenv("REASONINGREC_PROGRESS_INTERVAL", "0.000001")
+    caplog.set_level(logging.INFO, logger="reasoningrec.progress")
+    with FakeServer("A") as server:
+        backend = make(server.url, max_concurrency=2)
+        backend.generate(convs(6), GenerationSettings(), progress="judge")
+        backend.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "reasoningrec.progress"]
+    assert lines[0] == "judge: 6 replies" and lines[-1].startswith("judge: 6 replies in ")
+    counts = [int(line.split(": ")[1].split("/")[0]) for line in lines[1:-1]]
+    assert counts == sorted(counts) and all(0 < c < 6 for c in counts) and counts
+
+
 def test_no_key_in_environment_sends_no_authorization(monkeypatch):
     monkeypatch.delenv("RR_TEST_KEY", raising=False)
     with FakeServer("A") as server:
