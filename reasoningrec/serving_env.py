@@ -35,8 +35,10 @@ SERVED_IMPORTS = (
     "mlflow", "torch", "transformers", "peft", "tokenizers", "accelerate", "safetensors", "gguf",
     "pandas", "numpy", "pyarrow", "pydantic",
 )
-# The files a wheel built from pyproject.toml holds: sources and package data.
+# The files a wheel built from pyproject.toml holds: sources and package data (pyproject's
+# [tool.setuptools.package-data]; tests/test_serving_env.py compares with a setuptools build).
 _PACKAGE_SUFFIXES = frozenset({".py", ".txt", ".jinja", ".typed"})
+_PACKAGE_DATA_DIRS = ("webassets",)  # every file below these, whatever its name
 _FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # reproducible zips (ZIP cannot store dates before 1980)
 
 
@@ -77,8 +79,8 @@ def package_wheel(out_dir: str | Path) -> Path:
     files: list[tuple[str, bytes]] = [
         (f"{PACKAGE}/{path.relative_to(root).as_posix()}", path.read_bytes())
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.suffix in _PACKAGE_SUFFIXES and "__pycache__" not in path.parts
-        and not path.name.startswith(".")
+        if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
+        and (path.suffix in _PACKAGE_SUFFIXES or path.relative_to(root).parts[0] in _PACKAGE_DATA_DIRS)
     ]
     info = f"{_normalise(dist.metadata['Name'])}-{dist.version}.dist-info"
     files.append((f"{info}/METADATA", (dist.read_text("METADATA") or "").encode()))
