@@ -18,7 +18,13 @@ from reasoningrec.io import write_parquet
 from reasoningrec.synthesis.generate import Outcome, Stats, failure_examples, generate_guarded
 from reasoningrec.synthesis.guards import count_problems
 from reasoningrec.synthesis.prompting import ItemText, Prompt, describe_prompt, profile_prompt, reason_prompt
-from reasoningrec.synthesis.summary import SUMMARIES, DescribeSummary, ProfileSummary, ReasonSummary
+from reasoningrec.synthesis.summary import (
+    SUMMARIES,
+    DescribeSummary,
+    ProfileSummary,
+    ReasonSummary,
+    SynthesisSummary,
+)
 
 log = logging.getLogger(__name__)
 SOURCE = "llm"
@@ -142,7 +148,7 @@ def _generate(params, backend, prompts: list[Prompt], section, desc: str) -> tup
 
 
 def _summary(stage: str, dataset: str, backend, section, keys: list[str], outcomes: list[Outcome], stats: Stats,
-             limit: int | None, **extra):
+             limit: int | None, **extra) -> SynthesisSummary:
     problems = count_problems(o.problem for o in outcomes)
     return SUMMARIES[stage](**{
         "stage": stage,
