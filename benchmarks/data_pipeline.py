@@ -41,7 +41,7 @@ def run(dataset: str, params_path: str | None) -> list[tuple[str, float, str]]:
         out = Path(tmp)
         start = time.perf_counter()
         s = run_ingest(params, dataset, out)
-        rows.append(("ingest", time.perf_counter() - start, f"{s['rows']:,} ratings, time: {s['time_source']}"))
+        rows.append(("ingest", time.perf_counter() - start, f"{s.rows:,} ratings, time: {s.time_source}"))
         try:
             from reasoningrec.validation import run_validation
         except ImportError:
@@ -50,14 +50,14 @@ def run(dataset: str, params_path: str | None) -> list[tuple[str, float, str]]:
             start = time.perf_counter()
             try:
                 v = run_validation(params, dataset, "interactions", out)
-                note = "passed" if v.get("success") else "failed"
+                note = "passed" if v.success else "failed"
             except Exception as exc:  # a failing suite still costs its time; report it, keep going
                 note = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
             rows.append(("validate (interactions)", time.perf_counter() - start, note))
         start = time.perf_counter()
         p = run_prepare(params, dataset, out)
         rows.append(("prepare", time.perf_counter() - start,
-                     f"{p['users']:,} users, {sum(p['samples'].values()):,} samples"))
+                     f"{p.users:,} users, {sum(p.samples.values()):,} samples"))
     return rows
 
 

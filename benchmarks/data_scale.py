@@ -61,14 +61,14 @@ else:
     t = time.perf_counter()
     if kind == "ingest":
         from reasoningrec.data.ingest import run_ingest
-        rows = run_ingest(params, dataset)["rows"]
+        rows = run_ingest(params, dataset).rows
     elif kind == "prepare":
         from reasoningrec.data.prepare import run_prepare
-        rows = run_prepare(params, dataset)["interactions"]
+        rows = run_prepare(params, dataset).interactions
     else:
         from reasoningrec.validation import run_validation
         summary = run_validation(params, dataset, "interactions" if kind == "validate" else "samples")
-        rows = summary["suites"][0]["rows"]
+        rows = summary.suites[0]["rows"]
     seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "rows": rows}))
 """

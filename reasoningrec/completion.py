@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.io import file_sha256, json_default, read_json, remove_stale_temps, write_json
@@ -36,6 +36,9 @@ from reasoningrec.pipeline import Call, gates_before, plan, producers, raw_paths
 
 if TYPE_CHECKING:
     from reasoningrec.config import Params
+    from reasoningrec.summary import Summary
+
+S = TypeVar("S", bound="Summary")
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +60,21 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What :func:`execute` did: ``ran`` (or skipped as up to date), the summary, the record."""
+    """What :func:`execute` did: ``ran`` (or skipped as up to date), the summary, the record.
+
+    ``summary`` is the JSON the record holds (the same whether the call ran or was skipped);
+    :meth:`summary_as` gives it as the stage's typed summary."""
 
     call: Call
     ran: bool
     summary: dict[str, Any]
     seconds: float
     record: Path
+
+    def summary_as(self, kind: type[S]) -> S:
+        """The summary as ``kind`` (the stage's :class:`~reasoningrec.summary.Summary`); a record
+        that does not fit is a :class:`~reasoningrec.errors.DataError` naming it and the field."""
+        return kind.from_json(self.summary, self.record)
 
 
 # --------------------------------------------------------------------------- digests

@@ -47,26 +47,28 @@ def format_summary(outcomes: Sequence[Outcome], params: Params, *, seconds: floa
     ran = sum(o.ran for o in outcomes)
     lines = ["", f"ReasoningRec: {len(outcomes)} stage calls, {ran} run, {len(outcomes) - ran} up to date"
              + (f", {seconds:.0f} s" if seconds is not None else "")]
+    from reasoningrec.experiment_summary import ExperimentSummary
+
     for outcome in outcomes:
         if outcome.call.stage.name != "experiment":
             continue
-        s = outcome.summary
-        metrics = s.get("metrics", {})
-        lines.append(f"  {outcome.call.dataset} {s['method']} K={s['k_shots']} seed={s['seed']}:")
+        s = outcome.summary_as(ExperimentSummary)
+        metrics = s.metrics
+        lines.append(f"  {outcome.call.dataset} {s.method} K={s.k_shots} seed={s.seed}:")
         lines.append(f"    test AUC            {_fmt(metrics.get('test_auc'))}   (valid AUC {_fmt(metrics.get('valid_auc'))})")
         if metrics.get("test_bertscore_f1") is not None:
-            lines.append(f"    BERTScore F1        {_fmt(metrics['test_bertscore_f1'])}   (backbone: {s.get('bertscore_model')})")
+            lines.append(f"    BERTScore F1        {_fmt(metrics['test_bertscore_f1'])}   (backbone: {s.bertscore_model})")
         if metrics.get("explained"):
             lines.append(f"    explanations        {int(metrics['explained'])} written, parse failures "
                          f"{_fmt(metrics.get('parse_failure_rate'))}, stated label = scored label "
                          f"{_fmt(metrics.get('stated_label_agreement'))}")
-        registration = s.get("registration") or {}
+        registration = s.registration or {}
         if registration:
             lines.append(f"    registered model    {registration.get('registered_model')} version "
                          f"{registration.get('version')} -> alias {registration.get('alias')}")
-        lines.append(f"    MLflow run          {s.get('run_id') or 'not logged (tracking off)'}")
-        lines.append(f"    outputs             {s['run_dir']}")
-        lines += [f"    {line}" for line in _examples(s["run_dir"], examples)]
+        lines.append(f"    MLflow run          {s.run_id or 'not logged (tracking off)'}")
+        lines.append(f"    outputs             {s.run_dir}")
+        lines += [f"    {line}" for line in _examples(s.run_dir, examples)]
     user, item, dataset = _example_pair(outcomes)
     lines += [
         "",
@@ -104,10 +106,12 @@ def _example_pair(outcomes: Sequence[Outcome]) -> tuple[str, str, str]:
 
     import pandas as pd
 
+    from reasoningrec.experiment_summary import ExperimentSummary
+
     for outcome in outcomes:
         if outcome.call.stage.name != "experiment":
             continue
-        path = Path(outcome.summary["run_dir"]) / "predictions.parquet"
+        path = Path(outcome.summary_as(ExperimentSummary).run_dir) / "predictions.parquet"
         if path.is_file():
             test = pd.read_parquet(path, columns=["user_id", "split", "target_item"])
             test = test[test["split"] == "test"]

@@ -39,10 +39,18 @@ class Summary(BaseModel):
         if not path.is_file():
             raise DataError(path, "file not found")
         try:
-            return cls.model_validate(read_json(path))
-        except ValueError as exc:  # json errors and pydantic's ValidationError
-            if isinstance(exc, ValidationError):
-                first = exc.errors()[0]
-                field = ".".join(str(p) for p in first["loc"])
-                raise DataError(path, f"not a {cls.__name__}: {first['msg']}", field=field) from None
+            data = read_json(path)
+        except ValueError as exc:
             raise DataError(path, f"not valid JSON: {exc}") from None
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str | Path) -> Self:
+        """Validate JSON data (e.g. a completion record's summary) read from ``source``; a bad one is
+        a :class:`DataError` naming ``source`` and the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise DataError(source, f"not a {cls.__name__}: {first['msg']}", field=field) from None

@@ -23,6 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -30,7 +31,7 @@ import pyarrow.compute as pc
 
 from reasoningrec import validation_docs
 from reasoningrec.errors import ConfigError, ValidationFailed
-from reasoningrec.io import read_json, remove_stale_temps, write_json
+from reasoningrec.io import remove_stale_temps
 from reasoningrec.validation_docs import DataDocs, asset_name
 from reasoningrec.validation_frames import (  # noqa: F401  (re-exported: the derived frames' API)
     chronological_positions,
@@ -40,8 +41,13 @@ from reasoningrec.validation_frames import (  # noqa: F401  (re-exported: the de
 )
 from reasoningrec.validation_report import format_report, matches, summarize_suite
 from reasoningrec.validation_screen import gx_rows
+from reasoningrec.validation_summary import ValidationSummary
+
+if TYPE_CHECKING:
+    from reasoningrec.data.ingest import IngestSummary
 
 EXPECTATIONS_ENV = "REASONINGREC_EXPECTATIONS_DIR"
+
 
 
 def expectations_dir() -> Path:
@@ -153,11 +159,12 @@ def suite_parameters(params, dataset: str) -> dict:
     }
 
 
-def run_flags(params, dataset: str, ingest_summary: dict | None) -> dict:
-    """Facts about this run that the suites' ``skip_if`` / ``only_if`` / ``warn_if`` rules test."""
+def run_flags(params, dataset: str, ingest_summary: IngestSummary | None) -> dict:
+    """Facts about this run that the suites' ``skip_if`` / ``only_if`` / ``warn_if`` rules test (by
+    name, so a mapping)."""
     config = params.dataset(dataset)
     return {
-        "time_source": (ingest_summary or {}).get("time_source", "timestamp"),
+        "time_source": ingest_summary.time_source if ingest_summary is not None else "timestamp",
         "duplicates_allowed": dataset in params.validate_.allow_duplicates,
         "drop_duplicates": config.drop_duplicates,
         "kcore_mode": config.kcore.mode,
@@ -291,7 +298,7 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
     return checks, notes
 
 
-def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None) -> dict:
+def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None) -> ValidationSummary:
     """Validate one stage's files of ``dataset``; write ``validation/validate_<stage>.json`` + Data Docs.
 
     ``interactions``: the interactions suite on ``interactions.parquet`` and the kcore suite on its
@@ -305,7 +312,9 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
     out = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     remove_stale_temps(out / "validation", (f"validate_{stage}.json", f"data_docs_{stage}"))
     ingest_path = out / "ingest.json"
-    flags = run_flags(params, dataset, read_json(ingest_path) if ingest_path.is_file() else None)
+    from reasoningrec.data.ingest import IngestSummary
+
+    flags = run_flags(params, dataset, IngestSummary.read(ingest_path) if ingest_path.is_file() else None)
     build = _interactions_checks if stage == "interactions" else _samples_checks
     checks, notes = build(params, dataset, out, flags)
     if not ingest_path.is_file():
@@ -314,20 +323,20 @@ def run_validation(params, dataset: str, stage: str, out_dir: Path | None = None
     docs = DataDocs.for_stage(folder, dataset, stage) if params.validate_.data_docs else None
     limits = {"max_rows": params.validate_.gx_max_rows, "sample_rows": params.validate_.gx_sample_rows}
     suites = run_checks(checks, suite_parameters(params, dataset), flags, docs, **limits)
-    summary = {
-        "dataset": dataset,
-        "stage": stage,
-        "success": all(s["success"] for s in suites),
-        "flags": flags,
-        "parameters": suite_parameters(params, dataset),
-        "suites": suites,
-        "notes": notes,
-        "results_path": str(folder / f"validate_{stage}.json"),
-        "data_docs": str(docs.site / "index.html") if docs is not None else None,
-        "data_docs_run": docs.run_name if docs is not None else None,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    write_json(summary["results_path"], summary)
-    if not summary["success"]:
+    summary = ValidationSummary(
+        dataset=dataset,
+        stage=stage,
+        success=all(s["success"] for s in suites),
+        flags=flags,
+        parameters=suite_parameters(params, dataset),
+        suites=suites,
+        notes=notes,
+        results_path=str(folder / f"validate_{stage}.json"),
+        data_docs=str(docs.site / "index.html") if docs is not None else None,
+        data_docs_run=docs.run_name if docs is not None else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    summary.write(summary.results_path)
+    if not summary.success:
         raise ValidationFailed(format_report(summary))
     return summary

@@ -9,10 +9,13 @@ module turns one suite's ``ExpectationSuiteValidationResult.to_json_dict()`` int
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from reasoningrec.validation_summary import ValidationSummary
 
 EXAMPLE_ROWS = 5
 # Keys of an expectation's kwargs that say *where* it looks, not *what* it expects.
@@ -181,13 +184,13 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def format_report(summary: dict, only_problems: bool = True) -> str:
+def format_report(summary: ValidationSummary, only_problems: bool = True) -> str:
     """Plain-text report of a stage: each failed/warned expectation, its rows, and where the files are."""
-    failed = sum(s["counts"]["failed"] + s["counts"]["error"] for s in summary["suites"])
-    total = sum(len(s["expectations"]) for s in summary["suites"])
-    verdict = "passed" if summary["success"] else f"FAILED ({failed} of {total} expectations)"
-    lines = [f"validation {verdict}: dataset {summary['dataset']!r}, stage {summary['stage']!r}"]
-    for suite in summary["suites"]:
+    failed = sum(s["counts"]["failed"] + s["counts"]["error"] for s in summary.suites)
+    total = sum(len(s["expectations"]) for s in summary.suites)
+    verdict = "passed" if summary.success else f"FAILED ({failed} of {total} expectations)"
+    lines = [f"validation {verdict}: dataset {summary.dataset!r}, stage {summary.stage!r}"]
+    for suite in summary.suites:
         state = "ok" if suite["success"] else "FAILED"
         scope = suite.get("scope") or {}
         checked = (f"; GX checked {scope['screened_rows']:,} screened + {scope['sampled_rows']:,} sampled rows"
@@ -204,18 +207,18 @@ def format_report(summary: dict, only_problems: bool = True) -> str:
             lines.extend(f"      {_example_line(dict(row))}" for row in e.get("examples", []))
         for s in suite["skipped"]:
             lines.append(f"  SKIPPED {s['expectation']} on {', '.join(s['columns']) or 'table'}: {s['reason']}")
-    lines.extend(f"note: {note}" for note in summary.get("notes", []))
-    lines.append(f"full results: {summary['results_path']}")
-    if summary.get("data_docs"):
-        lines.append(f"data docs: {summary['data_docs']}")
+    lines.extend(f"note: {note}" for note in summary.notes)
+    lines.append(f"full results: {summary.results_path}")
+    if summary.data_docs:
+        lines.append(f"data docs: {summary.data_docs}")
     return "\n".join(lines)
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: ValidationSummary) -> str:
     """One line per suite for a passing run (the CLI's success output)."""
     parts = []
-    for s in summary["suites"]:
+    for s in summary.suites:
         c = s["counts"]
         extra = ", ".join(f"{c[k]} {k}" for k in ("warning", "skipped") if c[k])
         parts.append(f"{s['suite']} {c['passed']}/{len(s['expectations'])} passed" + (f" ({extra})" if extra else ""))
-    return f"validate {summary['dataset']} {summary['stage']}: " + "; ".join(parts) + f" -> {summary['results_path']}"
+    return f"validate {summary.dataset} {summary.stage}: " + "; ".join(parts) + f" -> {summary.results_path}"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow_support import template_store, tracking_params
 
-from reasoningrec import evaluation, experiment, serving, tracking
+from reasoningrec import evaluation, experiment, serving, serving_requests, tracking
 from reasoningrec.errors import ConfigError
 from reasoningrec.io import read_json, write_parquet
 from reasoningrec.predictions import COLUMNS
@@ -138,7 +138,7 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     example = json.loads((folder / "serving_input_example.json").read_text())["dataframe_split"]
     # The input example is the run's first test row as a request, built from the dataset's files.
     first = predictions[predictions["split"] == "test"].iloc[0]
-    request = serving.load_request(params, "tiny", first["user_id"], first["target_item"])
+    request = serving_requests.load_request(params, "tiny", first["user_id"], first["target_item"])
     assert example["columns"] == ["profile", "history", "target"]
     assert example["data"][0][2] == request["target"] and example["data"][0][0] == request["profile"]
 
@@ -217,7 +217,7 @@ def _test_prompt(params) -> str:
 
 
 def test_build_request_uses_the_test_split_history_and_profile(setup):
-    from reasoningrec.serving import load_request
+    from reasoningrec.serving_requests import load_request
 
     request = load_request(setup, "tiny", "u1", "i0")
     # u1's test sample (s=2): history items i3, i4, i5 with labels 1, 0, 1.

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow_support import build_tiny_adapter, template_store, tracking_params
 
-from reasoningrec import serving, serving_env, tracking
+from reasoningrec import serving, serving_env, serving_requests, tracking
 from reasoningrec.chat import render_chat
 from reasoningrec.models import load_adapter
 from reasoningrec.records.prompt import ItemText, build_prompt
@@ -266,17 +266,17 @@ def test_a_model_logged_from_a_worker_thread_links_to_its_run(adapter_dir, templ
 
 def test_bad_request_rows_name_the_row_and_field(registered):
     loaded = registered[3]
-    with pytest.raises(serving.ServingInputError, match=r"request, row 1, field 'history\[0\]'"):
+    with pytest.raises(serving_requests.ServingInputError, match=r"request, row 1, field 'history\[0\]'"):
         loaded.predict(pd.DataFrame([_request(), {"profile": PROFILE, "history": [{"title": "", "liked": True}],
                                                "target": TARGET}]))
-    with pytest.raises(serving.ServingInputError, match="row 0, field 'target'"):
+    with pytest.raises(serving_requests.ServingInputError, match="row 0, field 'target'"):
         loaded.predict(pd.DataFrame([{"profile": PROFILE}]))
-    with pytest.raises(serving.ServingInputError, match="no rows to score"):
+    with pytest.raises(serving_requests.ServingInputError, match="no rows to score"):
         loaded.predict(pd.DataFrame({"prompt": pd.Series([], dtype=str)}))
-    with pytest.raises(serving.ServingInputError, match="no rows with a column the model reads"):
+    with pytest.raises(serving_requests.ServingInputError, match="no rows with a column the model reads"):
         loaded.predict(pd.DataFrame({"question": ["Will they like it?"]}))
     # The error is MLflow's INVALID_PARAMETER_VALUE too, so the scoring server answers 400.
-    assert issubclass(serving.ServingInputError, mlflow.exceptions.MlflowException)
+    assert issubclass(serving_requests.ServingInputError, mlflow.exceptions.MlflowException)
 
 
 @pytest.fixture(scope="module")

@@ -86,9 +86,9 @@ def test_stages_end_to_end_with_retry_and_cache(work, tmp_path):
     assert descriptions["description"].tolist()[1:] == [
         f"{t} is mild and gentle, but pricey." for t in ["Gel", "Cream", "Lotion", "Balm"]]
     assert descriptions["valid"].all() and set(descriptions["source"]) == {"llm"}
-    assert d["count"] == 5 and d["retried"] == 1 and d["fixed_by_retry"] == 1 and d["invalid"] == 0
-    assert d["first_attempt_problems"]["refusal"] == 1 and d["cache_hits"] == 0
-    assert d["backend"] == "counting" and d["model"] == "counting-1" and d["prompt_tokens"] > 0
+    assert d.count == 5 and d.retried == 1 and d.fixed_by_retry == 1 and d.invalid == 0
+    assert d.first_attempt_problems["refusal"] == 1 and d.cache_hits == 0
+    assert d.backend == "counting" and d.model == "counting-1" and d.prompt_tokens > 0
     assert json.loads((out / "describe.json").read_text())["count"] == 5
 
     p = run_profile(params, "tiny", backend=backend)
@@ -96,7 +96,7 @@ def test_stages_end_to_end_with_retry_and_cache(work, tmp_path):
     assert profiles["user_id"].tolist() == ["u1", "u2", "u3"]
     assert profiles.loc[2, "profile"] == "" and profiles.loc[2, "valid"]  # no profile items: no call
     assert profiles.loc[0, "profile"].startswith("The user likes mild")  # "Profile:" stripped
-    assert p["prompts"] == 2 and p["users_without_profile_items"] == 1
+    assert p.prompts == 2 and p.users_without_profile_items == 1
 
     r = run_reason(params, "tiny", backend=backend)
     reasoning = pd.read_parquet(out / "reasoning.parquet")
@@ -104,14 +104,14 @@ def test_stages_end_to_end_with_retry_and_cache(work, tmp_path):
     assert reasoning["reasoning"].str.startswith("The user enjoys").all()  # prediction line stripped
     disliked = reasoning[reasoning["label"] == 0]
     assert disliked["reasoning"].str.contains("will dislike").all() and len(disliked) == 3
-    assert r["count"] == 9 and r["with_profile"] == 2 and reasoning["label"].dtype == "int8"
+    assert r.count == 9 and r.with_profile == 2 and reasoning["label"].dtype == "int8"
 
     calls = inner.calls
     again = [run_describe(params, "tiny", backend=backend), run_profile(params, "tiny", backend=backend),
              run_reason(params, "tiny", backend=backend)]
     assert inner.calls == calls  # a rerun is served entirely from the cache
-    assert [s["backend_generations"] for s in again] == [0, 0, 0]
-    assert again[0]["cache_hits"] == 6  # 5 prompts + the one retry
+    assert [s.backend_generations for s in again] == [0, 0, 0]
+    assert again[0].cache_hits == 6  # 5 prompts + the one retry
     assert pd.read_parquet(out / "reasoning.parquet").equals(reasoning)
 
 
@@ -144,11 +144,11 @@ def test_stages_with_the_tiny_real_model(work, tiny_model_dir):
     })
     first = run_describe(params, "tiny", limit=2)
     frame = pd.read_parquet(out / "descriptions.parquet")
-    assert len(frame) == 2 and first["model"] == str(model) and first["backend"] == "hf"
+    assert len(frame) == 2 and first.model == str(model) and first.backend == "hf"
     # Random weights write gibberish cut at 8 tokens: the guards must say so, not keep it silently.
-    assert first["invalid"] == int((~frame["valid"]).sum()) and first["backend_generations"] >= 2
+    assert first.invalid == int((~frame["valid"]).sum()) and first.backend_generations >= 2
     second = run_describe(params, "tiny", limit=2)
-    assert second["backend_generations"] == 0 and second["cache_hits"] == second["generations"]
+    assert second.backend_generations == 0 and second.cache_hits == second.generations
     assert pd.read_parquet(out / "descriptions.parquet").equals(frame)
 
 

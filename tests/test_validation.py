@@ -10,8 +10,9 @@ import pytest
 from conftest import data_file
 
 from reasoningrec.config import parse_params
+from reasoningrec.data.ingest import IngestSummary
 from reasoningrec.errors import ConfigError, ValidationFailed
-from reasoningrec.io import read_json, write_json
+from reasoningrec.io import read_json
 from reasoningrec.validation import (
     SAMPLE_CHECK_COLUMNS,
     Check,
@@ -78,7 +79,14 @@ def write_dataset(out, inter, samples=None, time_source="timestamp"):
     inter.to_parquet(out / "interactions.parquet", index=False)
     if samples is not None:
         samples.to_parquet(out / "samples.parquet", index=False)
-    write_json(out / "ingest.json", {"time_source": time_source})
+    IngestSummary(
+        dataset="toy", source="table", rows=len(inter), users=inter["user_id"].nunique(),
+        items=inter["item_id"].nunique(), item_rows=inter["item_id"].nunique(), items_with_metadata_title=0,
+        rating_histogram={f"{k:g}": int(n) for k, n in inter["rating"].value_counts().sort_index().items()},
+        reviews=0, timestamp_range=[int(inter["timestamp"].min()), int(inter["timestamp"].max())],
+        time_source=time_source, ids_stripped={"user_id": 0, "item_id": 0}, ids_merged={"user_id": 0, "item_id": 0},
+        declared_counts=[], source_files=[], notes=[],
+    ).write(out / "ingest.json")
 
 
 def problems(out, stage) -> dict:
@@ -178,9 +186,9 @@ def test_good_toy_dataset_passes_both_stages_quietly(tmp_path, capfd):
     capfd.readouterr()
     for stage in ("interactions", "samples"):
         summary = run_validation(params, "toy", stage)
-        assert summary["success"], summary
+        assert summary.success, summary
         assert (tmp_path / "toy" / "validation" / f"validate_{stage}.json").is_file()
-        assert summary["data_docs"] is None
+        assert summary.data_docs is None
     assert capfd.readouterr() == ("", "")  # no GX progress bars or log lines
 
 
@@ -223,9 +231,9 @@ def test_file_order_timestamps_skip_the_plausibility_check(tmp_path):
     inter["timestamp"] = range(len(inter))  # ordinal, as for ML-1M without timestamps
     write_dataset(tmp_path / "toy", inter, time_source="file_order")
     summary = run_validation(params, "toy", "interactions")
-    [skipped] = summary["suites"][0]["skipped"]
+    [skipped] = summary.suites[0]["skipped"]
     assert skipped["columns"] == ["timestamp"] and "file_order" in skipped["reason"]
-    assert any("file order" in note for note in summary["notes"])
+    assert any("file order" in note for note in summary.notes)
 
 
 @pytest.mark.parametrize("drop", [True, False])
@@ -235,11 +243,11 @@ def test_duplicates_only_warn_for_datasets_that_allow_them(tmp_path, drop):
     write_dataset(tmp_path / "toy", _corrupt(inter, "duplicated row"),
                   build_samples(_corrupt(inter, "duplicated row") if not drop else inter, HISTORY, PROFILE, THRESHOLD))
     summary = run_validation(params, "toy", "interactions")
-    [warned] = [e for e in summary["suites"][0]["expectations"] if e["status"] == "warning"]
+    [warned] = [e for e in summary.suites[0]["expectations"] if e["status"] == "warning"]
     assert warned["expectation"] == "expect_compound_columns_to_be_unique"
     assert warned["unexpected_count"] == 2
     # The repeat is u3's last item: with drop=False the test target is its second occurrence.
-    assert run_validation(params, "toy", "samples")["success"]
+    assert run_validation(params, "toy", "samples").success
 
 
 def test_repeated_key_targets_take_successive_occurrences():
@@ -355,9 +363,9 @@ def test_real_ml100k_passes_every_suite(tmp_path):
         write_dataset(out, raw, build_samples(raw, 10, params.prepare.profile_items, params.prepare.like_threshold))
     for stage in ("interactions", "samples"):
         summary = run_validation(params, "ml100k", stage)
-        assert summary["success"], summary
-        assert all(s["counts"]["skipped"] == 0 for s in summary["suites"])  # iterative: items checked too
-    samples = summary["suites"][0]
+        assert summary.success, summary
+        assert all(s["counts"]["skipped"] == 0 for s in summary.suites)  # iterative: items checked too
+    samples = summary.suites[0]
     assert samples["suite"] == "samples" and samples["rows"] == len(pd.read_parquet(out / "samples.parquet")) > 2000
     docs = out / "validation" / "data_docs_samples"
     assert (docs / "index.html").is_file()
@@ -376,10 +384,10 @@ def test_real_paper_beauty_with_kept_duplicates_passes(shared_data, params, tmp_
     run_ingest(params, "beauty", tmp_path)
     run_prepare(params, "beauty", tmp_path)
     inter = run_validation(params, "beauty", "interactions", tmp_path)
-    [warned] = [e for e in inter["suites"][0]["expectations"] if e["status"] != "passed"]
+    [warned] = [e for e in inter.suites[0]["expectations"] if e["status"] != "passed"]
     assert warned["status"] == "warning" and warned["unexpected_count"] > 1000  # 1,110 rows repeat a key
     samples = run_validation(params, "beauty", "samples", tmp_path)
-    assert samples["success"] and samples["suites"][0]["counts"]["passed"] == len(samples["suites"][0]["expectations"])
+    assert samples.success and samples.suites[0]["counts"]["passed"] == len(samples.suites[0]["expectations"])
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -455,4 +463,4 @@ def test_real_amazon_beauty_with_dropped_repeats_passes(shared_data, params, tmp
     run_ingest(params, "amazon2018-beauty", tmp_path)
     run_prepare(params, "amazon2018-beauty", tmp_path)
     summary = run_validation(params, "amazon2018-beauty", "samples", tmp_path)
-    assert summary["success"] and "1,108 repeated" in summary["notes"][0]
+    assert summary.success and "1,108 repeated" in summary.notes[0]

@@ -57,12 +57,12 @@ def test_every_run_stays_browsable_with_its_name_and_asset_and_no_network(shared
     run_ingest(params, "fashion", tmp_path)
     summaries = [run_validation(params, "fashion", "interactions", tmp_path) for _ in range(3)]
     site = tmp_path / "validation" / "data_docs_interactions"
-    assert all(s["data_docs"] == str(site / "index.html") for s in summaries)
-    assert all(re.fullmatch(r"fashion-interactions-\d{8}T\d{6}Z", s["data_docs_run"]) for s in summaries)
+    assert all(s.data_docs == str(site / "index.html") for s in summaries)
+    assert all(re.fullmatch(r"fashion-interactions-\d{8}T\d{6}Z", s.data_docs_run) for s in summaries)
 
     rows = index_rows(site)
     assert len(rows) == 3 * 2  # three runs, two suites each (interactions, kcore), newest first
-    assert {r["run_name"] for r in rows} == {s["data_docs_run"] for s in summaries}
+    assert {r["run_name"] for r in rows} == {s.data_docs_run for s in summaries}
     assert [r["run_time"] for r in rows] == sorted((r["run_time"] for r in rows), reverse=True)
     assert {r["asset_name"] for r in rows} == {"fashion/interactions.parquet",
                                                "fashion/interactions.parquet (k-core counts)"}
@@ -79,5 +79,5 @@ def test_every_run_stays_browsable_with_its_name_and_asset_and_no_network(shared
     latest = run_validation(params, "fashion", "interactions", tmp_path)
     rows = index_rows(site)
     assert len(rows) == 2 * 2 and len(list(site.glob("validations/*/*/*/*.html"))) == 4
-    assert latest["data_docs_run"] in {r["run_name"] for r in rows}
+    assert latest.data_docs_run in {r["run_name"] for r in rows}
     assert len(list((tmp_path / "validation" / "gx_results_interactions").glob("*/*/*/*.json"))) == 4

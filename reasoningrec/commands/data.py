@@ -22,11 +22,11 @@ from reasoningrec.app import (
 def ingest(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
            allow_stale: AllowStaleOption = False) -> None:
     """Read a dataset's raw files into interactions.parquet + items.parquet (+ ingest.json)."""
-    s = run_stage(params_from(params, set_), dataset, "ingest", force=force, allow_stale=allow_stale).summary
-    typer.echo(
-        f"ingest {dataset}: {s['rows']:,} ratings, {s['users']:,} users, {s['items']:,} items "
-        f"(time: {s['time_source']})"
-    )
+    from reasoningrec.data.ingest import IngestSummary
+
+    outcome = run_stage(params_from(params, set_), dataset, "ingest", force=force, allow_stale=allow_stale)
+    s = outcome.summary_as(IngestSummary)
+    typer.echo(f"ingest {dataset}: {s.rows:,} ratings, {s.users:,} users, {s.items:,} items (time: {s.time_source})")
 
 
 @app.command()
@@ -43,12 +43,15 @@ def prepare(
 ) -> None:
     """Duplicates, k-core, chronological train/valid/test samples and sampled reviews."""
     sets = [*(set_ or []), *([f"prepare.max_users={max_users}"] if max_users is not None else [])]
-    s = run_stage(params_from(params, sets), dataset, "prepare", force=force, allow_stale=allow_stale).summary
-    n = s["samples"]
+    from reasoningrec.data.prepare import PrepareSummary
+
+    outcome = run_stage(params_from(params, sets), dataset, "prepare", force=force, allow_stale=allow_stale)
+    s = outcome.summary_as(PrepareSummary)
+    n = s.samples
     typer.echo(
-        f"prepare {dataset}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "
+        f"prepare {dataset}: {s.users:,} users, {s.items:,} items, {s.interactions:,} interactions, "
         f"samples train/valid/test {n['train']}/{n['valid']}/{n['test']}, "
-        f"{s['positives_share']:.1%} likes"
+        f"{s.positives_share:.1%} likes"
     )
 
 
@@ -62,4 +65,4 @@ def download(
     from reasoningrec.data.download import run_download
 
     s = run_download(params_from(params), dataset, force=force)
-    typer.echo(f"download {dataset}: {s['status']} -> {s['path']}")
+    typer.echo(f"download {dataset}: {s.status} -> {s.path}")

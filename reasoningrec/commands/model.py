@@ -30,12 +30,15 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Training seed.")]
 def records(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
             allow_stale: AllowStaleOption = False) -> None:
     """Build prompt/completion records (K-shot train, validation, test) -> records.parquet + records.json."""
-    s = run_stage(params_from(params, set_), dataset, "records", force=force, allow_stale=allow_stale).summary
-    splits = ", ".join(f"{k} {v['records']} ({v['likes']} likes)" for k, v in s["splits"].items())
-    shortened = sum(s["shortened"].values())
+    from reasoningrec.records.stage import RecordsSummary
+
+    outcome = run_stage(params_from(params, set_), dataset, "records", force=force, allow_stale=allow_stale)
+    s = outcome.summary_as(RecordsSummary)
+    splits = ", ".join(f"{k} {v['records']} ({v['likes']} likes)" for k, v in s.splits.items())
     typer.echo(
-        f"records {dataset}: variants {', '.join(s['variants'])}; {splits}; "
-        f"{shortened} prompts shortened, {sum(s['overlong'].values())} over max_length; max {s['max_tokens']} tokens"
+        f"records {dataset}: variants {', '.join(s.variants)}; {splits}; "
+        f"{sum(s.shortened.values())} prompts shortened, {sum(s.overlong.values())} over max_length; "
+        f"max {s.max_tokens} tokens"
     )
 
 

@@ -121,13 +121,13 @@ def explain(
 
     import pandas as pd
 
-    from reasoningrec import serving, tracking
+    from reasoningrec import serving_requests, tracking
     from reasoningrec.errors import DataError
     from reasoningrec.explanations.served import served_evidence
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the answer readable
     settings = params_from(params)
-    request = serving.load_request(settings, dataset, user, item)
+    request = serving_requests.load_request(settings, dataset, user, item)
     model = tracking.load_model(settings, dataset)
     run_params = {"explain": True}
     if max_new_tokens:

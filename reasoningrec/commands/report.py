@@ -39,7 +39,9 @@ def baselines(
     sets = [*(set_ or []), *([f"baselines.seeds={chosen}"] if chosen is not None else [])]
     outcome = run_stage(params_from(params, sets), dataset, "baselines", force=force, allow_stale=allow_stale,
                         extra={"command": invocation()})
-    for method, entry in outcome.summary["methods"].items():
+    from reasoningrec.baselines import BaselinesSummary
+
+    for method, entry in outcome.summary_as(BaselinesSummary).methods.items():
         runs = entry["seeds"].values()
         valid = ", ".join(f"{r['valid_auc']:.3f}" for r in runs if "valid_auc" in r)
         typer.echo(
@@ -84,7 +86,9 @@ def report(
 def compare(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
             allow_stale: AllowStaleOption = False) -> None:
     """Test AUC against K for the runs of the dataset's plan (compare/auc_vs_k.png + compare.json)."""
-    s = run_stage(params_from(params, set_), dataset, "compare", force=force, allow_stale=allow_stale).summary
-    for cell, values in s["cells"].items():
-        auc = values["test_auc"]
-        typer.echo(f"{dataset} {cell}: test AUC {'n/a' if auc is None else f'{auc:.3f}'} over {values['seeds']} seed(s)")
+    from reasoningrec.report.compare import CompareSummary
+
+    outcome = run_stage(params_from(params, set_), dataset, "compare", force=force, allow_stale=allow_stale)
+    for name, cell in outcome.summary_as(CompareSummary).cells.items():
+        auc = cell.test_auc
+        typer.echo(f"{dataset} {name}: test AUC {'n/a' if auc is None else f'{auc:.3f}'} over {cell.seeds} seed(s)")

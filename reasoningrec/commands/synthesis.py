@@ -23,6 +23,7 @@ from reasoningrec.app import (
 
 
 def _report(stage: str, dataset: str, s: dict) -> None:
+    # The record's JSON, not a SynthesisSummary: a sharded run records the shards' merged summary.
     rate = f", {s['tokens_per_s']} tok/s" if s.get("tokens_per_s") else ""
     problems = ", ".join(f"{k} {v}" for k, v in s["problems"].items() if v) or "none"
     typer.echo(
@@ -68,13 +69,16 @@ def reason(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOpti
 def import_texts(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None,
                  force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
     """Import the paper authors' descriptions, profiles and reasoning instead of generating them."""
-    s = run_stage(params_from(params, set_), dataset, "import_texts", force=force, allow_stale=allow_stale).summary
+    from reasoningrec.importer.stage import ImportSummary
+
+    outcome = run_stage(params_from(params, set_), dataset, "import_texts", force=force, allow_stale=allow_stale)
+    s = outcome.summary_as(ImportSummary)
     parts = []
-    if "descriptions" in s:
-        parts.append(f"{s['descriptions']['count']:,} descriptions")
-    if "profiles" in s:
-        parts.append(f"{s['profiles']['imported']:,} profiles")
-    for split, r in s.get("reasoning", {}).items():
+    if s.descriptions is not None:
+        parts.append(f"{s.descriptions['count']:,} descriptions")
+    if s.profiles is not None:
+        parts.append(f"{s.profiles['imported']:,} profiles")
+    for split, r in (s.reasoning or {}).items():
         parts.append(f"{split} {r['matched']}/{r['records']} records matched ({r['invalid']} flagged)")
     typer.echo(f"import-texts {dataset}: " + ", ".join(parts or ["nothing to import"]))
 
@@ -83,5 +87,8 @@ def import_texts(dataset: DatasetOption, params: ParamsOption = None, set_: SetO
 def vocabulary(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None,
                force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
     """Extract the feature vocabulary of the item texts (feature_vocabulary.json, for explanation metrics)."""
-    s = run_stage(params_from(params, set_), dataset, "vocabulary", force=force, allow_stale=allow_stale).summary
-    typer.echo(f"vocabulary {dataset}: {s['features']:,} features from {s['items']:,} items (digest {s['digest'][:12]})")
+    from reasoningrec.explanations.features import VocabularySummary
+
+    outcome = run_stage(params_from(params, set_), dataset, "vocabulary", force=force, allow_stale=allow_stale)
+    s = outcome.summary_as(VocabularySummary)
+    typer.echo(f"vocabulary {dataset}: {s.features:,} features from {s.items:,} items (digest {s.digest[:12]})")

@@ -37,6 +37,7 @@ def validate(
     from reasoningrec.app import run_stage
     from reasoningrec.errors import ValidationFailed
     from reasoningrec.validation_report import format_summary
+    from reasoningrec.validation_summary import ValidationSummary
 
     settings = params_from(params, set_)
     stages = list(STAGES) if stage == "all" else [stage]
@@ -47,7 +48,7 @@ def validate(
     for name in stages:
         try:
             outcome = run_stage(settings, dataset, STAGES[name], force=force, allow_stale=allow_stale)
-            typer.echo(format_summary(outcome.summary))
+            typer.echo(format_summary(outcome.summary_as(ValidationSummary)))
         except ValidationFailed as exc:
             failures.append(str(exc))
     if failures:

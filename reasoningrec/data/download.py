@@ -19,6 +19,7 @@ from pathlib import Path
 from reasoningrec.config import DATA_DIR_ENV
 from reasoningrec.errors import ConfigError, DataError
 from reasoningrec.io import file_sha256
+from reasoningrec.summary import Summary
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 AMAZON_2018 = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/categoryFilesSmall"
@@ -143,7 +144,17 @@ def _extract(archive: Path, target: Path, asset: Asset) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def run_download(params, dataset: str, *, force: bool = False, assets: list[Asset] | None = None) -> dict:
+class DownloadSummary(Summary):
+    """What :func:`run_download` did: ``status`` is ``downloaded`` or ``already present``; ``files``
+    the targets fetched now."""
+
+    dataset: str
+    status: str
+    path: str
+    files: list[str]
+
+
+def run_download(params, dataset: str, *, force: bool = False, assets: list[Asset] | None = None) -> DownloadSummary:
     """Fetch every asset of ``dataset`` that is missing (all of them with ``force``)."""
     assets = plan(params.dataset(dataset)) if assets is None else assets
     data_dir = params.data_dir
@@ -152,9 +163,9 @@ def run_download(params, dataset: str, *, force: bool = False, assets: list[Asse
         if (data_dir / asset.target).exists() and not force:
             continue
         fetched.append(str(fetch(asset, data_dir)))
-    return {
-        "dataset": dataset,
-        "status": "downloaded" if fetched else "already present",
-        "path": str(data_dir / params.dataset(dataset).path),
-        "files": fetched,
-    }
+    return DownloadSummary(
+        dataset=dataset,
+        status="downloaded" if fetched else "already present",
+        path=str(data_dir / params.dataset(dataset).path),
+        files=fetched,
+    )

@@ -8,6 +8,7 @@ runs before the first output replaces an old one: a failed ingest writes nothing
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,9 +19,31 @@ from reasoningrec.data.contract import WRITE_SCHEMA, Totals, check_chunk
 from reasoningrec.data.readers import rating_range
 from reasoningrec.data.schema import items_frame, write_contract_table
 from reasoningrec.errors import ConfigError, DataError
-from reasoningrec.io import atomic_path, file_sha256, remove_stale_temps, write_json, write_parquet
+from reasoningrec.io import atomic_path, file_sha256, remove_stale_temps, write_parquet
+from reasoningrec.summary import Summary
 
 OUTPUTS = ("interactions.parquet", "items.parquet", "users.parquet", "ingest.json")
+
+
+class IngestSummary(Summary):
+    """``ingest.json``: what was read (counts, ratings, time range, id fixes) and from which files."""
+
+    dataset: str
+    source: str
+    rows: int
+    users: int
+    items: int
+    item_rows: int
+    items_with_metadata_title: int
+    rating_histogram: dict[str, int]
+    reviews: int
+    timestamp_range: list[int | None]
+    time_source: str
+    ids_stripped: dict[str, int]
+    ids_merged: dict[str, int]
+    declared_counts: list[str]
+    source_files: list[dict[str, Any]]  # path, bytes, sha256 and the text facts of each raw file
+    notes: list[str]
 
 
 def raw_path(params, dataset: str) -> Path:
@@ -78,7 +101,7 @@ def complete_items(data, rated: pa.Array) -> tuple[pd.DataFrame, int]:
     return pd.concat([items, extra], ignore_index=True) if len(items) else extra, len(missing)
 
 
-def run_ingest(params, dataset: str, out_dir: Path | None = None) -> dict:
+def run_ingest(params, dataset: str, out_dir: Path | None = None) -> IngestSummary:
     """Read one dataset's raw files, check them against the contract, write the outputs and the summary."""
     import pyarrow.parquet as pq
 
@@ -118,28 +141,28 @@ def run_ingest(params, dataset: str, out_dir: Path | None = None) -> dict:
         if totals.stripped[column]:
             notes.append(f"{totals.stripped[column]:,} {column} values had surrounding whitespace, stripped; "
                          f"{totals.merged(column):,} distinct ids merged with another as a result")
-    summary = {
-        "dataset": dataset,
-        "source": config.source,
-        "rows": totals.rows,
-        "users": len(totals.distinct("user_id")),
-        "items": len(totals.distinct("item_id")),
-        "item_rows": int(len(items)),
-        "items_with_metadata_title": int((items["title"] != items["item_id"]).sum()),
-        "rating_histogram": totals.histogram(),
-        "reviews": totals.reviews,
-        "timestamp_range": [totals.time_min, totals.time_max],
-        "time_source": data.time_source,
-        "ids_stripped": dict(totals.stripped),
-        "ids_merged": {column: totals.merged(column) for column in ("user_id", "item_id")},
-        "declared_counts": declared,
-        "source_files": [_source_file(p, data.text_facts.get(str(p))) for p in data.files],
-        "notes": notes,
-    }
+    summary = IngestSummary(
+        dataset=dataset,
+        source=config.source,
+        rows=totals.rows,
+        users=len(totals.distinct("user_id")),
+        items=len(totals.distinct("item_id")),
+        item_rows=int(len(items)),
+        items_with_metadata_title=int((items["title"] != items["item_id"]).sum()),
+        rating_histogram=totals.histogram(),
+        reviews=totals.reviews,
+        timestamp_range=[totals.time_min, totals.time_max],
+        time_source=data.time_source,
+        ids_stripped=dict(totals.stripped),
+        ids_merged={column: totals.merged(column) for column in ("user_id", "item_id")},
+        declared_counts=declared,
+        source_files=[_source_file(p, data.text_facts.get(str(p))) for p in data.files],
+        notes=notes,
+    )
     write_contract_table(out / "items.parquet", items, "items")
     for name, frame in data.extra_tables.items():
         write_parquet(out / f"{name}.parquet", frame)
-    write_json(out / "ingest.json", summary)
+    summary.write(out / "ingest.json")
     return summary
 
 

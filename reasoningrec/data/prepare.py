@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,9 +21,32 @@ from reasoningrec.data.population import paper_population, read_authors_records,
 from reasoningrec.data.reviews import item_reviews
 from reasoningrec.data.split import lexicographic_rank, samples_from_arrays
 from reasoningrec.errors import DataError
-from reasoningrec.io import atomic_path, remove_stale_temps, write_json, write_parquet
+from reasoningrec.io import atomic_path, remove_stale_temps, write_parquet
+from reasoningrec.summary import Summary
 
 OUTPUTS = ("samples.parquet", "item_reviews.parquet", "prepare.json")
+
+
+class PrepareSummary(Summary):
+    """``prepare.json``: what the filters kept and dropped, the samples per split, the settings used."""
+
+    dataset: str
+    users: int
+    items: int
+    interactions: int
+    positives_share: float
+    samples: dict[str, int]  # per split
+    users_with_profile_items: int
+    users_dropped: dict[str, int]  # kcore, max_users, fewer_than_3_items
+    duplicates_dropped: int
+    drop_duplicates: bool
+    kcore: dict[str, int | str]  # k, mode, rows_dropped, items_dropped
+    history_len: int
+    profile_items: int
+    like_threshold: float
+    max_users: int | None
+    population: dict[str, Any]  # name ("all" or "paper"), and for "paper" its source and matching counts
+    items_with_reviews: int
 
 
 @dataclass
@@ -134,7 +158,7 @@ def prepare_frames(data: Interactions, params, dataset: str, max_users: int | No
     return samples, kept, summary
 
 
-def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: int | None = None) -> dict:
+def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: int | None = None) -> PrepareSummary:
     """Read ``interactions.parquet`` from the dataset's folder, write samples, reviews and the summary."""
     import pyarrow.parquet as pq
 
@@ -151,9 +175,9 @@ def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: in
     rows = np.flatnonzero(kept.mask)
     reviews = item_reviews(source, rows, data.items[rows], data.rating[rows], data.item_ids,
                            settings.reviews_per_item, settings.review_words, settings.seed)
-    summary["items_with_reviews"] = int((reviews["reviews"].map(len) > 0).sum())
+    summary = PrepareSummary(**summary, items_with_reviews=int((reviews["reviews"].map(len) > 0).sum()))
     with atomic_path(out / "samples.parquet") as tmp:
         pq.write_table(samples, tmp)
     write_parquet(out / "item_reviews.parquet", reviews)
-    write_json(out / "prepare.json", summary)
+    summary.write(out / "prepare.json")
     return summary

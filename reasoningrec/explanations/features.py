@@ -45,6 +45,7 @@ import pandas as pd
 
 from reasoningrec.config import VocabularyConfig
 from reasoningrec.errors import DataError
+from reasoningrec.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -338,15 +339,23 @@ def read_vocabulary(path: str | Path, settings: VocabularyConfig | None = None) 
     )
 
 
-def run_vocabulary(params, dataset: str, out_dir: str | Path | None = None) -> dict:
+class VocabularySummary(Summary):
+    """``vocabulary.json``: the size of a dataset's feature vocabulary and its content digest."""
+
+    dataset: str
+    features: int
+    items: int
+    digest: str
+    method_version: int
+
+
+def run_vocabulary(params, dataset: str, out_dir: str | Path | None = None) -> VocabularySummary:
     """The vocabulary stage: ``feature_vocabulary.json`` of a dataset's work folder, and its summary
     ``vocabulary.json`` (features, items, the content digest)."""
-    from reasoningrec.io import write_json
-
     work = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     vocabulary = vocabulary_from_work_dir(work, params.explanations.vocabulary)
     write_vocabulary(work / VOCABULARY_FILE, vocabulary)
-    summary = {"dataset": dataset, "features": len(vocabulary), "items": vocabulary.documents,
-               "digest": vocabulary.digest, "method_version": vocabulary.method_version}
-    write_json(work / "vocabulary.json", summary)
+    summary = VocabularySummary(dataset=dataset, features=len(vocabulary), items=vocabulary.documents,
+                                digest=vocabulary.digest, method_version=vocabulary.method_version)
+    summary.write(work / "vocabulary.json")
     return summary

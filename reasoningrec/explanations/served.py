@@ -1,7 +1,7 @@
 """The evidence of one served explanation: which history items and features it cites, which it invents.
 
 ``reasoningrec explain`` asks the champion about a user and *any* item; the prompt it sends is the
-user's test-split history and profile with that item as target (:func:`reasoningrec.serving.load_request`).
+user's test-split history and profile with that item as target (:func:`reasoningrec.serving_requests.load_request`).
 :func:`served_evidence` checks the explanation against exactly that prompt, with the same rules and
 feature vocabulary as the run metrics (:func:`~reasoningrec.explanations.quality.explanation_metrics`).
 """

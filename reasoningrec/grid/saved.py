@@ -93,9 +93,9 @@ def _log_job(params: Params, job: Job) -> dict[str, Any] | None:
     folder = run_dir(params, job.dataset, job.method, job.k_shots, job.seed)
     if ExperimentSummary.read(folder / "metrics.json").run_id:
         return None
-    summary = log_saved_run(params, folder).to_json()
-    _amend(params, job, summary)
-    return {"run_ids": [summary["run_id"]], "unregistered": summary.get("unregistered")}
+    summary = log_saved_run(params, folder)
+    _amend(params, job, summary.to_json())
+    return {"run_ids": [summary.run_id], "unregistered": summary.unregistered}
 
 
 def _log_baselines(params: Params, job: Job) -> dict[str, Any] | None:
@@ -105,9 +105,9 @@ def _log_baselines(params: Params, job: Job) -> dict[str, Any] | None:
     runs = [run for entry in BaselinesSummary.read(path).methods.values() for run in entry.get("seeds", {}).values()]
     if all(run.get("run_id") for run in runs):
         return None
-    summary = log_saved_baselines(params, job.dataset).to_json()
-    _amend(params, job, summary)
-    ids = [run["run_id"] for entry in summary["methods"].values() for run in entry["seeds"].values()]
+    summary = log_saved_baselines(params, job.dataset)
+    _amend(params, job, summary.to_json())
+    ids = [run["run_id"] for entry in summary.methods.values() for run in entry["seeds"].values()]
     return {"run_ids": ids}
 
 

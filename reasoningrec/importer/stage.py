@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,7 +32,8 @@ from reasoningrec.importer.frames import (
 )
 from reasoningrec.importer.match import match_records, user_rank
 from reasoningrec.importer.sft import parse_record
-from reasoningrec.io import write_json, write_parquet
+from reasoningrec.io import write_parquet
+from reasoningrec.summary import Summary
 from reasoningrec.synthesis.guards import count_problems
 
 log = logging.getLogger(__name__)
@@ -88,12 +90,28 @@ def import_reasoning(
     return pd.concat(frames, ignore_index=True), summary
 
 
-def run_import(params, dataset: str, out_dir: Path | None = None) -> dict:
+class ImportSummary(Summary):
+    """``import.json``: the tables written and, for each one the authors' files provide, its counts
+    (absent from the JSON when that file is not there)."""
+
+    dataset: str
+    texts_dir: str
+    source: str
+    model: str
+    written: list[str] = []
+    descriptions: dict[str, Any] | None = None  # text_summary of descriptions.parquet
+    profiles: dict[str, Any] | None = None  # text_summary of profiles.parquet, plus the matching counts
+    reasoning: dict[str, Any] | None = None  # per split: records read, matched, disagreements (import_reasoning)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def run_import(params, dataset: str, out_dir: Path | None = None) -> ImportSummary:
     """Import a dataset's pre-generated descriptions, profiles and reasoning; write them + import.json."""
     folder = texts_dir(params, dataset)
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
-    summary: dict = {"dataset": dataset, "texts_dir": str(folder), "source": SOURCE, "model": IMPORTED_MODEL,
-                     "written": []}
+    summary = ImportSummary(dataset=dataset, texts_dir=str(folder), source=SOURCE, model=IMPORTED_MODEL)
 
     items_path = folder / ITEM_FILE
     items_info = read_json_map(items_path) if items_path.exists() else {}
@@ -110,8 +128,8 @@ def run_import(params, dataset: str, out_dir: Path | None = None) -> dict:
         descriptions = None
     if descriptions is not None:
         write_parquet(out_dir / "descriptions.parquet", descriptions)
-        summary["descriptions"] = text_summary(descriptions, "description", "item_id")
-        summary["written"].append("descriptions.parquet")
+        summary.descriptions = text_summary(descriptions, "description", "item_id")
+        summary.written.append("descriptions.parquet")
 
     samples_path = out_dir / "samples.parquet"
     samples = pd.read_parquet(samples_path) if samples_path.exists() else None
@@ -123,26 +141,27 @@ def run_import(params, dataset: str, out_dir: Path | None = None) -> dict:
             users = sorted(samples["user_id"].astype(str).unique(), key=user_rank(samples["user_id"].astype(str)).get)
         frame = profiles_frame(profiles, users)
         write_parquet(out_dir / "profiles.parquet", frame)
-        summary["profiles"] = text_summary(frame, "profile", "user_id")
-        summary["profiles"]["imported"] = len(profiles)
-        summary["profiles"]["users_without_profile"] = int((frame["profile"] == "").sum())
+        counts = text_summary(frame, "profile", "user_id")
+        counts["imported"] = len(profiles)
+        counts["users_without_profile"] = int((frame["profile"] == "").sum())
         if samples is not None:
             has_items = samples.groupby(samples["user_id"].astype(str))["profile_items"].apply(
                 lambda s: any(len(x) for x in s))
-            summary["profiles"]["profile_items_but_no_text"] = int(
+            counts["profile_items_but_no_text"] = int(
                 sum(bool(has_items.get(u, False)) for u in frame.loc[frame["profile"] == "", "user_id"]))
-            summary["profiles"]["imported_users_not_in_samples"] = len(set(profiles) - set(frame["user_id"]))
-        summary["written"].append("profiles.parquet")
+            counts["imported_users_not_in_samples"] = len(set(profiles) - set(frame["user_id"]))
+        summary.profiles = counts
+        summary.written.append("profiles.parquet")
 
     if any((folder / SFT_FILE.format(split=s)).exists() for s in SPLITS):
         if samples is None:
             raise DataError(samples_path, "needed to match reasoning records to users: run `reasoningrec prepare` first")
         _require_columns(samples, samples_path)
-        reasoning, summary["reasoning"] = import_reasoning(folder, samples, _titles(folder, items_info, out_dir), profiles)
+        reasoning, summary.reasoning = import_reasoning(folder, samples, _titles(folder, items_info, out_dir), profiles)
         write_parquet(out_dir / "reasoning.parquet", reasoning)
-        summary["written"].append("reasoning.parquet")
-    write_json(out_dir / "import.json", summary)
-    log.info("imported %s from %s into %s", ", ".join(summary["written"]) or "nothing", folder, out_dir)
+        summary.written.append("reasoning.parquet")
+    summary.write(out_dir / "import.json")
+    log.info("imported %s from %s into %s", ", ".join(summary.written) or "nothing", folder, out_dir)
     return summary
 
 

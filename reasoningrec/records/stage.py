@@ -11,6 +11,28 @@ from reasoningrec.errors import DataError
 from reasoningrec.models import load_tokenizer
 from reasoningrec.records.assemble import build_records
 from reasoningrec.records.prompt import variant_spec
+from reasoningrec.summary import Summary
+
+
+class RecordsSummary(Summary):
+    """``records.json``: records per split and K-shot set (with their likes, of one variant), prompts
+    shortened or still over-long per variant, the tokenizer and settings they were built with."""
+
+    variants: list[str]
+    splits: dict[str, dict[str, int]]  # split -> records, likes
+    k_shots: dict[str, dict[str, int]]  # K -> records, likes (train)
+    shortened: dict[str, int]  # per variant
+    overlong: dict[str, int]  # per variant
+    max_tokens: int
+    excluded_without_reasoning: int
+    test_without_reference: int
+    rows: int
+    reasoning_flagged_invalid: int
+    dataset: str
+    tokenizer: str
+    base_model: str
+    max_length: int
+    seed: int
 
 
 def _read(path: Path, required: bool, columns: Sequence[str]) -> pd.DataFrame | None:
@@ -25,13 +47,13 @@ def _read(path: Path, required: bool, columns: Sequence[str]) -> pd.DataFrame | 
     return frame
 
 
-def run_records(params, dataset: str, out_dir: str | Path | None = None, *, tokenizer=None) -> dict:
+def run_records(params, dataset: str, out_dir: str | Path | None = None, *, tokenizer=None) -> RecordsSummary:
     """Build ``records.parquet`` + ``records.json`` for one dataset from its work folder.
 
     Reads samples, items, and (where the configured variants need them) descriptions, profiles and
     reasoning. Returns the summary written to ``records.json``.
     """
-    from reasoningrec.io import write_json, write_parquet
+    from reasoningrec.io import write_parquet
 
     cfg = params.records
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
@@ -51,7 +73,8 @@ def run_records(params, dataset: str, out_dir: str | Path | None = None, *, toke
         samples, items, tokenizer=tokenizer, domain=params.dataset(dataset).domain, variants=cfg.variants,
         k_shots=cfg.k_shots, valid_size=cfg.valid_size, max_length=cfg.max_length, seed=cfg.seed, **inputs,
     )
-    summary.update(
+    summary = RecordsSummary(
+        **summary,
         dataset=dataset,
         tokenizer=getattr(tokenizer, "name_or_path", ""),
         base_model=params.train.base_model,
@@ -59,7 +82,7 @@ def run_records(params, dataset: str, out_dir: str | Path | None = None, *, toke
         seed=cfg.seed,
     )
     write_parquet(out_dir / "records.parquet", records)
-    write_json(out_dir / "records.json", summary)
+    summary.write(out_dir / "records.json")
     return summary
 
 

@@ -15,10 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from reasoningrec.errors import DataError
-from reasoningrec.io import write_json, write_parquet
+from reasoningrec.io import write_parquet
 from reasoningrec.synthesis.generate import Outcome, Stats, failure_examples, generate_guarded
 from reasoningrec.synthesis.guards import count_problems
 from reasoningrec.synthesis.prompting import ItemText, Prompt, describe_prompt, profile_prompt, reason_prompt
+from reasoningrec.synthesis.summary import (
+    SUMMARIES,
+    DescribeSummary,
+    ProfileSummary,
+    ReasonSummary,
+    SynthesisSummary,
+)
 
 log = logging.getLogger(__name__)
 SOURCE = "llm"
@@ -153,9 +160,9 @@ def _generate(params, backend, prompts: list[Prompt], section, desc: str) -> tup
 
 
 def _summary(stage: str, dataset: str, backend, section, keys: list[str], outcomes: list[Outcome], stats: Stats,
-             limit: int | None, **extra) -> dict:
+             limit: int | None, **extra) -> SynthesisSummary:
     problems = count_problems(o.problem for o in outcomes)
-    return {
+    return SUMMARIES[stage](**{
         "stage": stage,
         "dataset": dataset,
         "backend": backend.name,
@@ -170,7 +177,7 @@ def _summary(stage: str, dataset: str, backend, section, keys: list[str], outcom
         "examples": failure_examples(keys, outcomes),
         **stats.summary(),
         **extra,
-    }
+    })
 
 
 def _frame(keys: dict[str, list], outcomes: list[Outcome], column: str, model: str) -> pd.DataFrame:
@@ -184,7 +191,7 @@ def _frame(keys: dict[str, list], outcomes: list[Outcome], column: str, model: s
 
 
 def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-                 backend=None, inputs_dir: Path | None = None) -> dict:
+                 backend=None, inputs_dir: Path | None = None) -> DescribeSummary:
     """Write ``descriptions.parquet`` + ``describe.json``: one short description per item.
 
     Only items that samples.parquet refers to are described when it exists (the others are never
@@ -220,12 +227,12 @@ def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int |
     write_parquet(out_dir / "descriptions.parquet", frame)
     summary = _summary("describe", dataset, backend, params.describe, frame["item_id"].tolist(), outcomes, stats,
                        limit, items_total=total_items, items_with_reviews=int(items["item_id"].isin(reviews).sum()))
-    write_json(out_dir / "describe.json", summary)
+    summary.write(out_dir / "describe.json")
     return summary
 
 
 def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-                backend=None) -> dict:
+                backend=None) -> ProfileSummary:
     """Write ``profiles.parquet`` + ``profile.json``: one profile per user (empty without profile items);
     ``limit`` (default ``profile.limit``): the first N users."""
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
@@ -251,12 +258,12 @@ def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | 
     summary = _summary("profile", dataset, backend, params.profile, asked, outcomes, stats, limit,
                        users=len(users), users_without_profile_items=len(users) - len(asked),
                        descriptions_from="descriptions.parquet" if descriptions is not None else "items.parquet")
-    write_json(out_dir / "profile.json", summary)
+    summary.write(out_dir / "profile.json")
     return summary
 
 
 def run_reason(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-               backend=None) -> dict:
+               backend=None) -> ReasonSummary:
     """Write ``reasoning.parquet`` + ``reason.json``: label-conditioned reasoning for every sample
     (train, valid and test) of the first ``limit`` users (default ``reason.limit``; None = all users)."""
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
@@ -291,7 +298,7 @@ def run_reason(params, dataset: str, out_dir: Path | None = None, limit: int | N
                        users=int(samples["user_id"].nunique()),
                        per_split={s: int(n) for s, n in samples["split"].value_counts().items()},
                        with_profile=sum(bool(profiles.get(u)) for u in samples["user_id"].unique()))
-    write_json(out_dir / "reason.json", summary)
+    summary.write(out_dir / "reason.json")
     return summary
 
 

@@ -66,11 +66,11 @@ def test_download_zip_verifies_extracts_and_ingests(params, zipped_ml100k):
     base, www, members = zipped_ml100k
     asset = Asset(f"{base}/ml-100k.zip", "ml-100k", "zip", sha256=_sha(www / "ml-100k.zip"), members=members)
     summary = run_download(params, "ml100k", assets=[asset])
-    assert summary["status"] == "downloaded"
+    assert summary.status == "downloaded"
     assert sorted(p.name for p in (params.data_dir / "ml-100k").iterdir()) == ["u.data", "u.genre", "u.item"]
     assert _leftovers(params) == ["ml-100k", "u.data", "u.genre", "u.item"]  # no temp files
-    assert run_ingest(params, "ml100k")["rows"] == 3
-    assert run_download(params, "ml100k", assets=[asset])["status"] == "already present"
+    assert run_ingest(params, "ml100k").rows == 3
+    assert run_download(params, "ml100k", assets=[asset]).status == "already present"
 
 
 @pytest.mark.parametrize("where", ["archive", "member"])

@@ -130,10 +130,10 @@ def test_run_prepare_writes_samples_reviews_and_summary(prepared):
     samples = pq.read_table(out / "samples.parquet")
     assert samples.schema.names == ["user_id", "split", "target_item", "target_rating", "target_timestamp",
                                     "label", "history_items", "history_labels", "profile_items", "profile_labels"]
-    assert summary["samples"] == {"train": 1, "valid": 1, "test": 1}
-    assert summary["duplicates_dropped"] == 1
-    assert summary["users_dropped"] == {"kcore": 2, "max_users": 0, "fewer_than_3_items": 0}
-    assert summary["users_with_profile_items"] == 1  # n=7, h=2 -> 2 profile items
+    assert summary.samples == {"train": 1, "valid": 1, "test": 1}
+    assert summary.duplicates_dropped == 1
+    assert summary.users_dropped == {"kcore": 2, "max_users": 0, "fewer_than_3_items": 0}
+    assert summary.users_with_profile_items == 1  # n=7, h=2 -> 2 profile items
     reviews = pd.read_parquet(out / "item_reviews.parquet").set_index("item_id")["reviews"]
     assert list(reviews["i3"]) == ["text 3"] and len(reviews) == 7
     assert json.loads((out / "prepare.json").read_text())["interactions"] == 7
@@ -143,7 +143,7 @@ def test_run_prepare_max_users_and_labels(prepared):
     rows = [(u, f"i{j}", r, j) for u in ("10", "2", "3") for j, r in enumerate([3, 4, 5])]
     summary, out = prepared(rows, k=3, max_users=2)
     s = pd.read_parquet(out / "samples.parquet")
-    assert sorted(s["user_id"].unique()) == ["2", "3"] and summary["users_dropped"]["max_users"] == 1
+    assert sorted(s["user_id"].unique()) == ["2", "3"] and summary.users_dropped["max_users"] == 1
     assert s.set_index(["user_id", "split"]).loc[("2", "train"), "label"] == 0  # rating 3 is not > 3
     assert s["label"].sum() == 4
 

@@ -39,32 +39,32 @@ def pipeline(shared_data, params, tmp_path_factory):
 
 def test_ml100k_counts(pipeline):
     ingest, prepare, _ = pipeline("ml100k")
-    assert (ingest["rows"], ingest["users"], ingest["items"]) == (100_000, 943, 1_682)
-    assert ingest["rating_histogram"] == {"1": 6_110, "2": 11_370, "3": 27_145, "4": 34_174, "5": 21_201}
-    assert prepare["users"] == 943 and prepare["users_dropped"]["kcore"] == 0  # every user has >= 20
-    assert prepare["samples"] == {"train": 943, "valid": 943, "test": 943}
+    assert (ingest.rows, ingest.users, ingest.items) == (100_000, 943, 1_682)
+    assert ingest.rating_histogram == {"1": 6_110, "2": 11_370, "3": 27_145, "4": 34_174, "5": 21_201}
+    assert prepare.users == 943 and prepare.users_dropped["kcore"] == 0  # every user has >= 20
+    assert prepare.samples == {"train": 943, "valid": 943, "test": 943}
 
 
 def test_ml1m_without_timestamps(pipeline):
     ingest, prepare, _ = pipeline("ml1m")
-    assert (ingest["rows"], ingest["users"], ingest["items"]) == (1_000_209, 6_040, 3_706)
-    assert ingest["time_source"] == "file_order"
-    assert prepare["users"] == 6_040
+    assert (ingest.rows, ingest.users, ingest.items) == (1_000_209, 6_040, 3_706)
+    assert ingest.time_source == "file_order"
+    assert prepare.users == 6_040
 
 
 @pytest.mark.parametrize("dataset, counts", [("fashion", (11_136, 1_273, 6_089)), ("beauty", (4_231, 624, 1_216))])
 def test_paper_data_counts(pipeline, dataset, counts):
     _, prepare, _ = pipeline(dataset)
-    assert (prepare["interactions"], prepare["users"], prepare["items"]) == counts
-    assert prepare["users_dropped"]["kcore"] == 0
+    assert (prepare.interactions, prepare.users, prepare.items) == counts
+    assert prepare.users_dropped["kcore"] == 0
 
 
 def test_amazon2018_beauty_duplicates(pipeline):
     ingest, prepare, out = pipeline("amazon2018-beauty")
-    assert ingest["rows"] == 5_269
-    assert ingest["rows"] - prepare["duplicates_dropped"] == 4_161
+    assert ingest.rows == 5_269
+    assert ingest.rows - prepare.duplicates_dropped == 4_161
     reviews = pd.read_parquet(out / "item_reviews.parquet")
-    assert len(reviews) == prepare["items"] and reviews["reviews"].map(len).between(1, 10).all()
+    assert len(reviews) == prepare.items and reviews["reviews"].map(len).between(1, 10).all()
     assert all(len(set(r)) == len(r) and all(len(x.split()) <= 50 for x in r) for r in reviews["reviews"])
 
 
@@ -77,7 +77,7 @@ def test_fashion_history_len_matches_the_papers_records(pipeline, shared_data, p
         counts = {sum(line.lstrip().startswith(("Liked ", "Disliked ")) for line in r["input"].splitlines())
                   for r in records}
         assert counts == {h}
-        assert len(records) == prepare["users_with_profile_items"] == 896
+        assert len(records) == prepare.users_with_profile_items == 896
 
 
 def test_beauty_history_len_is_the_longest_recent_list(shared_data, params):

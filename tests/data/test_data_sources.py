@@ -39,9 +39,9 @@ def test_ml100k_reads_ratings_items_genres_and_latin1_titles(tmp_path):
     summary, out = _ingest(tmp_path, "m", {"source": "movielens100k", "path": "ml"})
     inter = pd.read_parquet(out / "interactions.parquet")
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
-    assert summary["rows"] == 3 and summary["users"] == 2 and summary["items"] == 3
-    assert summary["rating_histogram"] == {"3": 1, "4": 1, "5": 1}
-    assert summary["time_source"] == "timestamp"
+    assert summary.rows == 3 and summary.users == 2 and summary.items == 3
+    assert summary.rating_histogram == {"3": 1, "4": 1, "5": 1}
+    assert summary.time_source == "timestamp"
     schema = pq.read_schema(out / "interactions.parquet")
     assert {f.name: str(f.type) for f in schema} == {"user_id": "string", "item_id": "string", "rating": "double",
                                                      "timestamp": "int64", "review": "string"}
@@ -50,7 +50,7 @@ def test_ml100k_reads_ratings_items_genres_and_latin1_titles(tmp_path):
     assert items.loc["2", "genres"] == "Action" and pd.isna(items.loc["1", "genres"])
     assert items.loc["3", "title"] == "unknown" and pd.isna(items.loc["3", "year"])
     assert (out / "ingest.json").is_file()
-    assert len(summary["source_files"][0]["sha256"]) == 64
+    assert len(summary.source_files[0]["sha256"]) == 64
 
 
 def test_ml1m_without_timestamps_uses_file_order(tmp_path):
@@ -62,7 +62,7 @@ def test_ml1m_without_timestamps_uses_file_order(tmp_path):
     summary, out = _ingest(tmp_path, "m", {"source": "movielens1m", "path": "ml1m"})
     inter = pd.read_parquet(out / "interactions.parquet")
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
-    assert summary["time_source"] == "file_order"
+    assert summary.time_source == "file_order"
     assert inter["timestamp"].tolist() == [0, 1, 2]
     assert inter["user_id"].tolist() == ["2", "1", "1"]
     assert items.loc["10", "title"] == "Amélie" and items.loc["10", "year"] == 2001
@@ -76,7 +76,7 @@ def test_ml1m_prefers_real_timestamps(tmp_path):
     write(folder / "ratings_no_timestamp.dat.gz", gzip.compress(b"9::9::1\n"))
     write(folder / "movies.dat", "10::A (2001)::Comedy\n20::B (1995)::Action\n")
     summary, out = _ingest(tmp_path, "m", {"source": "movielens1m", "path": "ml1m"})
-    assert summary["time_source"] == "timestamp" and summary["rows"] == 2
+    assert summary.time_source == "timestamp" and summary.rows == 2
     assert pd.read_parquet(out / "interactions.parquet")["timestamp"].tolist() == [978300760, 978302109]
 
 
@@ -90,7 +90,7 @@ def test_amazon2018_plain_or_gzipped_with_and_without_meta(tmp_path, name):
     inter = pd.read_parquet(out / "interactions.parquet")
     assert inter["review"].tolist() == ["nice", "s"]  # empty reviewText falls back to the summary
     assert pd.read_parquet(out / "items.parquet")["title"].tolist() == ["A1", "A2"]
-    assert any("asin stands in" in note for note in summary["notes"])
+    assert any("asin stands in" in note for note in summary.notes)
 
     meta = {"asin": "A1", "title": "Soap", "brand": "Acme", "price": "$4.99",
             "description": ["Gentle", "bar"], "category": ["Beauty", "Soap"]}

@@ -210,7 +210,7 @@ def _prepare(tmp_path, monkeypatch, texts: dict | None, population="paper"):
 def test_run_prepare_paper_population(tmp_path, monkeypatch):
     texts = {"sft_valid.json.gz": [record([("b", 0), ("c", 1)], "d", 1)], "sft_test.json.gz": scored_records()}
     summary, out = _prepare(tmp_path, monkeypatch, texts)
-    assert summary["samples"] == {"train": 6, "valid": 1, "test": 5}
+    assert summary.samples == {"train": 6, "valid": 1, "test": 5}
     written = json.loads((out / "prepare.json").read_text())["population"]
     assert written["name"] == "paper" and written["test"]["shown_target"] == {"test": 3, "train": 2}
     assert pq.read_schema(out / "samples.parquet").names == SAMPLE_SCHEMA.names
@@ -218,7 +218,7 @@ def test_run_prepare_paper_population(tmp_path, monkeypatch):
 
 def test_run_prepare_all_population_says_so(tmp_path, monkeypatch):
     summary, _ = _prepare(tmp_path, monkeypatch, None, population="all")
-    assert summary["population"] == {"name": "all"} and summary["samples"]["test"] == 6
+    assert summary.population == {"name": "all"} and summary.samples["test"] == 6
 
 
 def test_paper_population_without_the_authors_files_is_a_config_error(tmp_path, monkeypatch):
@@ -309,15 +309,15 @@ def test_paper_rows_are_the_authors_records(paper_run, shared_data, dataset):
 def test_import_on_the_paper_population_flags_no_target(paper_run, dataset):
     prepared, imported, _, _ = paper_run[dataset]
     for split in ("valid", "test"):
-        s = imported["reasoning"][split]
-        assert s["matched"] == s["records"] == s["samples_in_split"] == prepared["samples"][split]
+        s = imported.reasoning[split]
+        assert s["matched"] == s["records"] == s["samples_in_split"] == prepared.samples[split]
         assert s["target_differs"] == 0 and s["label_disagreements"] == 0
-        assert prepared["population"][split]["label_disagrees_with_record"] == 0
+        assert prepared.population[split]["label_disagrees_with_record"] == 0
 
 
 @pytest.mark.data
 def test_beauty_records_show_the_training_window(paper_run):
-    beauty, fashion = paper_run["beauty"][0]["population"], paper_run["fashion"][0]["population"]
+    beauty, fashion = paper_run["beauty"][0].population, paper_run["fashion"][0].population
     assert beauty["test"]["shown_target"] == {"train": 604}
     assert beauty["valid"]["shown_target"] == {"valid": 2, "train": 601}  # 2 users order a timestamp tie otherwise
     assert beauty["test"]["label_is_not_the_shown_items"] == 57
@@ -356,8 +356,8 @@ def test_the_samples_suite_passes_on_the_paper_population(paper_run, dataset):
 
     _, _, out, params = paper_run[dataset]
     summary = run_validation(params, dataset, "samples", out)
-    assert summary["success"]
-    skipped = [s for suite in summary["suites"] for s in suite.get("skipped", [])]
+    assert summary.success
+    skipped = [s for suite in summary.suites for s in suite.get("skipped", [])]
     reasons = " ".join(s["reason"] for s in skipped)
     assert "the paper population scores the authors' users only" in reasons
     assert "gold label" in reasons

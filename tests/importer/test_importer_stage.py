@@ -32,7 +32,7 @@ def test_run_import_on_a_small_folder(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "raw"))
     params = parse_params({"datasets": {"mine": {"source": "table", "path": "x", "texts_path": "texts"}}})
     summary = run_import(params, "mine", out)
-    assert summary["written"] == ["descriptions.parquet", "profiles.parquet", "reasoning.parquet"]
+    assert summary.written == ["descriptions.parquet", "profiles.parquet", "reasoning.parquet"]
     descriptions = pd.read_parquet(out / "descriptions.parquet")
     assert descriptions["description"].tolist() == ["A nice thing."] * 5  # boilerplate stripped
     assert set(descriptions["model"]) == {IMPORTED_MODEL} and set(descriptions["source"]) == {"imported"}
@@ -43,7 +43,7 @@ def test_run_import_on_a_small_folder(tmp_path, monkeypatch):
     assert reasoning["label"].tolist() == [1, 1]  # samples' label kept...
     assert reasoning["label_agrees"].tolist() == [False, True]  # ...the disagreement flagged
     assert reasoning["valid"].tolist() == [False, True] and reasoning["problem"][0] == "label_disagrees"
-    assert summary["reasoning"]["train"]["label_disagreements"] == 1
+    assert summary.reasoning["train"]["label_disagreements"] == 1
     assert json.loads((out / "import.json").read_text())["reasoning"]["train"]["matched"] == 2
 
 
@@ -94,7 +94,7 @@ def test_real_import_matches_every_record(imported, dataset):
     reasoning = pd.read_parquet(out / "reasoning.parquet")
     samples = pd.read_parquet(out / "samples.parquet")
     for split, count, no in zip(("train", "valid", "test"), counts, noes, strict=True):
-        s = summary["reasoning"][split]
+        s = summary.reasoning[split]
         assert s["records"] == count and s["records_no"] == no
         assert s["match_rate"] >= 0.995, s  # measured: 1.0 everywhere but Beauty test (602/604)
         assert s["label_disagreements"] <= 4
@@ -104,7 +104,7 @@ def test_real_import_matches_every_record(imported, dataset):
     assert len(joined) == len(reasoning) and (joined["label"] == joined["label_s"]).all()
     assert (joined["target_item"] == joined["target_item_s"]).all()
     profiles = pd.read_parquet(out / "profiles.parquet")
-    assert (profiles["profile"] != "").sum() == n_profiles == summary["profiles"]["imported"]
+    assert (profiles["profile"] != "").sum() == n_profiles == summary.profiles["imported"]
     assert len(pd.read_parquet(out / "descriptions.parquet")) == len(json.loads(
         (data_file(f"reasoningrec-paper/{dataset}") / "processed_item_information.json").read_text()))
 
@@ -112,7 +112,7 @@ def test_real_import_matches_every_record(imported, dataset):
 @pytest.mark.data
 def test_real_fashion_records_carry_their_own_targets(imported):
     summary, _ = imported["fashion"]
-    assert all(summary["reasoning"][s]["target_differs"] == 0 for s in ("train", "valid", "test"))
+    assert all(summary.reasoning[s]["target_differs"] == 0 for s in ("train", "valid", "test"))
 
 
 @pytest.mark.data
@@ -120,10 +120,10 @@ def test_real_beauty_valid_test_records_repeat_the_training_window(imported):
     """The authors' Beauty valid/test records show the training target: flagged, never silently kept."""
     summary, out = imported["beauty"]
     reasoning = pd.read_parquet(out / "reasoning.parquet")
-    assert summary["reasoning"]["train"]["target_differs"] <= 2
+    assert summary.reasoning["train"]["target_differs"] <= 2
     for split in ("valid", "test"):
         rows = reasoning[reasoning["split"] == split]
-        assert summary["reasoning"][split]["target_differs"] > len(rows) // 2
+        assert summary.reasoning[split]["target_differs"] > len(rows) // 2
         assert not rows.loc[~rows["target_agrees"], "valid"].any()
 
 
@@ -136,6 +136,6 @@ def test_real_ml1m_movie_summaries(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
     summary = run_import(read_params(REPO_ROOT / "params.yaml"), "ml1m", tmp_path)
     frame = pd.read_parquet(tmp_path / "descriptions.parquet")
-    assert summary["written"] == ["descriptions.parquet"] and len(frame) == 3883
+    assert summary.written == ["descriptions.parquet"] and len(frame) == 3883
     assert frame.loc[frame["item_id"] == "1", "description"].item().startswith("Toy Story is a groundbreaking")
     assert frame["valid"].mean() > 0.99

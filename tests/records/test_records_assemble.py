@@ -56,6 +56,6 @@ def test_run_records_writes_parquet_and_summary(tiny_tokenizer, tmp_path, params
     cfg = params.records.model_copy(update={"k_shots": [4, 8], "valid_size": 4})
     summary = run_records(params.model_copy(update={"records": cfg}), "beauty", tmp_path, tokenizer=tiny_tokenizer)
     written = pd.read_parquet(tmp_path / "records.parquet")
-    assert summary["rows"] == len(written) == 5 * (8 + 4 + 12)
+    assert summary.rows == len(written) == 5 * (8 + 4 + 12)
     assert (tmp_path / "records.json").is_file()
     assert set(written["variant"]) == set(VARIANTS)
