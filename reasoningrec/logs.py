@@ -44,11 +44,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A stream handler that writes to ``sys.stderr`` as it is when a record is emitted, so a
+    replaced stderr (a test runner's capture, a redirect) never leaves it writing to a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def setup_logging(level: str | None = None) -> None:
     """Configure the root handler once: our logs at ``level``, third-party ones at WARNING."""
     disable_telemetry()
     level = (level or os.environ.get("REASONINGREC_LOG_LEVEL", "INFO")).upper()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     if os.environ.get("REASONINGREC_LOG_FORMAT", "").lower() == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -59,6 +75,8 @@ def setup_logging(level: str | None = None) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # One progress convention (reasoningrec.progress): MLflow's per-download bars are not long steps.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

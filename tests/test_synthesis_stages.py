@@ -169,9 +169,9 @@ def test_a_stage_over_two_workers_writes_what_one_process_writes(work, talkative
         frames.append(pd.read_parquet(out / "descriptions.parquet"))
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert frames[0]["description"].nunique() > 1
-    assert summaries[1]["backend_generations"] == summaries[0]["backend_generations"] > 0
+    assert summaries[1].backend_generations == summaries[0].backend_generations > 0
     # The two-worker cache serves a one-process rerun in full.
     rerun = run.model_copy(update={"llm": run.llm.model_copy(update={"devices": 1})})
     again = run_describe(rerun, "tiny")
-    assert again["backend_generations"] == 0 and again["cache_hits"] == again["generations"]
+    assert again.backend_generations == 0 and again.cache_hits == again.generations
     pd.testing.assert_frame_equal(pd.read_parquet(out / "descriptions.parquet"), frames[0])
