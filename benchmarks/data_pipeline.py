@@ -56,8 +56,7 @@ def run(dataset: str, params_path: str | None) -> list[tuple[str, float, str]]:
             rows.append(("validate (interactions)", time.perf_counter() - start, note))
         start = time.perf_counter()
         p = run_prepare(params, dataset, out)
-        rows.append(("prepare", time.perf_counter() - start,
-                     f"{p.users:,} users, {sum(p.samples.values()):,} samples"))
+        rows.append(("prepare", time.perf_counter() - start, f"{p.users:,} users, {sum(p.samples.values()):,} samples"))
     return rows
 
 

@@ -39,8 +39,11 @@ from reasoningrec import pipeline
 HEADING = "## Data stages at scale"
 PLOT = "data-scale.png"
 # The pipeline's data phase, in order; results key the interactions gate as "validate".
-STAGES = tuple({"validate_interactions": "validate"}.get(name, name)
-               for name, stage in pipeline.STAGES.items() if stage.phase == "data")
+STAGES = tuple(
+    {"validate_interactions": "validate"}.get(name, name)
+    for name, stage in pipeline.STAGES.items()
+    if stage.phase == "data"
+)
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -88,12 +91,14 @@ def build_ratings(data_dir: Path, copies: int, target: Path) -> Path:
     raw = gzip.decompress((data_dir / "ml-1m" / "ratings_no_timestamp.dat.gz").read_bytes())
     base = np.array(raw.replace(b"::", b" ").split(), dtype=np.int64).reshape(-1, 3)
     n = len(base) * copies
-    table = pa.table({
-        "user_id": (base[:, 0][None, :] + 10_000 * np.arange(copies)[:, None]).ravel(),
-        "item_id": np.tile(base[:, 1], copies),
-        "rating": np.tile(base[:, 2], copies),
-        "timestamp": 978_300_000 + np.arange(n),
-    })
+    table = pa.table(
+        {
+            "user_id": (base[:, 0][None, :] + 10_000 * np.arange(copies)[:, None]).ravel(),
+            "item_id": np.tile(base[:, 1], copies),
+            "rating": np.tile(base[:, 2], copies),
+            "timestamp": 978_300_000 + np.arange(n),
+        }
+    )
     tmp = target.with_suffix(".part")
     with open(tmp, "wb") as handle:
         handle.write(b"user_id,item_id,rating,timestamp\n")
@@ -108,8 +113,11 @@ def build_amazon(data_dir: Path, lines: int, target: Path) -> Path:
         return target
     source = []
     for name in ("All_Beauty_5.json.gz", "AMAZON_FASHION_5.jsonl.gz"):
-        source.extend(json.loads(line) for line in gzip.decompress((data_dir / "amazon2018" / name).read_bytes())
-                      .splitlines() if line.strip())
+        source.extend(
+            json.loads(line)
+            for line in gzip.decompress((data_dir / "amazon2018" / name).read_bytes()).splitlines()
+            if line.strip()
+        )
     tmp = target.with_suffix(".part")
     written, copy = 0, 0
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -132,8 +140,9 @@ def run_child(kind: str, arg: str, params: Path, dataset: str) -> dict:
     env.pop("REASONINGREC_DATA_DIR", None)  # the generated params name the inputs' folder
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, kind, arg, str(params), dataset],
-                                stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, kind, arg, str(params), dataset], stdout=out, stderr=err, env=env
+        )
         _, status, usage = os.wait4(proc.pid, 0)  # reaps the child: its own peak RSS, no one else's
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -148,21 +157,33 @@ def run_child(kind: str, arg: str, params: Path, dataset: str) -> dict:
 
 def measure(name: str, path: Path, kind: str, work: Path, repeat: int) -> dict:
     """Bare parse + every stage for one input; the best of ``repeat`` runs of each (noise of a shared box)."""
-    config = {"source": "table", "path": path.name, "kcore": {"k": 20},
-              "columns": {"user": "user_id", "item": "item_id"}} if kind == "table" else \
-        {"source": "amazon2018", "path": path.name, "kcore": {"k": 5}, "history_len": 5}
+    config = (
+        {"source": "table", "path": path.name, "kcore": {"k": 20}, "columns": {"user": "user_id", "item": "item_id"}}
+        if kind == "table"
+        else {"source": "amazon2018", "path": path.name, "kcore": {"k": 5}, "history_len": 5}
+    )
     params = work / f"{name}.yaml"
     # Amazon 2018 5-core files hold exact repeats: a reported warning, as params.yaml has it for them.
     checks = {"data_docs": False, "allow_duplicates": [name] if kind == "amazon" else []}
-    params.write_text(json.dumps({"paths": {"data_dir": str(path.parent), "work_dir": str(work / "out")},
-                                  "datasets": {name: config}, "validate": checks}))
+    params.write_text(
+        json.dumps(
+            {
+                "paths": {"data_dir": str(path.parent), "work_dir": str(work / "out")},
+                "datasets": {name: config},
+                "validate": checks,
+            }
+        )
+    )
     bare = ("bare_csv", "bare_arrow_csv") if kind == "table" else ("bare_json",)
     row = {"name": name, "kind": kind, "mb": path.stat().st_size / 1e6}
     for stage in (*bare, *STAGES):
         runs = [run_child(stage, str(path), params, name) for _ in range(repeat)]
         row[stage] = min(runs, key=lambda r: r["wall"])
-        print(f"{name} {stage}: {row[stage]['wall']:.2f} s wall, {row[stage]['seconds']:.2f} s in call, "
-              f"{row[stage]['rss_gb']:.2f} GB", flush=True)
+        print(
+            f"{name} {stage}: {row[stage]['wall']:.2f} s wall, {row[stage]['seconds']:.2f} s in call, "
+            f"{row[stage]['rss_gb']:.2f} GB",
+            flush=True,
+        )
     row["rows"], row["repeat"] = row["ingest"]["rows"], repeat
     return row
 
@@ -195,10 +216,13 @@ def _run_date(path: Path) -> str:
 
 
 def render(rows: list[dict], command: str, plot: str, date: str) -> str:
-    machine = (f"{os.cpu_count()}-core {platform.machine()} CPU box, {_memory_gb():.0f} GiB, Python "
-               f"{platform.python_version()}, shared with other jobs")
+    machine = (
+        f"{os.cpu_count()}-core {platform.machine()} CPU box, {_memory_gb():.0f} GiB, Python "
+        f"{platform.python_version()}, shared with other jobs"
+    )
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"Command: `{command}`  ",
         f"Machine: {machine}; {date}. Each stage is a fresh process (interpreter and imports included, "
         "Great Expectations in validate); each figure is the stage's fastest of its runs ("
@@ -219,8 +243,15 @@ def render(rows: list[dict], command: str, plot: str, date: str) -> str:
             f"| {r['name']} | {r['rows']:,} | {r['mb']:,.0f} | {bare['seconds']:.2f} | {r['ingest']['wall']:.2f} "
             f"({r['ingest']['seconds']:.2f}) | {r['ingest']['seconds'] / bare['seconds']:.1f}x | "
             f"{r['validate']['wall']:.2f} | {r['prepare']['wall']:.2f} | **{total(r):.2f}** | "
-            f"{r['validate_samples']['wall']:.2f} | {peak(r):.2f} ({worst.replace('_', ' ')}) |")
-    lines += ["", *verdicts(rows), "", f"![wall time and peak memory of the data stages against input size]({plot})", ""]
+            f"{r['validate_samples']['wall']:.2f} | {peak(r):.2f} ({worst.replace('_', ' ')}) |"
+        )
+    lines += [
+        "",
+        *verdicts(rows),
+        "",
+        f"![wall time and peak memory of the data stages against input size]({plot})",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -234,22 +265,32 @@ def verdicts(rows: list[dict]) -> list[str]:
         if r is None:
             continue
         ratio = r["ingest"]["seconds"] / r["bare_csv"]["seconds"]
-        parts = [f"total {total(r):.1f} s (target <= {limit:g}: {'met' if total(r) <= limit else 'missed'})",
-                 f"peak RSS {max(r[s]['rss_gb'] for s in ('ingest', 'validate', 'prepare')):.2f} GB "
-                 f"(<= {memory:g}: {'met' if max(r[s]['rss_gb'] for s in ('ingest', 'validate', 'prepare')) <= memory else 'missed'})"]
+        peak = max(r[s]["rss_gb"] for s in ("ingest", "validate", "prepare"))
+        parts = [
+            f"total {total(r):.1f} s (target <= {limit:g}: {'met' if total(r) <= limit else 'missed'})",
+            f"peak RSS {peak:.2f} GB (<= {memory:g}: {'met' if peak <= memory else 'missed'})",
+        ]
         if size == 10:
-            parts.insert(0, f"ingest {ratio:.1f}x the bare `pandas.read_csv` (target <= 4x: "
-                            f"{'met' if ratio <= 4 else 'missed'})")
+            parts.insert(
+                0, f"ingest {ratio:.1f}x the bare `pandas.read_csv` (target <= 4x: {'met' if ratio <= 4 else 'missed'})"
+            )
         out.append(f"- {size}M ratings: " + "; ".join(parts) + ".")
-    others = [f"{r['ingest']['seconds'] / r['bare_csv']['seconds']:.1f}x at {size}M" for size, r in sorted(table.items())
-              if size != 10]
+    others = [
+        f"{r['ingest']['seconds'] / r['bare_csv']['seconds']:.1f}x at {size}M"
+        for size, r in sorted(table.items())
+        if size != 10
+    ]
     if others:
-        out.append("- Ingest against the bare parse at the other sizes: " + ", ".join(others) + " (the bare parse's "
-                   "own time swings most with the box's load; at 1M the fixed costs weigh more).")
+        out.append(
+            "- Ingest against the bare parse at the other sizes: " + ", ".join(others) + " (the bare parse's "
+            "own time swings most with the box's load; at 1M the fixed costs weigh more)."
+        )
     if 5 in table and 20 in table:
         per_row = {size: total(table[size]) / table[size]["rows"] * 1e6 for size in (5, 20)}
-        out.append(f"- Cost per million ratings: {per_row[5]:.2f} s at 5M, {per_row[20]:.2f} s at 20M "
-                   "(the fixed costs, interpreter and Great Expectations imports, weigh less as the input grows).")
+        out.append(
+            f"- Cost per million ratings: {per_row[5]:.2f} s at 5M, {per_row[20]:.2f} s at 20M "
+            "(the fixed costs, interpreter and Great Expectations imports, weigh less as the input grows)."
+        )
     return out
 
 
@@ -303,7 +344,7 @@ def write_section(path: Path, section: str) -> None:
         text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
     else:
         first = text.find("\n## ")
-        text = text + "\n" + section if first < 0 else text[: first + 1] + section + "\n" + text[first + 1:]
+        text = text + "\n" + section if first < 0 else text[: first + 1] + section + "\n" + text[first + 1 :]
     with atomic_open(path) as handle:
         handle.write(text)
 
@@ -315,15 +356,24 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for the inputs (kept) and outputs")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--resume", action="store_true", help="keep the inputs results.json already has")
-    parser.add_argument("--again", action="store_true",
-                        help="measure the inputs results.json has once more, keeping each stage's faster run")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="measure the inputs results.json has once more, keeping each stage's faster run",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to update (docs/performance.md)")
-    parser.add_argument("--from-results", type=Path, default=None,
-                        help="render the table and plot from a results.json an earlier run wrote")
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="render the table and plot from a results.json an earlier run wrote",
+    )
     args = parser.parse_args()
-    command = ("REASONINGREC_DATA_DIR=../shared/data python -m benchmarks.data_scale --repeat 3 --work W`, then "
-               "`... --repeat 3 --again --amazon --work W` and `... --repeat 2 --again --work W` (each keeps every "
-               "stage's fastest run), then `... --from-results W/results.json --out docs/performance.md")
+    command = (
+        "REASONINGREC_DATA_DIR=../shared/data python -m benchmarks.data_scale --repeat 3 --work W`, then "
+        "`... --repeat 3 --again --amazon --work W` and `... --repeat 2 --again --work W` (each keeps every "
+        "stage's fastest run), then `... --from-results W/results.json --out docs/performance.md"
+    )
     if args.from_results:
         rows = json.loads(args.from_results.read_text())
         section = render(rows, command, PLOT, _run_date(args.from_results))
@@ -338,10 +388,13 @@ def main() -> None:
     saved = work / "results.json"
     done = {r["name"]: r for r in json.loads(saved.read_text())} if args.resume and saved.is_file() else {}
     rows = []
-    inputs = [(f"ml1m-x{c}", "table", lambda c=c: build_ratings(data_dir, c, work / f"ratings-{c}x.csv"))
-              for c in args.sizes]
-    inputs += [(f"amazon-{m}m", "amazon", lambda m=m: build_amazon(data_dir, m * 1_000_000, work / f"amazon-{m}m.jsonl"))
-               for m in args.amazon]
+    inputs = [
+        (f"ml1m-x{c}", "table", lambda c=c: build_ratings(data_dir, c, work / f"ratings-{c}x.csv")) for c in args.sizes
+    ]
+    inputs += [
+        (f"amazon-{m}m", "amazon", lambda m=m: build_amazon(data_dir, m * 1_000_000, work / f"amazon-{m}m.jsonl"))
+        for m in args.amazon
+    ]
     earlier = {r["name"]: r for r in json.loads(saved.read_text())} if args.again and saved.is_file() else {}
     kept = [r for name, r in {**earlier, **done}.items() if name not in {n for n, _, _ in inputs}]
     for name, kind, build in inputs:

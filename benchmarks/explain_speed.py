@@ -37,16 +37,20 @@ def measure(model, tokenizer, prompts: list[str], batch_size: int, max_new_token
         batch = rendered[start : start + batch_size]
         t0 = time.perf_counter()
         p_yes = score_prompts(model, tokenizer, batch, batch_size)
-        written = explain(model, tokenizer, batch, p_yes, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          engine=engine)
+        written = explain(
+            model, tokenizer, batch, p_yes, max_new_tokens=max_new_tokens, batch_size=batch_size, engine=engine
+        )
         seconds = time.perf_counter() - t0
         per_explanation += [seconds / len(batch)] * len(batch)
         tokens += sum(len(tokenizer(e.reasoning, add_special_tokens=False)["input_ids"]) for e in written)
     total = time.perf_counter() - started
     ordered = sorted(per_explanation)
     return {
-        "batch_size": batch_size, "explanations": len(prompts), "seconds": round(total, 2),
-        "explanations_per_s": round(len(prompts) / total, 3), "tokens_per_s": round(tokens / total, 1),
+        "batch_size": batch_size,
+        "explanations": len(prompts),
+        "seconds": round(total, 2),
+        "explanations_per_s": round(len(prompts) / total, 3),
+        "tokens_per_s": round(tokens / total, 1),
         "latency_p50_s": round(statistics.median(ordered), 2),
         "latency_p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
         "mean_new_tokens": round(tokens / len(prompts), 1),
@@ -83,16 +87,21 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer = models.load_causal_lm(args.model), models.load_tokenizer(args.model)
     device = str(models.model_device(model))
     hardware = torch.cuda.get_device_name() if device.startswith("cuda") else f"{platform.processor() or 'CPU'}"
-    print(f"explain speed: {len(texts)} prompts from {source}; {device} ({hardware}); "
-          f"{torch.get_num_threads()} threads; {date.today()}", file=sys.stderr)
+    print(
+        f"explain speed: {len(texts)} prompts from {source}; {device} ({hardware}); "
+        f"{torch.get_num_threads()} threads; {date.today()}",
+        file=sys.stderr,
+    )
     if args.warmup:
         measure(model, tokenizer, texts[: args.warmup], 1, args.max_new_tokens, args.engine)
     rows = [measure(model, tokenizer, texts, b, args.max_new_tokens, args.engine) for b in args.batch_sizes]
     header = ["batch", "explanations/s", "new tokens/s", "latency p50 (s)", "latency p95 (s)", "mean new tokens"]
     print("| " + " | ".join(header) + " |\n|" + "---:|" * len(header))
     for r in rows:
-        print(f"| {r['batch_size']} | {r['explanations_per_s']} | {r['tokens_per_s']} | {r['latency_p50_s']} "
-              f"| {r['latency_p95_s']} | {r['mean_new_tokens']} |")
+        print(
+            f"| {r['batch_size']} | {r['explanations_per_s']} | {r['tokens_per_s']} | {r['latency_p50_s']} "
+            f"| {r['latency_p95_s']} | {r['mean_new_tokens']} |"
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"source": source, "device": device, "hardware": hardware, "rows": rows}, handle, indent=2)

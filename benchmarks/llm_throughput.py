@@ -192,9 +192,7 @@ def read_spm_proto(path: Path):
     except Exception as exc:  # protobuf raises its own DecodeError
         raise ValueError(f"{path}: not a SentencePiece model file ({exc})") from exc
     if proto.trainer_spec.model_type != 2:  # 2 = BPE, the Llama/Mistral kind
-        raise ValueError(
-            f"{path}: SentencePiece model type {proto.trainer_spec.model_type}, expected BPE (2)"
-        )
+        raise ValueError(f"{path}: SentencePiece model type {proto.trainer_spec.model_type}, expected BPE (2)")
     return proto
 
 
@@ -406,8 +404,9 @@ class SpmTokenizer:
         rows = [self.encode(t, add_special_tokens) for t in text]
         if padding:
             return self.pad({"input_ids": rows}, padding=True, return_tensors=return_tensors)
-        return BatchEncoding({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]},
-                             tensor_type=return_tensors)
+        return BatchEncoding(
+            {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}, tensor_type=return_tensors
+        )
 
     def pad(self, encoded: dict, padding: bool = True, return_tensors=None):
         """Rows padded to the longest with ``pad_token_id`` on ``padding_side``, with their mask."""
@@ -458,8 +457,10 @@ class SpmTokenizer:
             raise ValueError(f"{self.path}: no chat template set")
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         text = env.from_string(self.chat_template).render(
-            messages=list(messages), add_generation_prompt=add_generation_prompt,
-            bos_token=self.bos_token or "", eos_token=self.eos_token or "",
+            messages=list(messages),
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_token or "",
+            eos_token=self.eos_token or "",
         )
         return self.encode(text, add_special_tokens=False) if tokenize else text
 
@@ -525,9 +526,7 @@ def load_tokenizer(tokenizer: str | None, spm_impl: str = "auto"):
     if tok is None:
         from reasoningrec.testing import build_tiny_tokenizer
 
-        log.warning(
-            "no Llama tokenizer offline: using the tiny test tokenizer (ids < 32000, shapes unchanged)"
-        )
+        log.warning("no Llama tokenizer offline: using the tiny test tokenizer (ids < 32000, shapes unchanged)")
         tok = build_tiny_tokenizer()
     if tok.chat_template is None:
         tok.chat_template = LLAMA2_TEMPLATE
@@ -536,9 +535,7 @@ def load_tokenizer(tokenizer: str | None, spm_impl: str = "auto"):
     return tok
 
 
-def random_7b(
-    name: str, device: str, tokenizer: str | None, smoke: bool = False, spm_impl: str = "auto"
-):
+def random_7b(name: str, device: str, tokenizer: str | None, smoke: bool = False, spm_impl: str = "auto"):
     """A correctly shaped 7B (random bf16 weights, initialised on ``device``) and its tokenizer."""
     import torch
     from transformers import LlamaForCausalLM
@@ -607,9 +604,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     fixed = {"min_new_tokens": args.new_tokens}
 
     # Naive: one prompt per generate call, the default dynamic cache (no compilation).
-    naive = HFBackend.from_loaded(
-        model, tok, args.model, batch_size=1, generate_kwargs=fixed, engine="generate"
-    )
+    naive = HFBackend.from_loaded(model, tok, args.model, batch_size=1, generate_kwargs=fixed, engine="generate")
     singles = [[p] for p in make_prompts(args.naive_prompts)]
     for _ in range(min(args.warmup, 1)):
         naive.generate(singles[0], settings)
@@ -625,9 +620,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     for engine in args.engines:
         for batch_size in args.batch_size:
             try:
-                result = measure_engine(
-                    args, engine, batch_size, model, tok, device, static, settings, naive_tps
-                )
+                result = measure_engine(args, engine, batch_size, model, tok, device, static, settings, naive_tps)
             except Exception:  # one engine failing (e.g. compilation) must not lose the others' rows
                 if not args.keep_going:
                     raise
@@ -650,9 +643,7 @@ def measure_engine(args, engine, batch_size, model, tok, device, static, setting
     fixed = {"min_new_tokens": args.new_tokens}
     if engine == "generate" and static:
         fixed["cache_implementation"] = "static"
-    batched = HFBackend.from_loaded(
-        model, tok, args.model, batch_size=batch_size, generate_kwargs=fixed, engine=engine
-    )
+    batched = HFBackend.from_loaded(model, tok, args.model, batch_size=batch_size, generate_kwargs=fixed, engine=engine)
     # Compile / record graphs / allocate at the exact shapes that are timed (CUDA graphs: 2 passes).
     for _ in range(max(args.warmup, 2 if engine == "static" and device.startswith("cuda") else 0)):
         batched.generate(prompts, settings)
@@ -712,12 +703,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
-    parser.add_argument(
-        "--hbm-gbps", type=float, default=None, help="HBM GB/s (default: 3350 H100 SXM, 4800 H200)"
-    )
-    parser.add_argument(
-        "--naive-prompts", type=int, default=4, help="prompts timed in the one-at-a-time loop"
-    )
+    parser.add_argument("--hbm-gbps", type=float, default=None, help="HBM GB/s (default: 3350 H100 SXM, 4800 H200)")
+    parser.add_argument("--naive-prompts", type=int, default=4, help="prompts timed in the one-at-a-time loop")
     parser.add_argument("--repeats", type=int, default=1, help="timed passes over the batch")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument(

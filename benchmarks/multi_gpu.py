@@ -95,8 +95,7 @@ def train_worker(args) -> None:
     if args.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    ddp = DistributedDataParallel(model, device_ids=[world.local_rank] if cuda else None,
-                                  find_unused_parameters=False)
+    ddp = DistributedDataParallel(model, device_ids=[world.local_rank] if cuda else None, find_unused_parameters=False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     generator = torch.Generator().manual_seed(world.rank)
     vocab = model.config.vocab_size
@@ -126,11 +125,18 @@ def train_worker(args) -> None:
     if world.rank == 0:
         slowest = float(seconds.item())
         tokens = args.global_batch * args.seq_len * args.steps
-        Path(args.json_out).write_text(json.dumps({
-            "processes": world.size, "micro_batch": micro, "accumulation": accumulation, "seconds": slowest,
-            "tokens_per_s": tokens / slowest,
-            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-        }))
+        Path(args.json_out).write_text(
+            json.dumps(
+                {
+                    "processes": world.size,
+                    "micro_batch": micro,
+                    "accumulation": accumulation,
+                    "seconds": slowest,
+                    "tokens_per_s": tokens / slowest,
+                    "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+                }
+            )
+        )
     dist.destroy_process_group()
 
 
@@ -138,21 +144,44 @@ def measure_training(processes: int, args) -> dict:
     """Launch the training worker on ``processes`` processes and read rank 0's result."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "train.json"
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-                   "-m", "benchmarks.multi_gpu", WORKER_FLAG, "--json-out", str(out), *_shared_flags(args)]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={processes}",
+            "-m",
+            "benchmarks.multi_gpu",
+            WORKER_FLAG,
+            "--json-out",
+            str(out),
+            *_shared_flags(args),
+        ]
         env = dict(os.environ)
         if args.smoke:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
         done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
         if done.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"training on {processes} process(es) failed (exit code {done.returncode}):\n"
-                               + "\n".join((done.stdout + done.stderr).splitlines()[-25:]))
+            raise RuntimeError(
+                f"training on {processes} process(es) failed (exit code {done.returncode}):\n"
+                + "\n".join((done.stdout + done.stderr).splitlines()[-25:])
+            )
         return json.loads(out.read_text())
 
 
 def _shared_flags(args) -> list[str]:
-    flags = ["--seq-len", str(args.seq_len), "--global-batch", str(args.global_batch),
-             "--micro-batch", str(args.micro_batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    flags = [
+        "--seq-len",
+        str(args.seq_len),
+        "--global-batch",
+        str(args.global_batch),
+        "--micro-batch",
+        str(args.micro_batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     flags += ["--smoke"] if args.smoke else []
     flags += ["--checkpointing"] if args.checkpointing else []
     flags += ["--layers", str(args.layers)] if args.layers else []
@@ -169,8 +198,14 @@ def random_backend(device: str, *, smoke: bool, layers: int | None, batch_size: 
 
     model = random_model(device, smoke, layers)
     model.eval()
-    return HFBackend.from_loaded(model, build_tiny_tokenizer(), "random-7b-shape", batch_size=batch_size,
-                                 engine=engine, generate_kwargs={"min_new_tokens": new_tokens})
+    return HFBackend.from_loaded(
+        model,
+        build_tiny_tokenizer(),
+        "random-7b-shape",
+        batch_size=batch_size,
+        engine=engine,
+        generate_kwargs={"min_new_tokens": new_tokens},
+    )
 
 
 def measure_synthesis(devices: list[str], args) -> dict:
@@ -178,8 +213,14 @@ def measure_synthesis(devices: list[str], args) -> dict:
     from reasoningrec.llm.base import GenerationSettings
     from reasoningrec.llm.multi import MultiDeviceBackend
 
-    factory = partial(random_backend, smoke=args.smoke, layers=args.layers, batch_size=args.batch_size,
-                      new_tokens=args.new_tokens, engine=args.engine)
+    factory = partial(
+        random_backend,
+        smoke=args.smoke,
+        layers=args.layers,
+        batch_size=args.batch_size,
+        new_tokens=args.new_tokens,
+        engine=args.engine,
+    )
     backend = MultiDeviceBackend(factory, devices, name="hf", model_id="random-7b-shape", batch_size=args.batch_size)
     settings = GenerationSettings(temperature=0.0, max_new_tokens=args.new_tokens)
     prompts = make_prompts(args.prompts)
@@ -223,8 +264,10 @@ def table(train: list[dict], synth: list[dict], args, hardware: str) -> str:
         for row in rows:
             n = row["processes"]
             shape = f"{row['micro_batch']} x {row['accumulation']}" if "micro_batch" in row else "-"
-            lines.append(f"| {name} | {n} | {shape} | {row['tokens_per_s']:,.0f} | {row['tokens_per_s'] / base:.2f}x "
-                         f"| {efficiency(base, row['tokens_per_s'], n):.0%} |")
+            lines.append(
+                f"| {name} | {n} | {shape} | {row['tokens_per_s']:,.0f} | {row['tokens_per_s'] / base:.2f}x "
+                f"| {efficiency(base, row['tokens_per_s'], n):.0%} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -274,8 +317,11 @@ def main(argv=None) -> int:
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         gpus = args.gpus or visible
         if visible < 2 or gpus < 2 or gpus > visible:
-            print(f"multi_gpu needs at least 2 visible GPUs and --gpus within them (visible: {visible}, "
-                  f"--gpus {args.gpus}); --smoke runs the same code on 2 CPU processes", file=sys.stderr)
+            print(
+                f"multi_gpu needs at least 2 visible GPUs and --gpus within them (visible: {visible}, "
+                f"--gpus {args.gpus}); --smoke runs the same code on 2 CPU processes",
+                file=sys.stderr,
+            )
             return 2
         devices = [f"cuda:{i}" for i in range(gpus)]
     if args.global_batch % gpus or args.global_batch % args.micro_batch:

@@ -52,8 +52,11 @@ def main(argv=None) -> int:
 
     config = AutoConfig.from_pretrained(resolve_model(args.model))
     flops = scoring_flops(config, args.prompt_tokens, args.pad_to, args.new_tokens)
-    print(f"{args.model}: {config.num_hidden_layers} layers, {layer_weights(config) * config.num_hidden_layers / 1e6:.1f} M "
-          f"layer weights; prompt {args.prompt_tokens} tokens; paper: pad to {args.pad_to}, {args.new_tokens} new tokens")
+    weights_m = layer_weights(config) * config.num_hidden_layers / 1e6
+    print(
+        f"{args.model}: {config.num_hidden_layers} layers, {weights_m:.1f} M "
+        f"layer weights; prompt {args.prompt_tokens} tokens; paper: pad to {args.pad_to}, {args.new_tokens} new tokens"
+    )
     print(f"ours {flops['ours']:.0f} GFLOP, paper {flops['paper']:.0f} GFLOP, ratio {flops['ratio']:.1f}x")
     return 0
 

@@ -70,7 +70,21 @@ def load_records(args) -> tuple[list[str], list[int], str]:
 
 def _synthetic(n: int) -> list[str]:
     rng = random.Random(0)
-    words = ["gentle", "scent", "cream", "moisturising", "lasting", "value", "fragrance", "hair", "skin", "brand", "quality", "price", "soft"]
+    words = [
+        "gentle",
+        "scent",
+        "cream",
+        "moisturising",
+        "lasting",
+        "value",
+        "fragrance",
+        "hair",
+        "skin",
+        "brand",
+        "quality",
+        "price",
+        "soft",
+    ]
     texts = []
     for _ in range(n):
         items = "\n".join(
@@ -79,8 +93,10 @@ def _synthetic(n: int) -> list[str]:
             for _ in range(5)
         )
         texts.append(
-            "You are an expert beauty product recommender.\n\nUser profile:\n" + " ".join(rng.choices(words, k=100))
-            + f"\n\nRecent products:\n{items}\n\nTarget product: Item 1\n\nAnswer \"Prediction: Yes\" or \"Prediction: No\"."
+            "You are an expert beauty product recommender.\n\nUser profile:\n"
+            + " ".join(rng.choices(words, k=100))
+            + f"\n\nRecent products:\n{items}\n\nTarget product: Item 1\n\n"
+            + 'Answer "Prediction: Yes" or "Prediction: No".'
         )
     return texts
 
@@ -98,13 +114,22 @@ def train_quick_adapter(args) -> Path:
     if train.empty or valid.empty:
         raise SystemExit(f"{args.records}: variant {args.variant} needs train and valid records to train on")
     overrides = {"learning_rate": args.train_lr, "answer_loss_weight": args.answer_loss_weight}
-    cfg = TrainConfig(base_model=args.model, epochs=args.train_epochs, patience=args.train_epochs,
-                      batch_size=args.train_batch_size, seed=args.seed,
-                      **{key: value for key, value in overrides.items() if value is not None})
-    result = train_adapter(args.model, train, valid, cfg, args.train_adapter, seed=args.seed,
-                           score_batch_size=args.batch_size)
-    print(f"trained {result.adapter_dir} on {len(train)} records in {result.seconds:.0f} s "
-          f"({result.precision}; best valid AUC {result.best_valid_auc:.4f})", flush=True)
+    cfg = TrainConfig(
+        base_model=args.model,
+        epochs=args.train_epochs,
+        patience=args.train_epochs,
+        batch_size=args.train_batch_size,
+        seed=args.seed,
+        **{key: value for key, value in overrides.items() if value is not None},
+    )
+    result = train_adapter(
+        args.model, train, valid, cfg, args.train_adapter, seed=args.seed, score_batch_size=args.batch_size
+    )
+    print(
+        f"trained {result.adapter_dir} on {len(train)} records in {result.seconds:.0f} s "
+        f"({result.precision}; best valid AUC {result.best_valid_auc:.4f})",
+        flush=True,
+    )
     return Path(result.adapter_dir)
 
 
@@ -144,8 +169,13 @@ def paper_recipe(model, tokenizer, prompts, answer_ids, pad_to, new_tokens, batc
             mask[row, width - len(seq) :] = 1
         with torch.inference_mode():
             gen = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens, do_sample=False, output_logits=True, return_dict_in_generate=True,
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                output_logits=True,
+                return_dict_in_generate=True,
                 pad_token_id=pad,
             )
         tokens = gen.sequences[:, width:].cpu()
@@ -179,8 +209,12 @@ def main(argv=None) -> int:
     parser.add_argument("--train-batch-size", type=int, default=8)
     parser.add_argument("--train-lr", type=float, help="default: train.learning_rate's default")
     parser.add_argument("--answer-loss-weight", type=float, help="default: train.answer_loss_weight's default")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
-                        help="weights of both recipes (auto: bf16 on a CUDA GPU, fp32 on CPU)")
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="weights of both recipes (auto: bf16 on a CUDA GPU, fp32 on CPU)",
+    )
     parser.add_argument("--records", help="records.parquet of the pipeline")
     parser.add_argument("--variant", default="full")
     parser.add_argument("--dataset", default="beauty", help="paper dataset for real records (beauty, fashion)")
@@ -231,16 +265,24 @@ def main(argv=None) -> int:
     ours = score_prompts(model, tokenizer, prompts, args.batch_size, answer_ids=answer_ids)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
-    theirs, generated = paper_recipe(model, tokenizer, prompts, answer_ids, args.pad_to, args.new_tokens, args.batch_size)
+    theirs, generated = paper_recipe(
+        model, tokenizer, prompts, answer_ids, args.pad_to, args.new_tokens, args.batch_size
+    )
     t_theirs = time.perf_counter() - t0
 
-    hardware = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    hardware = (
+        torch.cuda.get_device_name()
+        if device == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     auc_ours, auc_theirs = auc(labels, ours), auc(labels, theirs)
     mask = answered(generated)
     sub_ours, sub_theirs = subset_auc(labels, ours, mask), subset_auc(labels, theirs, mask)
     if sub_ours is None:
-        answered_line = (f"Answered records (generated text starts with `Prediction: Yes|No`): {mask.sum()}/{len(mask)} "
-                         f"({mask.mean():.0%}); too few of both labels for an AUC there.")
+        answered_line = (
+            f"Answered records (generated text starts with `Prediction: Yes|No`): {mask.sum()}/{len(mask)} "
+            f"({mask.mean():.0%}); too few of both labels for an AUC there."
+        )
     else:
         answered_line = (
             f"Answered records (generated text starts with `Prediction: Yes|No`): {mask.sum()}/{len(mask)} "
@@ -248,25 +290,27 @@ def main(argv=None) -> int:
             f"|AUC difference| {abs(sub_ours - sub_theirs):.4f}; max |P(Yes) difference| "
             f"{np.max(np.abs(ours - theirs)[mask]):.4f}."
         )
-    table = "\n".join([
-        f"### Scoring speed: one forward pass vs the paper's generate-256 recipe ({time.strftime('%Y-%m-%d')})",
-        "",
-        f"Model {name}; {len(prompts)} records from {source} (prompt tokens {min(lengths)}-{max(lengths)}, "
-        f"mean {np.mean(lengths):.0f}); batch {args.batch_size}; {hardware}, {str(dtype).removeprefix('torch.')}; "
-        f"paper recipe: left-pad to {args.pad_to}, {args.new_tokens} new tokens.",
-        "",
-        "| method | seconds | records/s | AUC |",
-        "|---|---:|---:|---:|",
-        f"| one forward pass (ours) | {t_ours:.2f} | {len(prompts) / t_ours:.2f} | {auc_ours:.4f} |",
-        f"| generate + look up (paper) | {t_theirs:.1f} | {len(prompts) / t_theirs:.3f} | {auc_theirs:.4f} |",
-        "",
-        f"Speed-up {t_theirs / t_ours:.1f}x; |AUC difference| {abs(auc_ours - auc_theirs):.4f}; "
-        f"max |P(Yes) difference| {np.max(np.abs(ours - theirs)):.4f} "
-        f"(records where the generated text had no Yes/No token get 0.5 in the paper recipe).",
-        "",
-        answered_line,
-        "",
-    ])
+    table = "\n".join(
+        [
+            f"### Scoring speed: one forward pass vs the paper's generate-256 recipe ({time.strftime('%Y-%m-%d')})",
+            "",
+            f"Model {name}; {len(prompts)} records from {source} (prompt tokens {min(lengths)}-{max(lengths)}, "
+            f"mean {np.mean(lengths):.0f}); batch {args.batch_size}; {hardware}, {str(dtype).removeprefix('torch.')}; "
+            f"paper recipe: left-pad to {args.pad_to}, {args.new_tokens} new tokens.",
+            "",
+            "| method | seconds | records/s | AUC |",
+            "|---|---:|---:|---:|",
+            f"| one forward pass (ours) | {t_ours:.2f} | {len(prompts) / t_ours:.2f} | {auc_ours:.4f} |",
+            f"| generate + look up (paper) | {t_theirs:.1f} | {len(prompts) / t_theirs:.3f} | {auc_theirs:.4f} |",
+            "",
+            f"Speed-up {t_theirs / t_ours:.1f}x; |AUC difference| {abs(auc_ours - auc_theirs):.4f}; "
+            f"max |P(Yes) difference| {np.max(np.abs(ours - theirs)):.4f} "
+            f"(records where the generated text had no Yes/No token get 0.5 in the paper recipe).",
+            "",
+            answered_line,
+            "",
+        ]
+    )
     print(table)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as handle:

@@ -64,8 +64,9 @@ def decode_flops(config, context: int, new_tokens: int) -> float:
     return new_tokens * per_token + attention
 
 
-def request_flops(config, scored: list[int], explained: list[int] | None = None,
-                  generated: list[int] | None = None) -> float:
+def request_flops(
+    config, scored: list[int], explained: list[int] | None = None, generated: list[int] | None = None
+) -> float:
     """FLOPs of one request: a scoring pass per row (``scored``: its tokens), and for an explanation a
     prefill of the prompt with the forced answer (``explained`` tokens) plus ``generated`` decode steps."""
     total = sum(prompt_flops(config, n) for n in scored)
@@ -76,7 +77,9 @@ def request_flops(config, scored: list[int], explained: list[int] | None = None,
 
 def weight_bytes(config, bytes_per_weight: int = 4) -> int:
     """Bytes of every weight one decode step reads (decoder layers + the tied embedding / LM head)."""
-    return bytes_per_weight * (config.num_hidden_layers * layer_weights(config) + config.vocab_size * config.hidden_size)
+    return bytes_per_weight * (
+        config.num_hidden_layers * layer_weights(config) + config.vocab_size * config.hidden_size
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,8 +129,14 @@ def paper_records(data_dir: Path, dataset: str, split: str, n: int) -> list[dict
         raise SystemExit(f"{path}: not found (set --data-dir or $REASONINGREC_DATA_DIR to the shared data)")
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = json.load(handle)
-    return [{"prompt_text": f"{r['instruction']}\n\n{r['input']}", "completion_text": r["output"].strip(),
-             "label": int(r["output"].strip().startswith("Prediction: Yes"))} for r in rows[:n]]
+    return [
+        {
+            "prompt_text": f"{r['instruction']}\n\n{r['input']}",
+            "completion_text": r["output"].strip(),
+            "label": int(r["output"].strip().startswith("Prediction: Yes")),
+        }
+        for r in rows[:n]
+    ]
 
 
 def train_tiny_adapter(args, out_dir: Path) -> Path:
@@ -139,8 +148,16 @@ def train_tiny_adapter(args, out_dir: Path) -> Path:
     valid = paper_records(args.data_dir, args.dataset, "valid", args.train_records)
     cfg = TrainConfig(base_model="embedded", epochs=1, patience=1, batch_size=2, seed=0)
     started = time.perf_counter()
-    result = train_adapter("embedded", train, valid, cfg, out_dir, seed=0, score_batch_size=4,
-                           meta={"method": "reasoningrec", "variant": "full", "domain": args.dataset})
+    result = train_adapter(
+        "embedded",
+        train,
+        valid,
+        cfg,
+        out_dir,
+        seed=0,
+        score_batch_size=4,
+        meta={"method": "reasoningrec", "variant": "full", "domain": args.dataset},
+    )
     print(f"trained {result.adapter_dir} on {len(train)} records in {time.perf_counter() - started:.0f} s", flush=True)
     return Path(result.adapter_dir)
 
@@ -153,8 +170,23 @@ def free_port() -> int:
 
 def start_server(model_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow_bin if mlflow_bin.is_file() else "mlflow"), "models", "serve", "-m", str(model_dir),
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1", "-t", "7200"]
+    command = [
+        str(mlflow_bin if mlflow_bin.is_file() else "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(model_dir),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+        "-t",
+        "7200",
+    ]
     # mlflow models serve execs `uvicorn` by name: this interpreter's bin folder goes first on PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
@@ -194,8 +226,10 @@ def stop_server(server: subprocess.Popen) -> None:
 
 def body(prompts: list[str], explain: bool, max_new_tokens: int) -> dict:
     """An ``/invocations`` payload (the model's own batch size splits 32 rows into length-sorted batches)."""
-    return {"dataframe_split": {"columns": ["prompt_text"], "data": [[p] for p in prompts]},
-            "params": {"explain": explain, "max_new_tokens": max_new_tokens}}
+    return {
+        "dataframe_split": {"columns": ["prompt_text"], "data": [[p] for p in prompts]},
+        "params": {"explain": explain, "max_new_tokens": max_new_tokens},
+    }
 
 
 def time_requests(url: str, bodies: list[dict]) -> tuple[list[float], list[dict]]:
@@ -246,9 +280,16 @@ def main(argv=None) -> int:
     try:
         adapter = args.adapter or train_tiny_adapter(args, work / "train")
         model_dir = work / "model"
-        mlflow.pyfunc.save_model(model_dir, **serving.pyfunc_model_arguments(
-            adapter, work / "staging", batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-            extra_config={"domain": args.dataset}))
+        mlflow.pyfunc.save_model(
+            model_dir,
+            **serving.pyfunc_model_arguments(
+                adapter,
+                work / "staging",
+                batch_size=args.batch_size,
+                max_new_tokens=args.max_new_tokens,
+                extra_config={"domain": args.dataset},
+            ),
+        )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         load_before = os.getloadavg()
@@ -264,7 +305,7 @@ def main(argv=None) -> int:
         for kind, size in KINDS:
             explain = kind != "score"
             repeats = args.repeats if size == 1 else args.batch_repeats
-            batches = [prompts[i: i + 1] for i in range(repeats)] if size == 1 else [prompts[:32]] * repeats
+            batches = [prompts[i : i + 1] for i in range(repeats)] if size == 1 else [prompts[:32]] * repeats
             seconds, answers = time_requests(url, [body(b, explain, args.max_new_tokens) for b in batches])
             flops, steps, generated_all = [], [], []
             for batch, answer in zip(batches, answers, strict=True):
@@ -272,10 +313,17 @@ def main(argv=None) -> int:
                 scored = [len(tokenizer(r + ANSWER_PREFIX)["input_ids"]) for r in rendered]
                 if explain:
                     predictions = answer["predictions"]
-                    forced = [len(tokenizer(r + format_answer(p["prediction"]) + "\n")["input_ids"])
-                              for r, p in zip(rendered, predictions, strict=True)]
-                    generated = [min(args.max_new_tokens, len(tokenizer(p["explanation"], add_special_tokens=False)
-                                                              ["input_ids"]) + 1) for p in predictions]
+                    forced = [
+                        len(tokenizer(r + format_answer(p["prediction"]) + "\n")["input_ids"])
+                        for r, p in zip(rendered, predictions, strict=True)
+                    ]
+                    generated = [
+                        min(
+                            args.max_new_tokens,
+                            len(tokenizer(p["explanation"], add_special_tokens=False)["input_ids"]) + 1,
+                        )
+                        for p in predictions
+                    ]
                     flops.append(request_flops(config, scored, forced, generated))
                     steps.append(max(generated))
                     generated_all += generated
@@ -284,19 +332,30 @@ def main(argv=None) -> int:
                     steps.append(0)
             gflop = float(np.mean(flops)) / 1e9
             row = {
-                "kind": kind, "rows": size, "requests": repeats,
-                "p50_s": percentile(seconds, 50), "p95_s": percentile(seconds, 95),
-                "gflop": gflop, "flop_bound_s": gflop / gemm,
+                "kind": kind,
+                "rows": size,
+                "requests": repeats,
+                "p50_s": percentile(seconds, 50),
+                "p95_s": percentile(seconds, 95),
+                "gflop": gflop,
+                "flop_bound_s": gflop / gemm,
                 "read_bound_s": float(np.mean(steps)) * weight_bytes(config) / 1e9 / read,
                 "mean_generated": float(np.mean(generated_all)) if generated_all else 0.0,
-                "mean_prompt_tokens": float(np.mean([len(tokenizer(render_chat(tokenizer, p))["input_ids"])
-                                                     for b in batches for p in b])),
+                "mean_prompt_tokens": float(
+                    np.mean([len(tokenizer(render_chat(tokenizer, p))["input_ids"]) for b in batches for p in b])
+                ),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-        results = {"rows": rows, "gemm_gflops": gemm, "read_gbs": read, "ready_s": ready,
-                   "load_before": load_before, "load_after": os.getloadavg(),
-                   "adapter": "given" if args.adapter else f"trained here on {args.train_records} records"}
+        results = {
+            "rows": rows,
+            "gemm_gflops": gemm,
+            "read_gbs": read,
+            "ready_s": ready,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "adapter": "given" if args.adapter else f"trained here on {args.train_records} records",
+        }
     finally:
         if server is not None:
             stop_server(server)
@@ -311,7 +370,8 @@ def main(argv=None) -> int:
 def render(results: dict, args) -> str:
     torch_threads = __import__("torch").get_num_threads()
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"Command: `python -m benchmarks.serving_latency --out docs/performance.md` ({time.strftime('%Y-%m-%d')}).  ",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch_threads} threads, fp32; measured peaks "
         f"{results['gemm_gflops']:.1f} GFLOP/s (2048² GEMM) and {results['read_gbs']:.1f} GB/s (memory read); "

@@ -37,8 +37,15 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message=r".*MatMul8bitLt: inputs will be cast.*")
 
 LLAMA2_7B = dict(
-    vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-    num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False,
+    vocab_size=32000,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
 )
 SMOKE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4)
 DEFAULT_CONFIGS = ["bf16", "bf16:nockpt", "bf16:nockpt:mb2", "int8", "bf16:nockpt:compile"]
@@ -76,8 +83,11 @@ class RunConfig:
 
     @property
     def label(self) -> str:
-        parts = [self.precision, "checkpointing" if self.checkpointing else "no checkpointing",
-                 f"micro-batch {self.micro_batch}"]
+        parts = [
+            self.precision,
+            "checkpointing" if self.checkpointing else "no checkpointing",
+            f"micro-batch {self.micro_batch}",
+        ]
         extra = (["torch.compile"] if self.compile else []) + (["SFTTrainer"] if self.trainer else [])
         return ", ".join(parts + extra)
 
@@ -119,11 +129,16 @@ def build_model(precision: str, layers: int | None, checkpoint_dir: Path, device
     quant = (
         BitsAndBytesConfig(load_in_8bit=True)
         if precision == "int8"
-        else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
-                                bnb_4bit_use_double_quant=True)
+        else BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+        )
     )
-    model = LlamaForCausalLM.from_pretrained(checkpoint_dir, quantization_config=quant, dtype=torch.bfloat16,
-                                             device_map={"": 0}, attn_implementation="sdpa")
+    model = LlamaForCausalLM.from_pretrained(
+        checkpoint_dir, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0}, attn_implementation="sdpa"
+    )
     return model, config
 
 
@@ -158,8 +173,10 @@ def _measure(run: RunConfig, args, checkpoint_dir: Path, device: str) -> dict:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model.config.use_cache = False
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
-                                             target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     model.train()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4)
     forward = torch.compile(model) if run.compile else model
@@ -191,10 +208,14 @@ def _measure(run: RunConfig, args, checkpoint_dir: Path, device: str) -> dict:
         raise RuntimeError(f"{run.label}: loss {loss.item()} is not finite")
     tokens_per_s = args.steps * run.micro_batch * args.seq_len / seconds
     return {
-        "config": run, "precision": run.precision, "params": n_params, "tokens_per_s": tokens_per_s,
+        "config": run,
+        "precision": run.precision,
+        "params": n_params,
+        "tokens_per_s": tokens_per_s,
         "mfu": 4 * n_params * tokens_per_s / (args.peak_tflops * 1e12),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan"),
-        "step_s": seconds / args.steps, "warmup_s": warmup_s,
+        "step_s": seconds / args.steps,
+        "warmup_s": warmup_s,
     }
 
 
@@ -205,8 +226,29 @@ def trainer_texts(tokenizer, n: int, seq_len: int, seed: int = 0) -> list[tuple[
     import random
 
     rng = random.Random(seed)
-    words = ["the", "user", "liked", "a", "gentle", "cream", "with", "lasting", "scent", "and", "soft",
-             "leather", "boots", "but", "disliked", "cheap", "fabric", "so", "will", "enjoy", "this"]
+    words = [
+        "the",
+        "user",
+        "liked",
+        "a",
+        "gentle",
+        "cream",
+        "with",
+        "lasting",
+        "scent",
+        "and",
+        "soft",
+        "leather",
+        "boots",
+        "but",
+        "disliked",
+        "cheap",
+        "fabric",
+        "so",
+        "will",
+        "enjoy",
+        "this",
+    ]
     per_word = len(tokenizer(" ".join(words * 4))["input_ids"]) / (4 * len(words))
     prompt_words, reason_words = int(seq_len / 3 / per_word), int(seq_len * 1.2 / per_word)
     pairs = []
@@ -237,8 +279,13 @@ def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) ->
     model, config = build_model(run.precision, args.layers, checkpoint_dir, device, args.smoke)
     n_params = sum(p.numel() for p in model.parameters())
     tokenizer = load_tokenizer(args.tokenizer)
-    cfg = TrainConfig(precision="bf16", batch_size=run.micro_batch, gradient_checkpointing=run.checkpointing,
-                      compile=run.compile, epochs=1)
+    cfg = TrainConfig(
+        precision="bf16",
+        batch_size=run.micro_batch,
+        gradient_checkpointing=run.checkpointing,
+        compile=run.compile,
+        epochs=1,
+    )
     steps = args.warmup + args.steps
     pairs = trainer_texts(tokenizer, steps * run.micro_batch, args.seq_len)
     dataset = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
@@ -251,12 +298,27 @@ def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) ->
             sync()
             marks.append(time.perf_counter())
 
-    sft_args = sft_arguments(cfg, checkpoint_dir / "trainer", cuda=cuda, precision="bf16", max_length=args.seq_len,
-                             seed=0, max_steps=steps, save_strategy="no", logging_steps=steps,
-                             use_cpu=not cuda, bf16=cuda)
+    sft_args = sft_arguments(
+        cfg,
+        checkpoint_dir / "trainer",
+        cuda=cuda,
+        precision="bf16",
+        max_length=args.seq_len,
+        seed=0,
+        max_steps=steps,
+        save_strategy="no",
+        logging_steps=steps,
+        use_cpu=not cuda,
+        bf16=cuda,
+    )
     trainer = sft_trainer_class()(
-        model=model, args=sft_args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=lora_config(cfg), callbacks=[StepClock()], answer_ids=answer_token_ids(tokenizer),
+        model=model,
+        args=sft_args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=[StepClock()],
+        answer_ids=answer_token_ids(tokenizer),
         answer_loss_weight=cfg.answer_loss_weight,
     )
     if cuda:
@@ -270,10 +332,14 @@ def _measure_trainer(run: RunConfig, args, checkpoint_dir: Path, device: str) ->
     seconds = marks[-1] - marks[args.warmup - 1] if args.warmup else marks[-1] - t0
     tokens_per_s = args.steps * run.micro_batch * args.seq_len / seconds
     return {
-        "config": run, "precision": run.precision, "params": n_params, "tokens_per_s": tokens_per_s,
+        "config": run,
+        "precision": run.precision,
+        "params": n_params,
+        "tokens_per_s": tokens_per_s,
         "mfu": 4 * n_params * tokens_per_s / (args.peak_tflops * 1e12),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
-        "step_s": seconds / args.steps, "warmup_s": (marks[args.warmup - 1] - t0) if args.warmup else 0.0,
+        "step_s": seconds / args.steps,
+        "warmup_s": (marks[args.warmup - 1] - t0) if args.warmup else 0.0,
     }
 
 
@@ -306,33 +372,50 @@ def table(rows: list[dict], args, hardware: str) -> str:
         f"SDPA attention; {args.steps} timed steps after {args.warmup} warm-up; "
         f"MFU = 4 x params x tokens/s / {args.peak_tflops:g} TFLOP/s.",
         "",
-        "| precision | checkpointing | micro-batch | compile | step | params (B) | tokens/s | s/step | MFU | peak memory (GiB) |",
+        "| precision | checkpointing | micro-batch | compile | step | params (B) | tokens/s | s/step | MFU "
+        "| peak memory (GiB) |",
         "|---|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         run = r["config"]
-        head = (f"| {run.precision} | {'on' if run.checkpointing else 'off'} | {run.micro_batch} | "
-                f"{'yes' if run.compile else 'no'} | {'SFTTrainer' if run.trainer else 'own loop'} |")
+        head = (
+            f"| {run.precision} | {'on' if run.checkpointing else 'off'} | {run.micro_batch} | "
+            f"{'yes' if run.compile else 'no'} | {'SFTTrainer' if run.trainer else 'own loop'} |"
+        )
         if r.get("oom"):
             lines.append(f"{head} - | OOM | - | - | - |")
         else:
-            lines.append(f"{head} {r['params'] / 1e9:.2f} | {r['tokens_per_s']:,.0f} | {r['step_s']:.2f} | "
-                         f"{r['mfu']:.1%} | {r['peak_gib']:.1f} |")
+            lines.append(
+                f"{head} {r['params'] / 1e9:.2f} | {r['tokens_per_s']:,.0f} | {r['step_s']:.2f} | "
+                f"{r['mfu']:.1%} | {r['peak_gib']:.1f} |"
+            )
     done = [r for r in rows if not r.get("oom")]
     base = next((r for r in done if r["precision"] == "int8"), None)
     best = max((r for r in done if r["precision"] == "bf16"), key=lambda r: r["tokens_per_s"], default=None)
     if base and best:
-        lines.append(f"\nbf16 ({best['config'].label}) is {best['tokens_per_s'] / base['tokens_per_s']:.2f}x the "
-                     f"tokens/s of int8 ({base['config'].label}); best bf16 MFU {best['mfu']:.1%}.")
+        lines.append(
+            f"\nbf16 ({best['config'].label}) is {best['tokens_per_s'] / base['tokens_per_s']:.2f}x the "
+            f"tokens/s of int8 ({base['config'].label}); best bf16 MFU {best['mfu']:.1%}."
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", help=f"precision[:nockpt][:mbN][:compile][:trainer] (default: {' '.join(DEFAULT_CONFIGS)})")
-    parser.add_argument("--precisions", nargs="+", choices=["bf16", "int8", "nf4"],
-                        help="instead of --configs: these precisions with the modifiers below")
-    parser.add_argument("--no-checkpointing", action="store_true", help="with --precisions: no activation checkpointing")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        help=f"precision[:nockpt][:mbN][:compile][:trainer] (default: {' '.join(DEFAULT_CONFIGS)})",
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=["bf16", "int8", "nf4"],
+        help="instead of --configs: these precisions with the modifiers below",
+    )
+    parser.add_argument(
+        "--no-checkpointing", action="store_true", help="with --precisions: no activation checkpointing"
+    )
     parser.add_argument("--compile", action="store_true", help="with --precisions: torch.compile the model")
     parser.add_argument("--batch-size", type=int, default=1, help="with --precisions: micro-batch (sequences/step)")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence (default 2048; 64 with --smoke)")

@@ -20,9 +20,7 @@ ParamsOption = Annotated[
     typer.Option("--params", help="Settings file (default: $REASONINGREC_PARAMS or ./params.yaml)."),
 ]
 DatasetOption = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name from params.yaml.")]
-LimitOption = Annotated[
-    int | None, typer.Option("--limit", help="Process only the first N users/items (a quick try).")
-]
+LimitOption = Annotated[int | None, typer.Option("--limit", help="Process only the first N users/items (a quick try).")]
 
 
 def invocation() -> str:
@@ -54,8 +52,17 @@ def params_from(path: Path | None, sets: list[str] | None = None, overlays: list
     return load_params(path, overlays or (), sets or ())
 
 
-def run_stage(params, dataset: str, stage: str, *, force: bool = False, allow_stale: bool = False,
-              subdir: str | None = None, extra: dict | None = None, **options):
+def run_stage(
+    params,
+    dataset: str,
+    stage: str,
+    *,
+    force: bool = False,
+    allow_stale: bool = False,
+    subdir: str | None = None,
+    extra: dict | None = None,
+    **options,
+):
     """Execute one stage call through the completion rule; say so when it was up to date."""
     from reasoningrec.completion import execute
     from reasoningrec.pipeline import call_for

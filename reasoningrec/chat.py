@@ -31,12 +31,9 @@ def render_example(tokenizer, prompt_text: str, completion_text: str) -> tuple[s
         [{"role": "user", "content": prompt_text}, {"role": "assistant", "content": completion_text}],
         tokenize=False,
     )
-    if not full.startswith(prompt):
-        # Some templates render the generation prompt differently from a finished turn (e.g. empty
-        # thinking blocks); the assistant content then follows the generation prompt directly.
-        completion = completion_text + (tokenizer.eos_token or "")
-    else:
-        completion = full[len(prompt) :]
+    # Some templates render the generation prompt differently from a finished turn (e.g. empty
+    # thinking blocks); the assistant content then follows the generation prompt directly.
+    completion = full[len(prompt) :] if full.startswith(prompt) else completion_text + (tokenizer.eos_token or "")
     eos = tokenizer.eos_token
     if eos and completion.rstrip().endswith(eos):
         completion = completion.rstrip()

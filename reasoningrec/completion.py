@@ -270,9 +270,17 @@ def _failed_validation(report: Path) -> bool:
 # --------------------------------------------------------------------------- running
 
 
-def execute(params: Params, call: Call, *, calls: Sequence[Call] | None = None, force: bool = False,
-            allow_stale: bool = False, runner: str = "cli", extra: Mapping[str, Any] | None = None,
-            action: Callable[[], Any] | None = None) -> Outcome:
+def execute(
+    params: Params,
+    call: Call,
+    *,
+    calls: Sequence[Call] | None = None,
+    force: bool = False,
+    allow_stale: bool = False,
+    runner: str = "cli",
+    extra: Mapping[str, Any] | None = None,
+    action: Callable[[], Any] | None = None,
+) -> Outcome:
     """Run ``call`` unless it is up to date; return what happened. ``extra``: more keyword arguments
     for the entry point (not part of the call's identity, e.g. a ``command`` tag). ``action``: what
     produces the outputs instead of the stage's entry point (e.g. merging a sharded run's pieces)."""
@@ -298,8 +306,11 @@ def execute(params: Params, call: Call, *, calls: Sequence[Call] | None = None, 
     started = time.perf_counter()
     result = action() if action is not None else invoke(call, params, extra)
     seconds = time.perf_counter() - started
-    summary = result.to_json() if hasattr(result, "to_json") else json.loads(json.dumps(dict(result or {}),
-                                                                                      default=json_default))
+    summary = (
+        result.to_json()
+        if hasattr(result, "to_json")
+        else json.loads(json.dumps(dict(result or {}), default=json_default))
+    )
     path = write_record(params, call, summary, seconds, runner)
     write_metrics(params, call, summary)
     return Outcome(call, True, summary, seconds, path)

@@ -45,7 +45,9 @@ def dvc_stage(params: Params, call: Call, calls: list[Call]) -> dict[str, Any]:
     deps = [f"{work}/{name}" for name in call.input_names()]
     if call.stage.raw_input:
         env.insert(0, f"REASONINGREC_DATA_DIR={DATA}")  # the declared raw dependency is what is read
-        deps += [f"{DATA}/{p}" for p in dict.fromkeys(p for p in (config.path, config.meta_path, config.texts_path) if p)]
+        deps += [
+            f"{DATA}/{p}" for p in dict.fromkeys(p for p in (config.path, config.meta_path, config.texts_path) if p)
+        ]
     deps += [f"{work}/{RECORD_DIR}/{gate.name}.json" for gate in gates_before(call, calls)]
     deps += list(call.stage.code)
     outs: list[Any] = []

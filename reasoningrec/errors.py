@@ -24,8 +24,16 @@ class DataError(ReasoningRecError):
     - ``row=N``: kept for callers outside the data stages that number rows their own way.
     """
 
-    def __init__(self, path, problem: str, *, line: int | None = None, record: int | None = None,
-                 row: int | None = None, field: str | None = None):
+    def __init__(
+        self,
+        path,
+        problem: str,
+        *,
+        line: int | None = None,
+        record: int | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ):
         self.path, self.problem, self.field = str(path), problem, field
         self.line, self.record, self.row = line, record, row
         where = self.path

@@ -55,7 +55,10 @@ def consistency_metrics(explanations: Sequence[Explanation], scored: Sequence[in
     from reasoningrec import metrics
 
     stated = [e.label for e in explanations]
-    out: dict[str, float] = {"explained": float(len(explanations)), "parse_failure_rate": metrics.parse_failure_rate(stated)}
+    out: dict[str, float] = {
+        "explained": float(len(explanations)),
+        "parse_failure_rate": metrics.parse_failure_rate(stated),
+    }
     pairs = [(s, int(t)) for s, t in zip(stated, scored, strict=True) if s is not None]
     if pairs:
         out["stated_label_agreement"] = sum(s == t for s, t in pairs) / len(pairs)
@@ -86,14 +89,18 @@ def bertscore_metrics(
     # An empty explanation (the model wrote only "Prediction: ...") shares nothing with its
     # reference: F1 0. bert-score itself cannot encode an empty string under transformers 5.
     written = [(c, r) for c, r in pairs if c]
-    out: dict[str, float] = {"bertscore_pairs": len(pairs), "empty_explanation_rate": (len(pairs) - len(written)) / len(pairs)}
+    out: dict[str, float] = {
+        "bertscore_pairs": len(pairs),
+        "empty_explanation_rate": (len(pairs) - len(written)) / len(pairs),
+    }
     if bertscore_deferred(model):
         return out, {"bertscore_model": DEFERRED_BERTSCORE_PARAM}
     f1 = [0.0] * (len(pairs) - len(written))
     backbone = "all-MiniLM-L6-v2 (embedded)" if model == metrics.EMBEDDED_BERTSCORE else model
     if written:
-        score = metrics.bertscore_f1([c for c, _ in written], [r for _, r in written], model=model, num_layers=num_layers,
-                                    progress="bertscore")
+        score = metrics.bertscore_f1(
+            [c for c, _ in written], [r for _, r in written], model=model, num_layers=num_layers, progress="bertscore"
+        )
         f1 += score.per_item
         backbone, num_layers = score.backbone, score.num_layers
     out["test_bertscore_f1"] = float(sum(f1) / len(f1))
@@ -101,8 +108,12 @@ def bertscore_metrics(
 
 
 def evaluate_explanations(
-    explanations: Sequence[Explanation], references: Sequence[Any], scored: Sequence[int], *,
-    model: str, num_layers: int | None,
+    explanations: Sequence[Explanation],
+    references: Sequence[Any],
+    scored: Sequence[int],
+    *,
+    model: str,
+    num_layers: int | None,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Consistency (parse rate, stated vs scored label) over every explanation; BERTScore F1 over
     those with a reference. Returns (metrics, params naming the BERTScore backbone)."""
@@ -113,8 +124,9 @@ def evaluate_explanations(
     return {**out, **scores}, settings
 
 
-def explanation_quality(params, dataset: str, variant: str, test: pd.DataFrame,
-                        explanations: dict[int, Explanation]) -> tuple[dict[str, float], pd.DataFrame]:
+def explanation_quality(
+    params, dataset: str, variant: str, test: pd.DataFrame, explanations: dict[int, Explanation]
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Explanation metrics beyond BERTScore (:mod:`reasoningrec.explanations`) of a run's explanations
     (``expl_*``) and, as a reference row on the same records, of their ground-truth reasoning
     (``reference_expl_*``); plus the per-explanation evidence (cited and invented items, features).
@@ -144,13 +156,15 @@ def explanation_quality(params, dataset: str, variant: str, test: pd.DataFrame,
         references = base.assign(explanation=[strip_answer(r) for r in test.loc[rows, "reference"]])
         references = references[references["explanation"].str.len() > 0]
         if len(references):
-            reference, _ = explanation_metrics(references, frames, vocabulary, variant=variant, settings=settings,
-                                               index=index)
+            reference, _ = explanation_metrics(
+                references, frames, vocabulary, variant=variant, settings=settings, index=index
+            )
             out |= {f"reference_expl_{k}": v for k, v in reference.items()}
     if settings.judge.enabled:
         judged = written.assign(prediction=[explanations[i].label for i in rows]).dropna(subset=["prediction"])
-        scores, judged_rows = judge_explanations(judged, frames, settings.judge, cache_dir=params.paths.cache_dir,
-                                                 variant=variant)
+        scores, judged_rows = judge_explanations(
+            judged, frames, settings.judge, cache_dir=params.paths.cache_dir, variant=variant
+        )
         out |= {f"judge_{k}": v for k, v in scores.items()}
         per_row = per_row.merge(judged_rows, on=["user_id", "split", "target_item"], how="left")
     return out, per_row

@@ -42,8 +42,9 @@ def run_dir(params: Params, dataset: str, method: str, k_shots: int, seed: int) 
     return params.work_dir(dataset) / "runs" / f"{method}-k{k_shots}-s{seed}"
 
 
-def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed: int, *,
-                   command: str | None = None) -> ExperimentSummary:
+def run_experiment(
+    params: Params, dataset: str, method: str, k_shots: int, seed: int, *, command: str | None = None
+) -> ExperimentSummary:
     """Train (or not, for zero-shot) -> score valid/test -> explain -> metrics -> MLflow run -> registry.
 
     ``command``: what reproduces the run (the CLI line, the grid), kept as its ``command`` tag; the
@@ -68,7 +69,9 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
     valid = records[records["split"] == "valid"].reset_index(drop=True)
     test = records[records["split"] == "test"].reset_index(drop=True)
     if test.empty:
-        raise ConfigError(f"{params.work_dir(dataset) / 'records.parquet'}: no test records of variant {spec.variant!r}")
+        raise ConfigError(
+            f"{params.work_dir(dataset) / 'records.parquet'}: no test records of variant {spec.variant!r}"
+        )
 
     model, tokenizer, trained = _model(params, dataset, spec, k_shots, seed, out)
     valid_scores = _score(params, model, tokenizer, valid, "score valid")
@@ -82,16 +85,36 @@ def run_experiment(params: Params, dataset: str, method: str, k_shots: int, seed
         quality, evidence = explanation_quality(params, dataset, spec.variant, test, explanations)
         results.update(quality)
     predictions = _persist(out, valid, valid_scores, test, test_scores, explanations, evidence, trained)
-    summary = _summarise(params, dataset, spec, k_shots, seed, out, run_print, results, extra_settings,
-                         trained, len(valid), len(test), command)
+    summary = _summarise(
+        params,
+        dataset,
+        spec,
+        k_shots,
+        seed,
+        out,
+        run_print,
+        results,
+        extra_settings,
+        trained,
+        len(valid),
+        len(test),
+        command,
+    )
     if _tracking_on(params):
         from reasoningrec.run_logging import log_and_register
 
         summary = log_and_register(params, summary, predictions)
     summary = summary.model_copy(update={"seconds": round(time.perf_counter() - started, 1)})
     summary.write(out / "metrics.json")
-    log.info("%s %s K=%s seed=%s: test AUC %.4f (run %s)", dataset, method, k_shots, seed,
-             results.get("test_auc", math.nan), summary.run_id or "not logged: tracking off")
+    log.info(
+        "%s %s K=%s seed=%s: test AUC %.4f (run %s)",
+        dataset,
+        method,
+        k_shots,
+        seed,
+        results.get("test_auc", math.nan),
+        summary.run_id or "not logged: tracking off",
+    )
     return summary
 
 
@@ -180,16 +203,22 @@ def _explain(params: Params, model, tokenizer, test: pd.DataFrame, test_scores) 
     chosen = explain_subset(test, params.evaluate.explain_limit)
     rows = [int(i) for i in chosen.index]
     generated = explain(
-        model, tokenizer, [render_chat(tokenizer, t) for t in chosen["prompt_text"]],
-        [test_scores[i] for i in rows], mode=params.evaluate.explanations,
-        max_new_tokens=params.evaluate.explain_max_new_tokens, batch_size=params.llm.batch_size,
-        engine=params.evaluate.explain_decode, progress="explain",
+        model,
+        tokenizer,
+        [render_chat(tokenizer, t) for t in chosen["prompt_text"]],
+        [test_scores[i] for i in rows],
+        mode=params.evaluate.explanations,
+        max_new_tokens=params.evaluate.explain_max_new_tokens,
+        batch_size=params.llm.batch_size,
+        engine=params.evaluate.explain_decode,
+        progress="explain",
     )
     return dict(zip(rows, generated, strict=True))
 
 
-def _evaluate(params: Params, valid, valid_scores, test, test_scores, explanations: dict[int, Explanation],
-              seed: int) -> tuple[dict[str, float], dict[str, str]]:
+def _evaluate(
+    params: Params, valid, valid_scores, test, test_scores, explanations: dict[int, Explanation], seed: int
+) -> tuple[dict[str, float], dict[str, str]]:
     """(metrics, extra MLflow params such as the BERTScore backbone)."""
     from reasoningrec.evaluation import evaluate_explanations, evaluate_scores
     from reasoningrec.scoring import scored_labels
@@ -200,8 +229,11 @@ def _evaluate(params: Params, valid, valid_scores, test, test_scores, explanatio
     rows = sorted(explanations)
     references = test.loc[rows, "reference"].tolist() if "reference" in test else [None] * len(rows)
     text_metrics, settings = evaluate_explanations(
-        [explanations[i] for i in rows], references, scored_labels([test_scores[i] for i in rows]),
-        model=params.evaluate.bertscore_model, num_layers=params.evaluate.bertscore_num_layers,
+        [explanations[i] for i in rows],
+        references,
+        scored_labels([test_scores[i] for i in rows]),
+        model=params.evaluate.bertscore_model,
+        num_layers=params.evaluate.bertscore_num_layers,
     )
     return {**results, **text_metrics}, settings
 
@@ -215,8 +247,13 @@ def _persist(out: Path, valid, valid_scores, test, test_scores, explanations, ev
 
     predictions = concat([predictions_frame(valid, valid_scores), predictions_frame(test, test_scores, explanations)])
     write_parquet(out / "predictions.parquet", predictions)
-    empty = pd.DataFrame({"user_id": pd.Series(dtype="string"), "split": pd.Series(dtype="string"),
-                          "target_item": pd.Series(dtype="string")})
+    empty = pd.DataFrame(
+        {
+            "user_id": pd.Series(dtype="string"),
+            "split": pd.Series(dtype="string"),
+            "target_item": pd.Series(dtype="string"),
+        }
+    )
     write_parquet(out / "explanations.parquet", evidence if evidence is not None else empty)
     metrics.write_curves(test["label"].astype(int), test_scores, out / "plots", prefix="test_")
     if trained is not None and trained.history:
@@ -225,9 +262,21 @@ def _persist(out: Path, valid, valid_scores, test, test_scores, explanations, ev
     return predictions
 
 
-def _summarise(params: Params, dataset: str, spec: Method, k_shots: int, seed: int, out: Path, run_print: str,
-               results: dict, extra_settings: dict, trained, n_valid: int, n_test: int,
-               command: str | None) -> ExperimentSummary:
+def _summarise(
+    params: Params,
+    dataset: str,
+    spec: Method,
+    k_shots: int,
+    seed: int,
+    out: Path,
+    run_print: str,
+    results: dict,
+    extra_settings: dict,
+    trained,
+    n_valid: int,
+    n_test: int,
+    command: str | None,
+) -> ExperimentSummary:
     from reasoningrec.tracking.provenance import provenance_tags
 
     settings = {**experiment_settings(params, dataset, spec), **extra_settings, "n_valid": n_valid, "n_test": n_test}
@@ -235,18 +284,38 @@ def _summarise(params: Params, dataset: str, spec: Method, k_shots: int, seed: i
     if trained is not None:
         settings["train_result"] = {
             key: getattr(trained, key)
-            for key in ("best_epoch", "epochs_run", "stopped_early", "precision", "train_records", "seconds",
-                        "processes")
+            for key in (
+                "best_epoch",
+                "epochs_run",
+                "stopped_early",
+                "precision",
+                "train_records",
+                "seconds",
+                "processes",
+            )
         }
         history = [
             {"epoch": row["epoch"], "train_loss": row.get("train_loss"), "epoch_valid_auc": row.get("valid_auc")}
             for row in trained.history
         ]
-    tags = {"variant": spec.variant, "fine_tuned": str(spec.fine_tuned).lower(), **({"command": command} if command else {})}
+    tags = {
+        "variant": spec.variant,
+        "fine_tuned": str(spec.fine_tuned).lower(),
+        **({"command": command} if command else {}),
+    }
     return ExperimentSummary(
-        dataset=dataset, method=spec.name, k_shots=k_shots, seed=seed, variant=spec.variant, run_dir=str(out),
-        fingerprint=run_print, metrics={k: _json_number(v) for k, v in results.items()}, settings=settings,
-        epoch_history=history, extra_tags=tags, provenance=provenance_tags(params, dataset),
+        dataset=dataset,
+        method=spec.name,
+        k_shots=k_shots,
+        seed=seed,
+        variant=spec.variant,
+        run_dir=str(out),
+        fingerprint=run_print,
+        metrics={k: _json_number(v) for k, v in results.items()},
+        settings=settings,
+        epoch_history=history,
+        extra_tags=tags,
+        provenance=provenance_tags(params, dataset),
         adapter=_relative(trained.adapter_dir, out) if trained is not None else None,
         bertscore_model=extra_settings.get("bertscore_model"),
     )
@@ -278,8 +347,9 @@ def experiment_settings(params: Params, dataset: str, spec: Method) -> dict[str,
     return settings
 
 
-def run_fingerprint(params: Params, dataset: str, method: str, k_shots: int,
-                    records: pd.DataFrame | None = None) -> tuple[str, dict[str, Any]]:
+def run_fingerprint(
+    params: Params, dataset: str, method: str, k_shots: int, records: pd.DataFrame | None = None
+) -> tuple[str, dict[str, Any]]:
     """(fingerprint, the settings it digests) of one run: every setting that shapes its result and
     the digest of the records it reads (``records``: the method's variant, read when not given).
 

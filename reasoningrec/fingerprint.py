@@ -74,8 +74,13 @@ def claim(folder: str | Path, fingerprint: str, settings: Mapping[str, Any] | No
     retired = None
     if previous is not None and previous != fingerprint:
         retired = retire(folder, previous)
-        log.warning("%s was made with other settings (fingerprint %s, now %s): moved to %s and started over",
-                    folder, previous, fingerprint, retired)
+        log.warning(
+            "%s was made with other settings (fingerprint %s, now %s): moved to %s and started over",
+            folder,
+            previous,
+            fingerprint,
+            retired,
+        )
     folder.mkdir(parents=True, exist_ok=True)
     if previous != fingerprint:
         write_json(folder / FINGERPRINT_FILE, {"fingerprint": fingerprint, "settings": dict(settings or {})})

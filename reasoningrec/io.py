@@ -58,8 +58,9 @@ def is_temp_name(name: str, output: str | None = None) -> bool:
     return output is None or name.startswith(f".{output}.")
 
 
-def remove_stale_temps(folder: str | Path, outputs: Iterable[str] | None = None, *,
-                       recursive: bool = False) -> list[Path]:
+def remove_stale_temps(
+    folder: str | Path, outputs: Iterable[str] | None = None, *, recursive: bool = False
+) -> list[Path]:
     """Delete the temporaries that interrupted atomic writes left in ``folder``; return what went.
 
     ``outputs`` (file or folder names in ``folder``) limits the sweep to those outputs' temporaries,

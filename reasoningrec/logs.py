@@ -21,8 +21,21 @@ TELEMETRY_OFF = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
-NOISY = ("transformers", "datasets", "mlflow", "great_expectations", "prefect", "httpx", "urllib3",
-         "alembic", "peft", "trl", "accelerate", "filelock", "bert_score")
+NOISY = (
+    "transformers",
+    "datasets",
+    "mlflow",
+    "great_expectations",
+    "prefect",
+    "httpx",
+    "urllib3",
+    "alembic",
+    "peft",
+    "trl",
+    "accelerate",
+    "filelock",
+    "bert_score",
+)
 
 
 def disable_telemetry() -> None:

@@ -89,20 +89,31 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("reasoningrec", "reasoningrec", "ReasoningRec", "full", fine_tuned=True),
         Method("reasoningrec-no-profile", "ablation", "ReasoningRec w/o profile", "no-profile", fine_tuned=True),
-        Method("reasoningrec-no-description", "ablation", "ReasoningRec w/o description", "no-description",
-               fine_tuned=True),
+        Method(
+            "reasoningrec-no-description", "ablation", "ReasoningRec w/o description", "no-description", fine_tuned=True
+        ),
         Method("label-only", "ablation", "ReasoningRec, answer only", "label-only", fine_tuned=True),
         Method("tallrec", "tallrec", "TALLRec", "titles", fine_tuned=True, competitor="TALLRec"),
-        Method("zeroshot-reasoningrec", "zero-shot", "zero-shot, ReasoningRec prompt", "full",
-               competitor="zero-shot", deterministic=True),
-        Method("zeroshot-vanilla", "zero-shot", "zero-shot, titles prompt", "titles",
-               competitor="zero-shot", deterministic=True),
+        Method(
+            "zeroshot-reasoningrec",
+            "zero-shot",
+            "zero-shot, ReasoningRec prompt",
+            "full",
+            competitor="zero-shot",
+            deterministic=True,
+        ),
+        Method(
+            "zeroshot-vanilla",
+            "zero-shot",
+            "zero-shot, titles prompt",
+            "titles",
+            competitor="zero-shot",
+            deterministic=True,
+        ),
         Method("sasrec", "sequential", "SASRec", competitor="SASRec"),
         Method("caser", "sequential", "Caser", competitor="Caser"),
-        Method("user-like-rate", "heuristic", "user like-rate", competitor="like-rate heuristic",
-               deterministic=True),
-        Method("item-like-rate", "heuristic", "item like-rate", competitor="like-rate heuristic",
-               deterministic=True),
+        Method("user-like-rate", "heuristic", "user like-rate", competitor="like-rate heuristic", deterministic=True),
+        Method("item-like-rate", "heuristic", "item like-rate", competitor="like-rate heuristic", deterministic=True),
     )
 }
 
@@ -164,7 +175,10 @@ def help_text(*, llm: bool | None = None) -> str:
 
 def markdown_table() -> str:
     """The methods as a Markdown table (docs/architecture.md embeds it; a test keeps them equal)."""
-    lines = ["| method | family | record variant | fine-tuned | synthesised inputs | explains |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| method | family | record variant | fine-tuned | synthesised inputs | explains |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in METHODS.values():
         inputs = ", ".join(sorted(m.needs)) or "—"
         lines.append(

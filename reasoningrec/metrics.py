@@ -107,9 +107,7 @@ def ece(labels: Sequence[int], scores: Sequence[float], n_bins: int = 10) -> flo
     """Expected calibration error: sum over bins of |share of likes - mean score| weighted by bin size."""
     bins = calibration_bins(labels, scores, n_bins)
     total = sum(b["count"] for b in bins)
-    return float(
-        sum(b["count"] / total * abs(b["frac_positive"] - b["mean_score"]) for b in bins if b["count"])
-    )
+    return float(sum(b["count"] / total * abs(b["frac_positive"] - b["mean_score"]) for b in bins if b["count"]))
 
 
 def parse_failure_rate(parsed_labels: Sequence[int | None]) -> float:
@@ -151,19 +149,25 @@ def resampled_aucs(labels: np.ndarray, scores: np.ndarray, picks: np.ndarray, ch
 
     out = np.empty(len(picks))
     for start in range(0, len(picks), chunk):
-        block = picks[start:start + chunk]
+        block = picks[start : start + chunk]
         y = labels[block].astype(bool)
         ranks = rankdata(scores[block], axis=1)
         positives = y.sum(axis=1)
         negatives = y.shape[1] - positives
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[start:start + chunk] = ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+            out[start : start + chunk] = ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (
+                positives * negatives
+            )
     return out
 
 
 def paired_auc_difference_ci(
-    labels: Sequence[int], scores_a: Sequence[Sequence[float]], scores_b: Sequence[Sequence[float]],
-    n: int = 1000, seed: int = 0, alpha: float = 0.05,
+    labels: Sequence[int],
+    scores_a: Sequence[Sequence[float]],
+    scores_b: Sequence[Sequence[float]],
+    n: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> tuple[float, float]:
     """Percentile bootstrap (1 - alpha) interval of mean AUC(a runs) - mean AUC(b runs) on the same records.
 
@@ -313,7 +317,9 @@ def _plot_roc(points: list[dict], area: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     if points:
-        ax.plot([p["fpr"] for p in points], [p["tpr"] for p in points], color="tab:blue", label=f"model (AUC = {area:.3f})")
+        ax.plot(
+            [p["fpr"] for p in points], [p["tpr"] for p in points], color="tab:blue", label=f"model (AUC = {area:.3f})"
+        )
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1))
     _legend_below(ax)
     _save(fig, path)
@@ -328,8 +334,13 @@ def _plot_calibration(bins: list[dict], path: Path) -> None:
     used = [b for b in bins if b["count"]]
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
-    ax.plot([b["mean_score"] for b in used], [b["frac_positive"] for b in used], marker="o", color="tab:blue",
-            label="model (one point per score bin)")
+    ax.plot(
+        [b["mean_score"] for b in used],
+        [b["frac_positive"] for b in used],
+        marker="o",
+        color="tab:blue",
+        label="model (one point per score bin)",
+    )
     ax.set(xlabel="Mean P(Yes)", ylabel="Share liked", title="Calibration", xlim=(0, 1), ylim=(0, 1))
     _legend_below(ax)
     _save(fig, path)

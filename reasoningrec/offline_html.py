@@ -74,7 +74,7 @@ def _local(url: str, static: str, images: frozenset[str]) -> str | None:
     if url in urls:
         return f"{static}/vendor/{urls[url]}"
     if url.startswith(GX_ASSETS):
-        name = url[len(GX_ASSETS):].split("?")[0]
+        name = url[len(GX_ASSETS) :].split("?")[0]
         name = name if name in images else GX_IMAGE_STANDINS.get(name, "")
         return f"{static}/images/{name}" if name in images else None
     return None

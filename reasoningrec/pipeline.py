@@ -36,13 +36,30 @@ TRAIN_KEYS = tuple(f"train.{name}" for name in TrainConfig.model_fields if name 
 DATASET = "datasets.{dataset}"
 _DATA = ("interactions.parquet", "items.parquet")
 _CORE = ("reasoningrec/config", "reasoningrec/io.py", "reasoningrec/errors.py")
-_SYNTHESIS_CODE = (*_CORE, "reasoningrec/synthesis", "reasoningrec/llm", "reasoningrec/prompts",
-                   "reasoningrec/models.py", "reasoningrec/answer.py")
-_MODEL_CODE = (*_CORE, "reasoningrec/experiment.py", "reasoningrec/training", "reasoningrec/scoring.py",
-               "reasoningrec/explanations", "reasoningrec/chat.py",
-               "reasoningrec/models.py", "reasoningrec/answer.py", "reasoningrec/evaluation.py",
-               "reasoningrec/metrics.py", "reasoningrec/predictions.py", "reasoningrec/methods.py",
-               "reasoningrec/fingerprint.py", "reasoningrec/llm/static_decode.py")
+_SYNTHESIS_CODE = (
+    *_CORE,
+    "reasoningrec/synthesis",
+    "reasoningrec/llm",
+    "reasoningrec/prompts",
+    "reasoningrec/models.py",
+    "reasoningrec/answer.py",
+)
+_MODEL_CODE = (
+    *_CORE,
+    "reasoningrec/experiment.py",
+    "reasoningrec/training",
+    "reasoningrec/scoring.py",
+    "reasoningrec/explanations",
+    "reasoningrec/chat.py",
+    "reasoningrec/models.py",
+    "reasoningrec/answer.py",
+    "reasoningrec/evaluation.py",
+    "reasoningrec/metrics.py",
+    "reasoningrec/predictions.py",
+    "reasoningrec/methods.py",
+    "reasoningrec/fingerprint.py",
+    "reasoningrec/llm/static_decode.py",
+)
 
 
 @dataclass(frozen=True)
@@ -76,77 +93,190 @@ class Stage:
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("ingest", "reasoningrec.data.ingest:run_ingest", "data", "data", "ingest -d {dataset}",
-              outputs=(*_DATA, "ingest.json"), summary="ingest.json",
-              sections=("ingest", DATASET, "validate.rating_min", "validate.rating_max"),
-              code=(*_CORE, "reasoningrec/data"), raw_input=True),
-        Stage("validate_interactions", "reasoningrec.validation:run_validation", "data", "data",
-              "validate -d {dataset} --stage interactions",
-              inputs=(*_DATA, "ingest.json"), outputs=("validation/validate_interactions.json",),
-              summary="validation/validate_interactions.json", sections=("validate", DATASET),
-              code=(*_CORE, "reasoningrec/validation.py", "reasoningrec/validation_report.py", "expectations"),
-              gate=True, fixed={"stage": "interactions"}),
-        Stage("prepare", "reasoningrec.data.prepare:run_prepare", "data", "data", "prepare -d {dataset}",
-              inputs=("interactions.parquet",), outputs=("samples.parquet", "item_reviews.parquet", "prepare.json"),
-              # raw: the paper population (prepare.population) reads the authors' records.
-              summary="prepare.json", sections=("prepare", DATASET), code=(*_CORE, "reasoningrec/data"),
-              raw_input=True),
-        Stage("validate_samples", "reasoningrec.validation:run_validation", "data", "data",
-              "validate -d {dataset} --stage samples",
-              inputs=("samples.parquet", "interactions.parquet"), outputs=("validation/validate_samples.json",),
-              summary="validation/validate_samples.json", sections=("validate", DATASET, "prepare"),
-              code=(*_CORE, "reasoningrec/validation.py", "reasoningrec/validation_report.py", "expectations"),
-              gate=True, fixed={"stage": "samples"}),
-        Stage("import_texts", "reasoningrec.importer.stage:run_import", "synthesis", "data", "import-texts -d {dataset}",
-              inputs=("samples.parquet", "items.parquet"), outputs=("import.json",), summary="import.json",
-              sections=(DATASET,), code=(*_CORE, "reasoningrec/importer", "reasoningrec/synthesis",
-                                         "reasoningrec/answer.py"), raw_input=True),
-        Stage("describe", "reasoningrec.synthesis:run_describe", "synthesis", "llm", "describe -d {dataset}",
-              # samples.parquet decides which items are described (those a prompt can show).
-              inputs=("items.parquet", "item_reviews.parquet", "samples.parquet"),
-              outputs=("descriptions.parquet", "describe.json"), summary="describe.json",
-              sections=("describe", *LLM_KEYS, f"{DATASET}.domain", "prepare.review_words", "prepare.reviews_per_item"),
-              code=_SYNTHESIS_CODE, shard_key="item_id", persist=True),
-        Stage("profile", "reasoningrec.synthesis:run_profile", "synthesis", "llm", "profile -d {dataset}",
-              inputs=("samples.parquet", "items.parquet", "descriptions.parquet"),
-              outputs=("profiles.parquet", "profile.json"), summary="profile.json",
-              sections=("profile", *LLM_KEYS, f"{DATASET}.domain"), code=_SYNTHESIS_CODE, shard_key="user_id",
-              persist=True),
-        Stage("reason", "reasoningrec.synthesis:run_reason", "synthesis", "llm", "reason -d {dataset}",
-              inputs=("samples.parquet", "items.parquet", "descriptions.parquet", "profiles.parquet"),
-              outputs=("reasoning.parquet", "reason.json"), summary="reason.json",
-              sections=("reason", *LLM_KEYS, f"{DATASET}.domain"), code=_SYNTHESIS_CODE, shard_key="user_id",
-              persist=True),
+        Stage(
+            "ingest",
+            "reasoningrec.data.ingest:run_ingest",
+            "data",
+            "data",
+            "ingest -d {dataset}",
+            outputs=(*_DATA, "ingest.json"),
+            summary="ingest.json",
+            sections=("ingest", DATASET, "validate.rating_min", "validate.rating_max"),
+            code=(*_CORE, "reasoningrec/data"),
+            raw_input=True,
+        ),
+        Stage(
+            "validate_interactions",
+            "reasoningrec.validation:run_validation",
+            "data",
+            "data",
+            "validate -d {dataset} --stage interactions",
+            inputs=(*_DATA, "ingest.json"),
+            outputs=("validation/validate_interactions.json",),
+            summary="validation/validate_interactions.json",
+            sections=("validate", DATASET),
+            code=(*_CORE, "reasoningrec/validation.py", "reasoningrec/validation_report.py", "expectations"),
+            gate=True,
+            fixed={"stage": "interactions"},
+        ),
+        Stage(
+            "prepare",
+            "reasoningrec.data.prepare:run_prepare",
+            "data",
+            "data",
+            "prepare -d {dataset}",
+            inputs=("interactions.parquet",),
+            outputs=("samples.parquet", "item_reviews.parquet", "prepare.json"),
+            # raw: the paper population (prepare.population) reads the authors' records.
+            summary="prepare.json",
+            sections=("prepare", DATASET),
+            code=(*_CORE, "reasoningrec/data"),
+            raw_input=True,
+        ),
+        Stage(
+            "validate_samples",
+            "reasoningrec.validation:run_validation",
+            "data",
+            "data",
+            "validate -d {dataset} --stage samples",
+            inputs=("samples.parquet", "interactions.parquet"),
+            outputs=("validation/validate_samples.json",),
+            summary="validation/validate_samples.json",
+            sections=("validate", DATASET, "prepare"),
+            code=(*_CORE, "reasoningrec/validation.py", "reasoningrec/validation_report.py", "expectations"),
+            gate=True,
+            fixed={"stage": "samples"},
+        ),
+        Stage(
+            "import_texts",
+            "reasoningrec.importer.stage:run_import",
+            "synthesis",
+            "data",
+            "import-texts -d {dataset}",
+            inputs=("samples.parquet", "items.parquet"),
+            outputs=("import.json",),
+            summary="import.json",
+            sections=(DATASET,),
+            code=(*_CORE, "reasoningrec/importer", "reasoningrec/synthesis", "reasoningrec/answer.py"),
+            raw_input=True,
+        ),
+        Stage(
+            "describe",
+            "reasoningrec.synthesis:run_describe",
+            "synthesis",
+            "llm",
+            "describe -d {dataset}",
+            # samples.parquet decides which items are described (those a prompt can show).
+            inputs=("items.parquet", "item_reviews.parquet", "samples.parquet"),
+            outputs=("descriptions.parquet", "describe.json"),
+            summary="describe.json",
+            sections=("describe", *LLM_KEYS, f"{DATASET}.domain", "prepare.review_words", "prepare.reviews_per_item"),
+            code=_SYNTHESIS_CODE,
+            shard_key="item_id",
+            persist=True,
+        ),
+        Stage(
+            "profile",
+            "reasoningrec.synthesis:run_profile",
+            "synthesis",
+            "llm",
+            "profile -d {dataset}",
+            inputs=("samples.parquet", "items.parquet", "descriptions.parquet"),
+            outputs=("profiles.parquet", "profile.json"),
+            summary="profile.json",
+            sections=("profile", *LLM_KEYS, f"{DATASET}.domain"),
+            code=_SYNTHESIS_CODE,
+            shard_key="user_id",
+            persist=True,
+        ),
+        Stage(
+            "reason",
+            "reasoningrec.synthesis:run_reason",
+            "synthesis",
+            "llm",
+            "reason -d {dataset}",
+            inputs=("samples.parquet", "items.parquet", "descriptions.parquet", "profiles.parquet"),
+            outputs=("reasoning.parquet", "reason.json"),
+            summary="reason.json",
+            sections=("reason", *LLM_KEYS, f"{DATASET}.domain"),
+            code=_SYNTHESIS_CODE,
+            shard_key="user_id",
+            persist=True,
+        ),
         # The feature vocabulary explanation metrics read (PETER's FMR/FCR/DIV), a versioned artifact.
-        Stage("vocabulary", "reasoningrec.explanations.features:run_vocabulary", "synthesis", "data",
-              "vocabulary -d {dataset}", inputs=("items.parquet", "item_reviews.parquet"),
-              outputs=("feature_vocabulary.json", "vocabulary.json"), summary="vocabulary.json",
-              sections=("explanations.vocabulary",),
-              code=(*_CORE, "reasoningrec/explanations/features.py", "reasoningrec/explanations/stopwords.txt")),
-        Stage("records", "reasoningrec.records.stage:run_records", "training", "data", "records -d {dataset}",
-              inputs=("samples.parquet", "items.parquet"), outputs=("records.parquet", "records.json"),
-              summary="records.json", sections=("records", DATASET, "train.base_model"),
-              code=(*_CORE, "reasoningrec/records", "reasoningrec/methods.py", "reasoningrec/answer.py",
-                    "reasoningrec/chat.py", "reasoningrec/models.py", "reasoningrec/prompts/records")),
-        Stage("experiment", "reasoningrec.experiment:run_experiment", "training", "gpu",
-              "experiment -d {dataset} --method {method} --k {k_shots} --seed {seed}",
-              inputs=("records.parquet", "feature_vocabulary.json"),
-              outputs=("runs/{method}-k{k_shots}-s{seed}/predictions.parquet",
-                       "runs/{method}-k{k_shots}-s{seed}/explanations.parquet",
-                       "runs/{method}-k{k_shots}-s{seed}/plots/test_roc.png",
-                       "runs/{method}-k{k_shots}-s{seed}/plots/test_calibration.png",
-                       "runs/{method}-k{k_shots}-s{seed}/metrics.json"),
-              summary="runs/{method}-k{k_shots}-s{seed}/metrics.json",
-              sections=(*TRAIN_KEYS, "evaluate", "explanations", "llm.batch_size"), code=_MODEL_CODE),
+        Stage(
+            "vocabulary",
+            "reasoningrec.explanations.features:run_vocabulary",
+            "synthesis",
+            "data",
+            "vocabulary -d {dataset}",
+            inputs=("items.parquet", "item_reviews.parquet"),
+            outputs=("feature_vocabulary.json", "vocabulary.json"),
+            summary="vocabulary.json",
+            sections=("explanations.vocabulary",),
+            code=(*_CORE, "reasoningrec/explanations/features.py", "reasoningrec/explanations/stopwords.txt"),
+        ),
+        Stage(
+            "records",
+            "reasoningrec.records.stage:run_records",
+            "training",
+            "data",
+            "records -d {dataset}",
+            inputs=("samples.parquet", "items.parquet"),
+            outputs=("records.parquet", "records.json"),
+            summary="records.json",
+            sections=("records", DATASET, "train.base_model"),
+            code=(
+                *_CORE,
+                "reasoningrec/records",
+                "reasoningrec/methods.py",
+                "reasoningrec/answer.py",
+                "reasoningrec/chat.py",
+                "reasoningrec/models.py",
+                "reasoningrec/prompts/records",
+            ),
+        ),
+        Stage(
+            "experiment",
+            "reasoningrec.experiment:run_experiment",
+            "training",
+            "gpu",
+            "experiment -d {dataset} --method {method} --k {k_shots} --seed {seed}",
+            inputs=("records.parquet", "feature_vocabulary.json"),
+            outputs=(
+                "runs/{method}-k{k_shots}-s{seed}/predictions.parquet",
+                "runs/{method}-k{k_shots}-s{seed}/explanations.parquet",
+                "runs/{method}-k{k_shots}-s{seed}/plots/test_roc.png",
+                "runs/{method}-k{k_shots}-s{seed}/plots/test_calibration.png",
+                "runs/{method}-k{k_shots}-s{seed}/metrics.json",
+            ),
+            summary="runs/{method}-k{k_shots}-s{seed}/metrics.json",
+            sections=(*TRAIN_KEYS, "evaluate", "explanations", "llm.batch_size"),
+            code=_MODEL_CODE,
+        ),
         # AUC against K of the plan's runs (no MLflow needed): the figure DVC shows beside each run's curves.
-        Stage("compare", "reasoningrec.report.compare:run_compare", "training", "data", "compare -d {dataset}",
-              outputs=("compare/auc_vs_k.png", "compare/compare.json"), summary="compare/compare.json",
-              code=(*_CORE, "reasoningrec/report")),
-        Stage("baselines", "reasoningrec.baselines:run_baselines", "training", "gpu", "baselines -d {dataset}",
-              inputs=("samples.parquet", "interactions.parquet"), outputs=("baselines/baselines.json",),
-              summary="baselines/baselines.json",
-              sections=("baselines", "prepare.like_threshold", f"{DATASET}.history_len"),
-              code=(*_CORE, "reasoningrec/baselines", "reasoningrec/metrics.py", "reasoningrec/predictions.py")),
+        Stage(
+            "compare",
+            "reasoningrec.report.compare:run_compare",
+            "training",
+            "data",
+            "compare -d {dataset}",
+            outputs=("compare/auc_vs_k.png", "compare/compare.json"),
+            summary="compare/compare.json",
+            code=(*_CORE, "reasoningrec/report"),
+        ),
+        Stage(
+            "baselines",
+            "reasoningrec.baselines:run_baselines",
+            "training",
+            "gpu",
+            "baselines -d {dataset}",
+            inputs=("samples.parquet", "interactions.parquet"),
+            outputs=("baselines/baselines.json",),
+            summary="baselines/baselines.json",
+            sections=("baselines", "prepare.like_threshold", f"{DATASET}.history_len"),
+            code=(*_CORE, "reasoningrec/baselines", "reasoningrec/metrics.py", "reasoningrec/predictions.py"),
+        ),
     )
 }
 
@@ -228,8 +358,12 @@ def imported_outputs(params: Params, dataset: str) -> tuple[str, ...]:
     return ("descriptions.parquet", "import.json")
 
 
-def experiment_runs(params: Params, methods: Sequence[str] | None = None, k_shots: Sequence[int] | None = None,
-                    seeds: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
+def experiment_runs(
+    params: Params,
+    methods: Sequence[str] | None = None,
+    k_shots: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[tuple[str, int, int]]:
     """(method, K, seed) of each experiment: fine-tuned methods per K and seed, zero-shot once (K = 0,
     first seed: they do not depend on either)."""
     from reasoningrec.methods import llm_method
@@ -247,9 +381,16 @@ def experiment_runs(params: Params, methods: Sequence[str] | None = None, k_shot
     return runs
 
 
-def plan(params: Params, dataset: str, methods: Sequence[str] | None = None, k_shots: Sequence[int] | None = None,
-         seeds: Sequence[int] | None = None, *, baselines: bool | None = None,
-         through: str | None = None) -> list[Call]:
+def plan(
+    params: Params,
+    dataset: str,
+    methods: Sequence[str] | None = None,
+    k_shots: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    *,
+    baselines: bool | None = None,
+    through: str | None = None,
+) -> list[Call]:
     """The ordered calls that take one dataset from raw files to experiment runs.
 
     Methods, K and seeds default to ``pipeline:``; ``through`` stops after a phase (data, synthesis,
@@ -274,8 +415,10 @@ def plan(params: Params, dataset: str, methods: Sequence[str] | None = None, k_s
     calls.append(Call(STAGES["vocabulary"], dataset, inputs=vocabulary_inputs))
     records_inputs = (*STAGES["records"].inputs, *(n for n in text_files if n in produced))
     calls.append(Call(STAGES["records"], dataset, inputs=records_inputs))
-    runs = [Call(STAGES["experiment"], dataset, (("method", m), ("k_shots", k), ("seed", s)))
-            for m, k, s in experiment_runs(params, methods, k_shots, seeds)]
+    runs = [
+        Call(STAGES["experiment"], dataset, (("method", m), ("k_shots", k), ("seed", s)))
+        for m, k, s in experiment_runs(params, methods, k_shots, seeds)
+    ]
     calls += runs
     if runs:
         metrics = tuple(run.summary_name() for run in runs)
@@ -296,8 +439,7 @@ def find_call(calls: Sequence[Call], name: str) -> Call:
     raise ConfigError(f"no call {name!r} in the plan (calls: {', '.join(c.name for c in calls)})")
 
 
-def call_for(params: Params, dataset: str, stage_name: str, *, subdir: str | None = None,
-             **options: Any) -> Call:
+def call_for(params: Params, dataset: str, stage_name: str, *, subdir: str | None = None, **options: Any) -> Call:
     """The plan's call of one stage (an experiment: of these options, even outside ``pipeline:``),
     or a standalone call with the stage's declared files when the plan has none."""
     from reasoningrec.methods import llm_method
@@ -394,6 +536,7 @@ def markdown_table() -> str:
         writes = ", ".join(f"`{n}`" for n in s.outputs)
         kind = " (gate)" if s.gate else ""
         reads = reads or "the plan's run summaries"
-        lines.append(f"| `{s.name}`{kind} | {s.phase} | `{s.entry}` | {reads} | {writes} "
-                     f"| `reasoningrec {s.command}` |")
+        lines.append(
+            f"| `{s.name}`{kind} | {s.phase} | `{s.entry}` | {reads} | {writes} | `reasoningrec {s.command}` |"
+        )
     return "\n".join(lines)

@@ -130,8 +130,17 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def status_line(desc: str, count: int, total: int | None, unit: str, elapsed: float, done: int,
-                postfix: dict[str, Any] | None = None, *, final: bool = False) -> str:
+def status_line(
+    desc: str,
+    count: int,
+    total: int | None,
+    unit: str,
+    elapsed: float,
+    done: int,
+    postfix: dict[str, Any] | None = None,
+    *,
+    final: bool = False,
+) -> str:
     """One log line. ``done``: units finished in this process (a resumed step starts at ``count - done``),
     the base of the rate and the ETA."""
     rate = done / elapsed if elapsed > 0 else None
@@ -154,9 +163,18 @@ class Progress:
     written then. ``update(n)`` adds finished units; ``set_postfix(**values)`` shows extra values.
     """
 
-    def __init__(self, total: int | None, desc: str | None, unit: str, *, display: str, stream: TextIO,
-                 initial: int = 0, interval: float = DEFAULT_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str | None,
+        unit: str,
+        *,
+        display: str,
+        stream: TextIO,
+        initial: int = 0,
+        interval: float = DEFAULT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total, self.desc, self.unit, self.display = total, desc, unit, display
         self.count = self.initial = int(initial)
         self.postfix: dict[str, Any] = {}
@@ -171,12 +189,21 @@ class Progress:
             from tqdm import tqdm
 
             size = {"ncols": FALLBACK_COLUMNS, "nrows": FALLBACK_ROWS} if _terminal_columns(stream) == 0 else {}
-            self._bar = tqdm(total=total, desc=desc, unit=unit, initial=self.initial, file=stream,
-                             dynamic_ncols=not size, mininterval=0.5, **size)
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                initial=self.initial,
+                file=stream,
+                dynamic_ncols=not size,
+                mininterval=0.5,
+                **size,
+            )
             _bar_opened()
         elif display == "log":
-            log.info("%s: %s%s %s", desc, f"{self.initial}/" if self.initial else "",
-                     "?" if total is None else total, unit)
+            log.info(
+                "%s: %s%s %s", desc, f"{self.initial}/" if self.initial else "", "?" if total is None else total, unit
+            )
 
     @property
     def elapsed(self) -> float:
@@ -186,8 +213,9 @@ class Progress:
         self.count += int(n)
         if self._bar is not None:
             self._bar.update(int(n))
-        elif (self.display == "log" and self._clock() - self._last_line >= self.interval
-              and self.count != self.total):  # the end line follows at once
+        elif (
+            self.display == "log" and self._clock() - self._last_line >= self.interval and self.count != self.total
+        ):  # the end line follows at once
             self._last_line = self._clock()
             log.info("%s", self._line(final=False))
 
@@ -211,8 +239,16 @@ class Progress:
 
     def _line(self, final: bool) -> str:
         postfix = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in self.postfix.items()}
-        return status_line(str(self.desc), self.count, self.total, self.unit, self.elapsed,
-                           self.count - self.initial, postfix, final=final)
+        return status_line(
+            str(self.desc),
+            self.count,
+            self.total,
+            self.unit,
+            self.elapsed,
+            self.count - self.initial,
+            postfix,
+            final=final,
+        )
 
     def __enter__(self) -> Progress:
         return self
@@ -221,8 +257,9 @@ class Progress:
         self.close(failed=exc_type is not None)
 
 
-def progress(total: int | None, desc: str | None, unit: str = "items", *, initial: int = 0,
-             file: TextIO | None = None) -> Progress:
+def progress(
+    total: int | None, desc: str | None, unit: str = "items", *, initial: int = 0, file: TextIO | None = None
+) -> Progress:
     """A :class:`Progress` of ``total`` units (None = unknown) named ``desc`` (None = silent),
     shown on ``file`` (default: ``sys.stderr`` now) by the rule of the module docstring."""
     stream = file if file is not None else sys.stderr
@@ -232,12 +269,20 @@ def progress(total: int | None, desc: str | None, unit: str = "items", *, initia
         display = "bar"
     else:
         display = "log"
-    return Progress(total, desc, unit, display=display, stream=stream, initial=initial,
-                    interval=log_interval() if display == "log" else DEFAULT_INTERVAL)
+    return Progress(
+        total,
+        desc,
+        unit,
+        display=display,
+        stream=stream,
+        initial=initial,
+        interval=log_interval() if display == "log" else DEFAULT_INTERVAL,
+    )
 
 
-def track(items: Iterable[T], desc: str | None, unit: str = "items", total: int | None = None, *,
-          file: TextIO | None = None) -> Iterator[T]:
+def track(
+    items: Iterable[T], desc: str | None, unit: str = "items", total: int | None = None, *, file: TextIO | None = None
+) -> Iterator[T]:
     """Iterate ``items`` with one progress unit per item (``total`` defaults to ``len(items)``)."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def log_and_register(params: Params, summary: ExperimentSummary, predictions: pd.DataFrame,
-                     *, extra_tags: dict[str, str] | None = None) -> ExperimentSummary:
+def log_and_register(
+    params: Params, summary: ExperimentSummary, predictions: pd.DataFrame, *, extra_tags: dict[str, str] | None = None
+) -> ExperimentSummary:
     """Log the run (+ its adapter as a LoggedModel and a model version, when the summary names an
     adapter folder present on disk)."""
     from reasoningrec import serving, tracking
@@ -36,17 +37,30 @@ def log_and_register(params: Params, summary: ExperimentSummary, predictions: pd
         model = None
         if adapter is not None:
             model = serving.pyfunc_model_arguments(
-                adapter, tmp, batch_size=params.llm.batch_size,
+                adapter,
+                tmp,
+                batch_size=params.llm.batch_size,
                 max_new_tokens=params.evaluate.explain_max_new_tokens,
-                extra_config={"domain": params.dataset(summary.dataset).domain,
-                              "explanations": params.evaluate.explanations},
+                extra_config={
+                    "domain": params.dataset(summary.dataset).domain,
+                    "explanations": params.evaluate.explanations,
+                },
                 input_example=serving.example_request(params, summary.dataset, predictions),
             )
         run_id = tracking.log_run(
-            params, dataset=summary.dataset, method=summary.method, k_shots=summary.k_shots, seed=summary.seed,
-            settings=summary.settings, metrics=summary.metrics, epoch_history=summary.epoch_history,
-            artifacts=artifacts, predictions=predictions, extra_tags={**summary.extra_tags, **(extra_tags or {})},
-            provenance=summary.provenance, model=model,
+            params,
+            dataset=summary.dataset,
+            method=summary.method,
+            k_shots=summary.k_shots,
+            seed=summary.seed,
+            settings=summary.settings,
+            metrics=summary.metrics,
+            epoch_history=summary.epoch_history,
+            artifacts=artifacts,
+            predictions=predictions,
+            extra_tags={**summary.extra_tags, **(extra_tags or {})},
+            provenance=summary.provenance,
+            model=model,
         )
     registration = tracking.register_run_model(params, summary.dataset, run_id).to_dict() if adapter else None
     return summary.model_copy(update={"run_id": run_id, "registration": registration})
@@ -76,20 +90,30 @@ def log_saved_run(params: Params, run_dir: str | Path, *, bertscore_model: str |
         model = metric_fns.EMBEDDED_BERTSCORE if bertscore_deferred(model) else model
         layers = params.evaluate.bertscore_num_layers
         explained = predictions[(predictions["split"] == "test") & predictions["explanation"].notna()]
-        scores, extra = bertscore_metrics(explained["explanation"].tolist(), explained["reference"].tolist(),
-                                          model=model, num_layers=layers)
+        scores, extra = bertscore_metrics(
+            explained["explanation"].tolist(), explained["reference"].tolist(), model=model, num_layers=layers
+        )
         results.update(scores)
         settings.update(extra)
-        settings["evaluate"] = {**settings.get("evaluate", {}), "bertscore_model": model, "bertscore_num_layers": layers}
+        settings["evaluate"] = {
+            **settings.get("evaluate", {}),
+            "bertscore_model": model,
+            "bertscore_num_layers": layers,
+        }
     test = predictions[predictions["split"] == "test"]
     if not (run_dir / "plots" / "test_roc.png").is_file():  # PNGs stay behind on the GPU box: redrawn
         metric_fns.write_curves(test["label"].astype(int), test["p_yes"], run_dir / "plots", prefix="test_")
-    update: dict = {"metrics": results, "settings": settings, "run_dir": str(run_dir),
-                    "bertscore_model": settings.get("bertscore_model")}
+    update: dict = {
+        "metrics": results,
+        "settings": settings,
+        "run_dir": str(run_dir),
+        "bertscore_model": settings.get("bertscore_model"),
+    }
     if summary.adapter and not (run_dir / summary.adapter).is_dir():
         log.warning("%s: adapter folder not brought back: logged without registering a model version", run_dir)
         update |= {"adapter": None, "unregistered": f"adapter folder {summary.adapter}/ not brought back"}
-    summary = log_and_register(params, summary.model_copy(update=update), predictions,
-                               extra_tags={"logged_later": "true"})
+    summary = log_and_register(
+        params, summary.model_copy(update=update), predictions, extra_tags={"logged_later": "true"}
+    )
     summary.write(run_dir / "metrics.json")
     return summary

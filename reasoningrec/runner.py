@@ -22,10 +22,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_plan(params: Params, datasets: Sequence[str] | None = None, *, methods: Sequence[str] | None = None,
-             k_shots: Sequence[int] | None = None, seeds: Sequence[int] | None = None, through: str | None = None,
-             force: bool = False, say: Callable[[str], None] = print, runner: str = "run",
-             command: str | None = None) -> list[Outcome]:
+def run_plan(
+    params: Params,
+    datasets: Sequence[str] | None = None,
+    *,
+    methods: Sequence[str] | None = None,
+    k_shots: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    through: str | None = None,
+    force: bool = False,
+    say: Callable[[str], None] = print,
+    runner: str = "run",
+    command: str | None = None,
+) -> list[Outcome]:
     """Execute each dataset's plan (``pipeline:`` when not given); return every call's outcome."""
     outcomes: list[Outcome] = []
     for dataset in datasets or params.pipeline.datasets:
@@ -41,12 +50,16 @@ def run_plan(params: Params, datasets: Sequence[str] | None = None, *, methods: 
     return outcomes
 
 
-def format_summary(outcomes: Sequence[Outcome], params: Params, *, seconds: float | None = None,
-                   examples: int = 2) -> str:
+def format_summary(
+    outcomes: Sequence[Outcome], params: Params, *, seconds: float | None = None, examples: int = 2
+) -> str:
     """What the user reads at the end: each experiment's figures, explanations, where to look next."""
     ran = sum(o.ran for o in outcomes)
-    lines = ["", f"ReasoningRec: {len(outcomes)} stage calls, {ran} run, {len(outcomes) - ran} up to date"
-             + (f", {seconds:.0f} s" if seconds is not None else "")]
+    lines = [
+        "",
+        f"ReasoningRec: {len(outcomes)} stage calls, {ran} run, {len(outcomes) - ran} up to date"
+        + (f", {seconds:.0f} s" if seconds is not None else ""),
+    ]
     from reasoningrec.experiment_summary import ExperimentSummary
 
     for outcome in outcomes:
@@ -55,17 +68,25 @@ def format_summary(outcomes: Sequence[Outcome], params: Params, *, seconds: floa
         s = outcome.summary_as(ExperimentSummary)
         metrics = s.metrics
         lines.append(f"  {outcome.call.dataset} {s.method} K={s.k_shots} seed={s.seed}:")
-        lines.append(f"    test AUC            {_fmt(metrics.get('test_auc'))}   (valid AUC {_fmt(metrics.get('valid_auc'))})")
+        lines.append(
+            f"    test AUC            {_fmt(metrics.get('test_auc'))}   (valid AUC {_fmt(metrics.get('valid_auc'))})"
+        )
         if metrics.get("test_bertscore_f1") is not None:
-            lines.append(f"    BERTScore F1        {_fmt(metrics['test_bertscore_f1'])}   (backbone: {s.bertscore_model})")
+            lines.append(
+                f"    BERTScore F1        {_fmt(metrics['test_bertscore_f1'])}   (backbone: {s.bertscore_model})"
+            )
         if metrics.get("explained"):
-            lines.append(f"    explanations        {int(metrics['explained'])} written, parse failures "
-                         f"{_fmt(metrics.get('parse_failure_rate'))}, stated label = scored label "
-                         f"{_fmt(metrics.get('stated_label_agreement'))}")
+            lines.append(
+                f"    explanations        {int(metrics['explained'])} written, parse failures "
+                f"{_fmt(metrics.get('parse_failure_rate'))}, stated label = scored label "
+                f"{_fmt(metrics.get('stated_label_agreement'))}"
+            )
         registration = s.registration or {}
         if registration:
-            lines.append(f"    registered model    {registration.get('registered_model')} version "
-                         f"{registration.get('version')} -> alias {registration.get('alias')}")
+            lines.append(
+                f"    registered model    {registration.get('registered_model')} version "
+                f"{registration.get('version')} -> alias {registration.get('alias')}"
+            )
         lines.append(f"    MLflow run          {s.run_id or 'not logged (tracking off)'}")
         lines.append(f"    outputs             {s.run_dir}")
         lines += [f"    {line}" for line in _examples(s.run_dir, examples)]
@@ -95,8 +116,10 @@ def _examples(run_dir: str, n: int) -> list[str]:
     for row in frame.itertuples(index=False):
         stated = {1: "Yes", 0: "No"}.get(row.stated_label if pd.notna(row.stated_label) else None, "none")
         text = " ".join(str(row.explanation).split())
-        lines.append(f"example (user {row.user_id}, item {row.target_item}): P(Yes) {row.p_yes:.3f}, "
-                     f"Prediction: {stated} - {text[:160]}{'...' if len(text) > 160 else ''}")
+        lines.append(
+            f"example (user {row.user_id}, item {row.target_item}): P(Yes) {row.p_yes:.3f}, "
+            f"Prediction: {stated} - {text[:160]}{'...' if len(text) > 160 else ''}"
+        )
     return lines
 
 

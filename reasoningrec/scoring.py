@@ -66,7 +66,12 @@ def scored_labels(p_yes) -> np.ndarray:
 
 
 def score_prompts(
-    model, tokenizer, prompts: list[str], batch_size: int = 8, *, answer_ids: tuple[int, int] | None = None,
+    model,
+    tokenizer,
+    prompts: list[str],
+    batch_size: int = 8,
+    *,
+    answer_ids: tuple[int, int] | None = None,
     progress: str | None = None,
 ) -> np.ndarray:
     """P(Yes) for each rendered prompt: softmax over the (Yes, No) logits after ``prompt + "Prediction:"``.
@@ -107,8 +112,15 @@ def score_prompts(
 
 
 def generate_explanations(
-    model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 8,
-    engine: str = "auto", *, labels: Sequence[int] | None = None, progress: str | None = None,
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    engine: str = "auto",
+    *,
+    labels: Sequence[int] | None = None,
+    progress: str | None = None,
 ) -> list[Explanation]:
     """Greedy completions for rendered prompts, batched by length.
 
@@ -145,7 +157,10 @@ def generate_explanations(
                 ids, mask = _left_pad([encoded[i] for i in rows], pad_id, device)
                 if decoder is not None:
                     new = decoder.generate(
-                        ids, mask, max_new_tokens=max_new_tokens, pad_id=pad_id,
+                        ids,
+                        mask,
+                        max_new_tokens=max_new_tokens,
+                        pad_id=pad_id,
                         eos_ids=eos_ids,
                     )
                 else:
@@ -172,8 +187,16 @@ def generate_explanations(
 
 
 def explain(
-    model, tokenizer, prompts: list[str], p_yes, *, mode: str = "consistent", max_new_tokens: int = 256,
-    batch_size: int = 8, engine: str = "auto", progress: str | None = None,
+    model,
+    tokenizer,
+    prompts: list[str],
+    p_yes,
+    *,
+    mode: str = "consistent",
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    engine: str = "auto",
+    progress: str | None = None,
 ) -> list[Explanation]:
     """Explanations of scored prompts in ``mode`` (``consistent``: after the scored label; ``free``)."""
     if mode not in EXPLANATION_MODES:

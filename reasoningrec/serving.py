@@ -97,15 +97,17 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
         wanted = explain_rows(frame, bool(params.get("explain", False)))
         if wanted:
             generated = explain(
-                self.model, self.tokenizer, [prompts[i] for i in wanted], [p_yes[i] for i in wanted],
-                mode=self.explanations, max_new_tokens=int(params.get("max_new_tokens") or self.max_new_tokens),
+                self.model,
+                self.tokenizer,
+                [prompts[i] for i in wanted],
+                [p_yes[i] for i in wanted],
+                mode=self.explanations,
+                max_new_tokens=int(params.get("max_new_tokens") or self.max_new_tokens),
                 batch_size=batch_size,
             )
             for row, explanation in zip(wanted, generated, strict=True):
                 explanations[row] = explanation.reasoning
-        return pd.DataFrame(
-            {"p_yes": p_yes, "prediction": (p_yes >= 0.5).astype("int64"), "explanation": explanations}
-        )
+        return pd.DataFrame({"p_yes": p_yes, "prediction": (p_yes >= 0.5).astype("int64"), "explanation": explanations})
 
     def render(self, row: dict[str, Any], position: int) -> str:
         """The rendered chat prompt of one request row."""
@@ -119,15 +121,23 @@ class ReasoningRecModel(mlflow.pyfunc.PythonModel):
             return render_chat(self.tokenizer, text_field(row["prompt_text"], position, "prompt_text"))
         if not present(row.get("target")):
             raise ServingInputError(
-                "request", "needs 'prompt', 'prompt_text', or 'target' (+ 'profile', 'history')",
-                row=position, field="target",
+                "request",
+                "needs 'prompt', 'prompt_text', or 'target' (+ 'profile', 'history')",
+                row=position,
+                field="target",
             )
         target = item_text(row["target"], position, "target")
         history = history_entries(row.get("history"), position)
         profile = text_field(row["profile"], position, "profile") if present(row.get("profile")) else ""
         # The answer line counts towards the length budget, as it did in training.
         fitted = fit_record(
-            self.tokenizer, self.variant, self.domain, profile, history, target, format_answer(1),
+            self.tokenizer,
+            self.variant,
+            self.domain,
+            profile,
+            history,
+            target,
+            format_answer(1),
             self.max_length,
         )
         return fitted.prompt
@@ -160,9 +170,7 @@ def signature(*, batch_size: int = 8, max_new_tokens: int = 256):
             ColSpec("boolean", "explain", required=False),
         ]
     )
-    outputs = Schema(
-        [ColSpec("double", "p_yes"), ColSpec("long", "prediction"), ColSpec("string", "explanation")]
-    )
+    outputs = Schema([ColSpec("double", "p_yes"), ColSpec("long", "prediction"), ColSpec("string", "explanation")])
     params = ParamSchema(
         [
             ParamSpec("explain", "boolean", False),
@@ -236,8 +244,11 @@ def pyfunc_model_arguments(
     if input_example is not None and example_checkable(str(meta.get("base_model"))):
         arguments["input_example"] = pd.DataFrame([input_example])
     elif input_example is not None:
-        log.info("%s: logged without an input example (checking one would load base %s here)", adapter_dir,
-                 meta.get("base_model"))
+        log.info(
+            "%s: logged without an input example (checking one would load base %s here)",
+            adapter_dir,
+            meta.get("base_model"),
+        )
     return arguments
 
 

@@ -32,8 +32,18 @@ from reasoningrec.errors import ReasoningRecError
 PACKAGE = "reasoningrec"
 # What loading and scoring import, pinned explicitly (the wheel's own dependencies come with it).
 SERVED_IMPORTS = (
-    "mlflow", "torch", "transformers", "peft", "tokenizers", "accelerate", "safetensors", "gguf",
-    "pandas", "numpy", "pyarrow", "pydantic",
+    "mlflow",
+    "torch",
+    "transformers",
+    "peft",
+    "tokenizers",
+    "accelerate",
+    "safetensors",
+    "gguf",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "pydantic",
 )
 # The files a wheel built from pyproject.toml holds: sources and package data (pyproject's
 # [tool.setuptools.package-data]; tests/test_serving_env.py compares with a setuptools build).
@@ -79,13 +89,16 @@ def package_wheel(out_dir: str | Path) -> Path:
     files: list[tuple[str, bytes]] = [
         (f"{PACKAGE}/{path.relative_to(root).as_posix()}", path.read_bytes())
         for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith(".")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and not path.name.startswith(".")
         and (path.suffix in _PACKAGE_SUFFIXES or path.relative_to(root).parts[0] in _PACKAGE_DATA_DIRS)
     ]
     info = f"{_normalise(dist.metadata['Name'])}-{dist.version}.dist-info"
     files.append((f"{info}/METADATA", (dist.read_text("METADATA") or "").encode()))
-    files.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: reasoningrec\nRoot-Is-Purelib: true\n"
-                                   b"Tag: py3-none-any\n"))
+    files.append(
+        (f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: reasoningrec\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    )
     if entry_points := dist.read_text("entry_points.txt"):
         files.append((f"{info}/entry_points.txt", entry_points.encode()))
     files.append((f"{info}/top_level.txt", f"{PACKAGE}\n".encode()))

@@ -50,26 +50,30 @@ def item_text(value: Any, position: int, field: str):
 
 def history_entries(value: Any, position: int) -> list[tuple[int, Any]]:
     """A row's ``history`` (oldest first) as (liked, ItemText) pairs; missing = no history."""
-    return [(_liked(entry, position), item_text(entry, position, f"history[{index}]"))
-            for index, entry in enumerate(_history(value, position))]
+    return [
+        (_liked(entry, position), item_text(entry, position, f"history[{index}]"))
+        for index, entry in enumerate(_history(value, position))
+    ]
 
 
 def _liked(entry: Any, position: int) -> int:
     if not isinstance(entry, dict) or entry.get("liked") is None:
-        raise ServingInputError("request", "each history item needs 'liked' (true/false)", row=position, field="history")
+        raise ServingInputError(
+            "request", "each history item needs 'liked' (true/false)", row=position, field="history"
+        )
     liked = entry["liked"]
     if hasattr(liked, "item"):  # numpy scalars from Parquet/pandas
         liked = liked.item()
     if not isinstance(liked, bool | int) or liked not in (0, 1):
-        raise ServingInputError("request", f"'liked' must be true or false, got {liked!r}", row=position,
-                                field="history")
+        raise ServingInputError(
+            "request", f"'liked' must be true or false, got {liked!r}", row=position, field="history"
+        )
     return int(liked)
 
 
 def text_field(value: Any, position: int, field: str) -> str:
     if not isinstance(value, str):
-        raise ServingInputError("request", f"expected a string, got {type(value).__name__}", row=position,
-                                field=field)
+        raise ServingInputError("request", f"expected a string, got {type(value).__name__}", row=position, field=field)
     return value
 
 
@@ -77,8 +81,9 @@ def _history(value: Any, position: int) -> list:
     if value is None or (isinstance(value, float) and value != value):
         return []
     if isinstance(value, str | dict) or not hasattr(value, "__iter__"):
-        raise ServingInputError("request", f"expected a list of items, got {type(value).__name__}",
-                                row=position, field="history")
+        raise ServingInputError(
+            "request", f"expected a list of items, got {type(value).__name__}", row=position, field="history"
+        )
     return _as_list(value)
 
 
@@ -106,8 +111,11 @@ def as_frame(model_input: Any) -> pd.DataFrame:
     """
     import numpy as np
 
-    if isinstance(model_input, pd.DataFrame) and len(model_input) == 1 and len(model_input.columns) and all(
-        isinstance(value, np.ndarray) for value in model_input.iloc[0]
+    if (
+        isinstance(model_input, pd.DataFrame)
+        and len(model_input) == 1
+        and len(model_input.columns)
+        and all(isinstance(value, np.ndarray) for value in model_input.iloc[0])
     ):
         model_input = dict(model_input.iloc[0])
     if isinstance(model_input, pd.DataFrame):
@@ -128,8 +136,9 @@ def as_frame(model_input: Any) -> pd.DataFrame:
         # Schema enforcement drops unknown columns first, so this is also what an all-unknown request gets.
         got = ", ".join(map(str, frame.columns)) or "none"
         raise ServingInputError(
-            "request", f"no rows with a column the model reads (columns: {got}; the model reads 'prompt', "
-            "'prompt_text', or 'target' with 'profile' and 'history')"
+            "request",
+            f"no rows with a column the model reads (columns: {got}; the model reads 'prompt', "
+            "'prompt_text', or 'target' with 'profile' and 'history')",
         )
     if len(frame) == 0:
         raise ServingInputError("request", "no rows to score")
@@ -202,6 +211,10 @@ def load_request(params, dataset: str, user_id: str, item_id: str) -> dict[str, 
         return None
 
     return build_request(
-        read("samples.parquet", True), read("items.parquet", True), user_id, item_id,
-        descriptions=read("descriptions.parquet", False), profiles=read("profiles.parquet", False),
+        read("samples.parquet", True),
+        read("items.parquet", True),
+        user_id,
+        item_id,
+        descriptions=read("descriptions.parquet", False),
+        profiles=read("profiles.parquet", False),
     )

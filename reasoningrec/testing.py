@@ -65,8 +65,9 @@ def build_tiny_tokenizer(vocab_size: int = 1024):
     return fast
 
 
-def build_tiny_chat_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64,
-                          initializer_range: float = 0.02) -> Path:
+def build_tiny_chat_model(
+    path: str | Path, *, seed: int = 0, hidden_size: int = 64, initializer_range: float = 0.02
+) -> Path:
     """Write a tiny random Llama chat model + tokenizer to ``path`` (save_pretrained layout).
 
     With the default weight scale its greedy replies are one token repeated (newlines, which decode

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 EXPECTATIONS_ENV = "REASONINGREC_EXPECTATIONS_DIR"
 
 
-
 def expectations_dir() -> Path:
     """The suites' folder: ``$REASONINGREC_EXPECTATIONS_DIR``, else the project's ``expectations/``
     (beside the package in a checkout, or in the working directory for an installed package)."""
@@ -63,15 +62,37 @@ STAGES = ("interactions", "samples")
 SPLITS = ("train", "valid", "test")
 INTERACTION_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 SAMPLE_COLUMNS = [
-    "user_id", "split", "target_item", "target_rating", "target_timestamp", "label",
-    "history_items", "history_labels", "profile_items", "profile_labels",
+    "user_id",
+    "split",
+    "target_item",
+    "target_rating",
+    "target_timestamp",
+    "label",
+    "history_items",
+    "history_labels",
+    "profile_items",
+    "profile_labels",
 ]
 # What GX sees of the samples frame: scalar columns only (list cells stay in the report frame).
 SAMPLE_CHECK_COLUMNS = [
-    "user_id", "split", "target_item", "target_rating", "target_timestamp", "label", "user_splits",
-    "target_pos", "observed_rating", "split_order_ok", "history_length", "history_labels_length",
-    "history_before_target", "history_labels_ok", "profile_length", "profile_labels_length",
-    "profile_before_history", "profile_labels_ok",
+    "user_id",
+    "split",
+    "target_item",
+    "target_rating",
+    "target_timestamp",
+    "label",
+    "user_splits",
+    "target_pos",
+    "observed_rating",
+    "split_order_ok",
+    "history_length",
+    "history_labels_length",
+    "history_before_target",
+    "history_labels_ok",
+    "profile_length",
+    "profile_labels_length",
+    "profile_before_history",
+    "profile_labels_ok",
 ]
 
 
@@ -132,15 +153,24 @@ def select_expectations(spec: dict, flags: dict) -> tuple[dict, list[dict]]:
         if matches(meta.get("skip_if"), flags):
             reason = meta.get("skip_reason") or f"skipped because {meta['skip_if']}"
         elif meta.get("only_if") and not matches(meta["only_if"], flags):
-            reason = f"applies only when {meta['only_if']} (this run: " + ", ".join(
-                f"{k}={flags.get(k)!r}" for k in meta["only_if"]) + ")"
+            reason = (
+                f"applies only when {meta['only_if']} (this run: "
+                + ", ".join(f"{k}={flags.get(k)!r}" for k in meta["only_if"])
+                + ")"
+            )
         else:
             active.append({k: v for k, v in expectation.items() if k != "id"})
             continue
         kwargs = expectation.get("kwargs", {})
         columns = [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list", []))
-        skipped.append({"expectation": expectation["type"], "columns": columns,
-                        "description": expectation.get("description"), "reason": reason})
+        skipped.append(
+            {
+                "expectation": expectation["type"],
+                "columns": columns,
+                "description": expectation.get("description"),
+                "reason": reason,
+            }
+        )
     return {**spec, "expectations": active}, skipped
 
 
@@ -189,8 +219,15 @@ def _import_gx():
     return gx
 
 
-def run_checks(checks: list[Check], parameters: dict, flags: dict, docs: DataDocs | None = None,
-               directory: Path | None = None, max_rows: int = 2_000_000, sample_rows: int = 100_000) -> list[dict]:
+def run_checks(
+    checks: list[Check],
+    parameters: dict,
+    flags: dict,
+    docs: DataDocs | None = None,
+    directory: Path | None = None,
+    max_rows: int = 2_000_000,
+    sample_rows: int = 100_000,
+) -> list[dict]:
     """Run each check's suite in one ephemeral GX context; summaries in order. With ``docs``, each
     result joins that stage's Data Docs history and the site is rebuilt (:mod:`reasoningrec.validation_docs`).
 
@@ -216,18 +253,33 @@ def run_checks(checks: list[Check], parameters: dict, flags: dict, docs: DataDoc
         suite = context.suites.add(gx.ExpectationSuite(**active))
         batch = source.add_dataframe_asset(check.suite).add_batch_definition_whole_dataframe("all rows")
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=check.suite, data=batch, suite=suite))
+            gx.ValidationDefinition(name=check.suite, data=batch, suite=suite)
+        )
         frame = check.frame[list(check.columns)] if check.columns else check.frame
         frame, scope = gx_rows(frame, active["expectations"], parameters, max_rows, sample_rows, known=check.known)
         run_id = RunIdentifier(run_name=docs.run_name, run_time=docs.run_time) if docs is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = definition.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
-                                    result_format="SUMMARY", run_id=run_id)
+            result = definition.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format="SUMMARY",
+                run_id=run_id,
+            )
         if docs is not None:
             validation_docs.keep(context, result, check.asset or check.source)
-        outcomes.append(summarize_suite(check.suite, check.source, check.frame, result.to_json_dict(),
-                                        skipped, flags, spec.get("meta") or {}, scope))
+        outcomes.append(
+            summarize_suite(
+                check.suite,
+                check.source,
+                check.frame,
+                result.to_json_dict(),
+                skipped,
+                flags,
+                spec.get("meta") or {},
+                scope,
+            )
+        )
     if docs is not None:
         validation_docs.build(context, docs)
     return outcomes
@@ -245,15 +297,24 @@ def _interactions_checks(params, dataset: str, out: Path, flags: dict) -> tuple[
     data = load_interactions(path, f"run `reasoningrec ingest -d {dataset}`")
     later, every = repeats([data.users, data.items, data.timestamp])  # one sort: the k-core's and the suite's
     known = {("expect_compound_columns_to_be_unique", ("user_id", "item_id", "timestamp")): every}
-    checks = [Check("interactions", data.frame(), str(path), tuple(INTERACTION_COLUMNS), known,
-                    asset_name(dataset, path.name))]
+    checks = [
+        Check(
+            "interactions", data.frame(), str(path), tuple(INTERACTION_COLUMNS), known, asset_name(dataset, path.name)
+        )
+    ]
     notes = []
     if flags["time_source"] == "file_order":
         notes.append("timestamps are file order (ingest.json time_source: file_order): plausibility check skipped")
     config = params.dataset(dataset)
     counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"], later=later)
-    checks.append(Check("kcore", counts, f"{path} after {config.kcore.mode} k-core (k={config.kcore.k})",
-                        asset=asset_name(dataset, f"{path.name} (k-core counts)")))
+    checks.append(
+        Check(
+            "kcore",
+            counts,
+            f"{path} after {config.kcore.mode} k-core (k={config.kcore.k})",
+            asset=asset_name(dataset, f"{path.name} (k-core counts)"),
+        )
+    )
     return checks, notes
 
 
@@ -272,16 +333,29 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
         later = repeat_mask(data.users, data.items, data.timestamp)
         if later.any():
             notes.append(f"{int(later.sum()):,} repeated (user, item, timestamp) rows left out, as prepare drops them")
-    lists = {name: table.column(name).combine_chunks() for name in
-             ("history_items", "history_labels", "profile_items", "profile_labels")}
+    lists = {
+        name: table.column(name).combine_chunks()
+        for name in ("history_items", "history_labels", "profile_items", "profile_labels")
+    }
     lists = {name: array if pa.types.is_list(array.type) else None for name, array in lists.items()}
     samples = table.to_pandas()
     timeline = data.subset(~later) if later is not None and later.any() else data
-    frame = samples_frame(samples, timeline, params.prepare.like_threshold,
-                          {name: array for name, array in lists.items() if array is not None},
-                          shared_windows=params.prepare.population == "paper")
-    checks = [Check("samples", frame, str(path), tuple(SAMPLE_CHECK_COLUMNS),
-                    asset=asset_name(dataset, f"{path.name} (checked against {inter_path.name})"))]
+    frame = samples_frame(
+        samples,
+        timeline,
+        params.prepare.like_threshold,
+        {name: array for name, array in lists.items() if array is not None},
+        shared_windows=params.prepare.population == "paper",
+    )
+    checks = [
+        Check(
+            "samples",
+            frame,
+            str(path),
+            tuple(SAMPLE_CHECK_COLUMNS),
+            asset=asset_name(dataset, f"{path.name} (checked against {inter_path.name})"),
+        )
+    ]
     # Every user (and, iterative, every item) a sample uses must be in the data stage's k-core.
     config = params.dataset(dataset)
     items = None
@@ -291,10 +365,23 @@ def _samples_checks(params, dataset: str, out: Path, flags: dict) -> tuple[list[
             array = lists[name] if lists[name] is not None else table.column(name).combine_chunks()
             used.append(pc.list_flatten(array).cast(pa.string()))
         items = pc.unique(pc.drop_null(pa.chunked_array(used, pa.string()))).to_numpy(zero_copy_only=False)
-    counts = kcore_table(data, config.kcore.k, config.kcore.mode, flags["drop_duplicates"],
-                         users=samples["user_id"].dropna().unique(), items=items, later=later)
-    checks.append(Check("kcore", counts, f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})",
-                        asset=asset_name(dataset, f"{path.name} users (k-core counts)")))
+    counts = kcore_table(
+        data,
+        config.kcore.k,
+        config.kcore.mode,
+        flags["drop_duplicates"],
+        users=samples["user_id"].dropna().unique(),
+        items=items,
+        later=later,
+    )
+    checks.append(
+        Check(
+            "kcore",
+            counts,
+            f"users/items of {path} in the k-core of {inter_path.name} (k={config.kcore.k})",
+            asset=asset_name(dataset, f"{path.name} users (k-core counts)"),
+        )
+    )
     return checks, notes
 
 

@@ -40,8 +40,12 @@ class DataDocs:
     @classmethod
     def for_stage(cls, folder: Path, dataset: str, stage: str, now: dt.datetime | None = None) -> DataDocs:
         now = now or dt.datetime.now(dt.UTC)
-        return cls(site=folder / f"data_docs_{stage}", results=folder / f"gx_results_{stage}",
-                   prefix=f"{dataset}-{stage}-", run_time=now)
+        return cls(
+            site=folder / f"data_docs_{stage}",
+            results=folder / f"gx_results_{stage}",
+            prefix=f"{dataset}-{stage}-",
+            run_time=now,
+        )
 
 
 def asset_name(dataset: str, table: str) -> str:
@@ -52,19 +56,31 @@ def asset_name(dataset: str, table: str) -> str:
 def attach(context: Any, docs: DataDocs) -> None:
     """Give an (ephemeral) GX context the filesystem results store and the site built from it."""
     docs.results.mkdir(parents=True, exist_ok=True)
-    context.add_store(STORE_NAME, {
-        "class_name": "ValidationResultsStore",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.results.resolve())},
-    })
-    context.add_data_docs_site(site_name=SITE_NAME, site_config={
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.site.resolve())},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
-        "site_section_builders": {
-            "validations": {"source_store_name": STORE_NAME, "run_name_filter": {"matches_regex": f"^{re.escape(docs.prefix)}"}},
-            "profiling": "False",  # (GX would list runs whose name contains "profiling" there)
+    context.add_store(
+        STORE_NAME,
+        {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs.results.resolve()),
+            },
         },
-    })
+    )
+    context.add_data_docs_site(
+        site_name=SITE_NAME,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.site.resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
+            "site_section_builders": {
+                "validations": {
+                    "source_store_name": STORE_NAME,
+                    "run_name_filter": {"matches_regex": f"^{re.escape(docs.prefix)}"},
+                },
+                "profiling": "False",  # (GX would list runs whose name contains "profiling" there)
+            },
+        },
+    )
 
 
 def keep(context: Any, result: Any, asset: str) -> None:
@@ -90,8 +106,9 @@ def prune(results: Path, keep_runs: int = KEEP_RUNS) -> list[str]:
     """Drop all but the newest ``keep_runs`` runs from the results history (GX then drops their
     pages when the site is built); returns the removed runs as ``<run name>/<run time>``.
     Layout: ``<suite>/<run name>/<run time>/<batch>.json``; the suites of one run share its time."""
-    runs = sorted({(folder.name, folder.parent.name) for folder in results.glob("*/*/*") if folder.is_dir()},
-                  reverse=True)
+    runs = sorted(
+        {(folder.name, folder.parent.name) for folder in results.glob("*/*/*") if folder.is_dir()}, reverse=True
+    )
     removed = []
     for run_time, name in runs[keep_runs:]:
         for folder in results.glob(f"*/{name}/{run_time}"):

@@ -59,8 +59,9 @@ def row_condition(kwargs: dict) -> str | None:
     return condition or None
 
 
-def example_rows(frame: pd.DataFrame, index: list, columns: list[str], limit: int = EXAMPLE_ROWS,
-                 row_numbers: bool = True) -> list[dict]:
+def example_rows(
+    frame: pd.DataFrame, index: list, columns: list[str], limit: int = EXAMPLE_ROWS, row_numbers: bool = True
+) -> list[dict]:
     """The first ``limit`` offending rows of ``frame`` (by index label), restricted to ``columns``.
 
     ``row_numbers`` adds the row's position in its file (``record N``, 0-based, as ``DataError``
@@ -129,8 +130,14 @@ def whole_table_counts(summary: dict, rows: int) -> dict:
 
 
 def summarize_suite(
-    suite: str, source: str, frame: pd.DataFrame, result: dict, skipped: list[dict], flags: dict,
-    suite_meta: dict, scope: dict | None = None,
+    suite: str,
+    source: str,
+    frame: pd.DataFrame,
+    result: dict,
+    skipped: list[dict],
+    flags: dict,
+    suite_meta: dict,
+    scope: dict | None = None,
 ) -> dict:
     """A suite's outcome from ``result`` (a validation result's ``to_json_dict()``).
 
@@ -193,8 +200,11 @@ def format_report(summary: ValidationSummary, only_problems: bool = True) -> str
     for suite in summary.suites:
         state = "ok" if suite["success"] else "FAILED"
         scope = suite.get("scope") or {}
-        checked = (f"; GX checked {scope['screened_rows']:,} screened + {scope['sampled_rows']:,} sampled rows"
-                   if scope.get("mode") == "screened + sample" else "")
+        checked = (
+            f"; GX checked {scope['screened_rows']:,} screened + {scope['sampled_rows']:,} sampled rows"
+            if scope.get("mode") == "screened + sample"
+            else ""
+        )
         lines.append(f"[{suite['suite']}] {state}: {suite['source']} ({suite['rows']:,} rows{checked})")
         for e in suite["expectations"]:
             if only_problems and e["status"] == "passed":

@@ -85,8 +85,9 @@ def screen_key(expectation_type: str, kwargs: dict) -> tuple:
     return (expectation_type, tuple(columns))
 
 
-def screen(frame: pd.DataFrame, expectations: list[dict], parameters: dict,
-           known: dict | None = None) -> np.ndarray | None:
+def screen(
+    frame: pd.DataFrame, expectations: list[dict], parameters: dict, known: dict | None = None
+) -> np.ndarray | None:
     """Rows that could break any of ``expectations``; None when one of them has no screen.
 
     ``known`` maps :func:`screen_key` to masks the caller computed already (e.g. repeated keys).
@@ -107,8 +108,15 @@ def screen(frame: pd.DataFrame, expectations: list[dict], parameters: dict,
     return mask
 
 
-def gx_rows(frame: pd.DataFrame, expectations: list[dict], parameters: dict, max_rows: int, sample_rows: int,
-            seed: int = 0, known: dict | None = None) -> tuple[pd.DataFrame, dict]:
+def gx_rows(
+    frame: pd.DataFrame,
+    expectations: list[dict],
+    parameters: dict,
+    max_rows: int,
+    sample_rows: int,
+    seed: int = 0,
+    known: dict | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """The frame GX checks and the scope note that goes into the JSON (see the module docstring)."""
     n = len(frame)
     whole = {"rows": n, "gx_rows": n, "mode": "all rows"}
@@ -124,5 +132,11 @@ def gx_rows(frame: pd.DataFrame, expectations: list[dict], parameters: dict, max
     rng = np.random.default_rng(seed)
     sample = others[np.sort(rng.choice(len(others), size=min(sample_rows, len(others)), replace=False))]
     rows = np.union1d(screened, sample)
-    return frame.iloc[rows], {"rows": n, "gx_rows": int(len(rows)), "mode": "screened + sample",
-                              "screened_rows": int(len(screened)), "sampled_rows": int(len(sample)), "seed": seed}
+    return frame.iloc[rows], {
+        "rows": n,
+        "gx_rows": int(len(rows)),
+        "mode": "screened + sample",
+        "screened_rows": int(len(screened)),
+        "sampled_rows": int(len(sample)),
+        "seed": seed,
+    }

@@ -66,17 +66,29 @@ class Browser:
 
         self._profile = tempfile.mkdtemp(prefix="reasoningrec-chromium-")
         args = [
-            self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            self.binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             # No network: every host name fails to resolve and every proxied request goes nowhere.
-            "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--allow-file-access-from-files", f"--window-size={self.size[0]},{self.size[1]}",
-            "--remote-debugging-port=0", f"--user-data-dir={self._profile}", "about:blank",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--allow-file-access-from-files",
+            f"--window-size={self.size[0]},{self.size[1]}",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self._profile}",
+            "about:blank",
         ]
         # Its own process group: Debian's chromium* commands are shell scripts that run the browser as a
         # child, which outlives the script when only the script is stopped.
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                         start_new_session=True)
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and len(port_file.read_text().split()) == 2):
@@ -104,8 +116,14 @@ class Browser:
         shutil.rmtree(self._profile, ignore_errors=True)
 
     # -- the protocol: commands with ids, events in between
-    def _send(self, method: str, params: dict | None = None, session: str | None = None,
-              events: list | None = None, timeout: float = 30) -> dict:
+    def _send(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        events: list | None = None,
+        timeout: float = 30,
+    ) -> dict:
         message_id = next(self._ids)
         message = {"id": message_id, "method": method, "params": params or {}}
         if session:
@@ -131,8 +149,9 @@ class Browser:
             except TimeoutError:
                 continue
 
-    def load(self, page: str | Path, probe: str = "({})", screenshot: Path | None = None,
-             timeout: float = 30) -> PageLoad:
+    def load(
+        self, page: str | Path, probe: str = "({})", screenshot: Path | None = None, timeout: float = 30
+    ) -> PageLoad:
         """Open ``page`` in a fresh tab, wait for the load and a quiet network, evaluate ``probe``
         (a JavaScript expression returning a JSON-able value) and take a full-page screenshot."""
         url = Path(page).resolve().as_uri()
@@ -147,17 +166,32 @@ class Browser:
             with contextlib.suppress(TimeoutError):
                 events.append(json.loads(self._socket.recv(timeout=0.2)))
         self._drain(events, deadline)
-        result = self._send("Runtime.evaluate", {"expression": f"JSON.stringify({probe})", "returnByValue": True},
-                            session=session, events=events)
+        result = self._send(
+            "Runtime.evaluate",
+            {"expression": f"JSON.stringify({probe})", "returnByValue": True},
+            session=session,
+            events=events,
+        )
         load = PageLoad(url, facts=json.loads(result["result"].get("value") or "null"))
         if screenshot is not None:
             metrics = self._send("Page.getLayoutMetrics", session=session, events=events)
             size = metrics.get("cssContentSize") or metrics["contentSize"]
-            shot = self._send("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": max(self.size[0], size["width"]),
-                         "height": min(max(self.size[1], size["height"]), 8000), "scale": 1}},
-                session=session, events=events)
+            shot = self._send(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {
+                        "x": 0,
+                        "y": 0,
+                        "width": max(self.size[0], size["width"]),
+                        "height": min(max(self.size[1], size["height"]), 8000),
+                        "scale": 1,
+                    },
+                },
+                session=session,
+                events=events,
+            )
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             load.screenshot = screenshot

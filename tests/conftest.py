@@ -26,8 +26,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Prefect: a temporary home before prefect is ever imported, so no test touches the user's Prefect
 # profile, database or result storage (the prefect_api fixture starts a temporary server in it).
 _PREFECT_HOME = tempfile.mkdtemp(prefix="reasoningrec-prefect-")
-for _key, _value in {"PREFECT_HOME": _PREFECT_HOME, "PREFECT_LOCAL_STORAGE_PATH": f"{_PREFECT_HOME}/storage",
-                     "PREFECT_LOGGING_LEVEL": "WARNING"}.items():
+for _key, _value in {
+    "PREFECT_HOME": _PREFECT_HOME,
+    "PREFECT_LOCAL_STORAGE_PATH": f"{_PREFECT_HOME}/storage",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}.items():
     os.environ.setdefault(_key, _value)
 # Stage metrics of test runs go to a temporary folder, never into the checkout's metrics/.
 os.environ.setdefault("REASONINGREC_METRICS_DIR", tempfile.mkdtemp(prefix="reasoningrec-test-metrics-"))

@@ -53,8 +53,10 @@ def make_project(root: Path, shared_data: Path, tiny_model_dir: Path, **sections
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.org",
     }
     for name in ("REASONINGREC_PARAMS", "REASONINGREC_DATA_DIR", "REASONINGREC_METRICS_DIR"):
         env.pop(name, None)

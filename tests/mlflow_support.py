@@ -83,10 +83,18 @@ def build_tiny_adapter(base_dir: Path, out_dir: Path, *, variant: str = "full", 
     write_json(
         out_dir / "reasoningrec.json",
         {
-            "dataset": "beauty", "method": method, "variant": variant, "k_shots": 4, "seed": seed,
-            "base_model": str(base_dir), "resolved_base_model": str(base_dir), "precision": "fp32",
-            "answer_token_ids": list(answer_token_ids(tokenizer)), "max_length": 512,
-            "best_epoch": 1, "valid_auc": 0.5,
+            "dataset": "beauty",
+            "method": method,
+            "variant": variant,
+            "k_shots": 4,
+            "seed": seed,
+            "base_model": str(base_dir),
+            "resolved_base_model": str(base_dir),
+            "precision": "fp32",
+            "answer_token_ids": list(answer_token_ids(tokenizer)),
+            "max_length": 512,
+            "best_epoch": 1,
+            "valid_auc": 0.5,
         },
     )
     return out_dir

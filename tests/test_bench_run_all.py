@@ -13,8 +13,9 @@ from benchmarks import run_all  # noqa: E402
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.run_all", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.run_all", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_list_names_every_benchmark_and_why_it_is_skipped():
@@ -42,7 +43,10 @@ def test_a_failing_benchmark_fails_the_run_and_a_missing_input_skips(tmp_path, m
     needs_data = run_all.Benchmark("needs_data", "data_pipeline", (), "reads ML-1M", data=(run_all.ML1M,))
     outcomes = run_all.run_all([broken, needs_data], timeout=60)
     assert [(o.benchmark.name, o.status) for o in outcomes] == [("broken", "failed"), ("needs_data", "skipped")]
-    assert outcomes[0].note.startswith("exit status") and "No module named benchmarks.no_such_benchmark" in capsys.readouterr().out
+    assert (
+        outcomes[0].note.startswith("exit status")
+        and "No module named benchmarks.no_such_benchmark" in capsys.readouterr().out
+    )
     assert str(tmp_path) in outcomes[1].note and run_all.ML1M in outcomes[1].note
     assert "0 ok, 1 failed, 1 skipped" in run_all.summary(outcomes)
     monkeypatch.setattr(run_all, "BENCHMARKS", (broken,))

@@ -23,8 +23,10 @@ def work(shared_data, tmp_path, monkeypatch):
 
     monkeypatch.setenv("REASONINGREC_DATA_DIR", str(shared_data))
     monkeypatch.setenv("REASONINGREC_METRICS_DIR", str(tmp_path / "metrics"))
-    return read_params(REPO_ROOT / "params.yaml", assignments=[
-        f"paths.work_dir={tmp_path / 'work'}", "prepare.max_users=30", "validate.data_docs=false"])
+    return read_params(
+        REPO_ROOT / "params.yaml",
+        assignments=[f"paths.work_dir={tmp_path / 'work'}", "prepare.max_users=30", "validate.data_docs=false"],
+    )
 
 
 def _run(params, names, **kwargs):
@@ -56,9 +58,15 @@ def test_a_call_is_done_only_when_its_record_matches_the_disk(work):
 
     from reasoningrec.config import read_params
 
-    other = read_params(REPO_ROOT / "params.yaml", assignments=[
-        f"paths.work_dir={work.paths.work_dir}", "prepare.max_users=30", "validate.data_docs=false",
-        "train.epochs=7"])
+    other = read_params(
+        REPO_ROOT / "params.yaml",
+        assignments=[
+            f"paths.work_dir={work.paths.work_dir}",
+            "prepare.max_users=30",
+            "validate.data_docs=false",
+            "train.epochs=7",
+        ],
+    )
     assert check(other, call_for(other, "fashion", "prepare")).up_to_date
     fewer = other.model_copy(update={"prepare": other.prepare.model_copy(update={"max_users": 20})})
     verdict = check(fewer, call_for(fewer, "fashion", "prepare"))
@@ -170,4 +178,7 @@ def test_each_call_writes_its_numbers_for_git_and_dvc(work, tmp_path):
     _run(work, ["ingest"])
     numbers = json.loads((tmp_path / "metrics" / "fashion" / "ingest.json").read_text())
     assert numbers["users"] == 1273 and all(not isinstance(v, str) for v in numbers.values())
-    assert completion.numeric_tree({"a": 1, "b": "x", "c": {"d": 2.5, "e": [1]}, "f": True}) == {"a": 1, "c": {"d": 2.5}}
+    assert completion.numeric_tree({"a": 1, "b": "x", "c": {"d": 2.5, "e": [1]}, "f": True}) == {
+        "a": 1,
+        "c": {"d": 2.5},
+    }

@@ -55,7 +55,12 @@ def lint(path: Path) -> list[str]:
             continue
         for command in re.split(r"&&|;", rest):
             words = command.split()
-            if len(words) >= 2 and words[0] in ("pip", "pip3") and words[1] == "install" and "--no-cache-dir" not in words:
+            if (
+                len(words) >= 2
+                and words[0] in ("pip", "pip3")
+                and words[1] == "install"
+                and "--no-cache-dir" not in words
+            ):
                 problems.append(f"pip install without --no-cache-dir: {command.strip()}")
             if "apt-get install" in command and "--no-install-recommends" not in command:
                 problems.append("apt-get install without --no-install-recommends")
@@ -118,9 +123,17 @@ def test_lint_catches_the_mistakes_it_is_for(tmp_path):
         "ENTRYPOINT reasoningrec\n"
     )
     problems = lint(bad)
-    for expected in ("uses latest", "--no-cache-dir", "--no-install-recommends", "apt lists",
-                     "no USER before ENTRYPOINT", "exec form", "before the source", "HEALTHCHECK",
-                     "pip check after a --no-deps"):
+    for expected in (
+        "uses latest",
+        "--no-cache-dir",
+        "--no-install-recommends",
+        "apt lists",
+        "no USER before ENTRYPOINT",
+        "exec form",
+        "before the source",
+        "HEALTHCHECK",
+        "pip check after a --no-deps",
+    ):
         assert any(expected in p for p in problems), (expected, problems)
 
 

@@ -14,7 +14,8 @@ from reasoningrec.pipeline import plan
 
 def test_committed_dvc_yaml_equals_a_fresh_generation(slice_params):
     assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == render_dvc_yaml(slice_params), (
-        "dvc.yaml is stale: run `reasoningrec dvc-yaml`")
+        "dvc.yaml is stale: run `reasoningrec dvc-yaml`"
+    )
 
 
 def test_every_plan_call_is_a_dvc_stage_declaring_what_the_plan_knows(params):
@@ -30,8 +31,9 @@ def test_every_plan_call_is_a_dvc_stage_declaring_what_the_plan_knows(params):
             assert outs == {f"{work}/{n}" for n in call.output_names()} | {f"{work}/.completion/{call.name}.json"}
             assert stage["metrics"] == [{f"${{paths.metrics_dir}}/{dataset}/{call.name}.json": {"cache": False}}]
             if call.stage.persist:
-                assert all(isinstance(o, dict) and next(iter(o.values())) == {"persist": True}
-                           for o in stage["outs"][:-1])
+                assert all(
+                    isinstance(o, dict) and next(iter(o.values())) == {"persist": True} for o in stage["outs"][:-1]
+                )
             if call.stage.raw_input:
                 assert stage["cmd"].startswith("REASONINGREC_DATA_DIR=${paths.data_dir} ")
             if call.stage.name == "experiment":

@@ -19,8 +19,16 @@ from reasoningrec.predictions import COLUMNS
 
 N_USERS = 12
 TITLES = [
-    "Rose Hand Cream", "Citrus Shampoo", "Lavender Soap", "Vanilla Body Mist", "Argan Hair Oil",
-    "Mint Lip Balm", "Cedar Beard Wash", "Aloe Face Gel", "Coconut Conditioner", "Jasmine Perfume",
+    "Rose Hand Cream",
+    "Citrus Shampoo",
+    "Lavender Soap",
+    "Vanilla Body Mist",
+    "Argan Hair Oil",
+    "Mint Lip Balm",
+    "Cedar Beard Wash",
+    "Aloe Face Gel",
+    "Coconut Conditioner",
+    "Jasmine Perfume",
 ]
 
 
@@ -28,8 +36,12 @@ def _dataset_folder(folder: Path) -> None:
     """Samples/items/descriptions/profiles/reasoning for 12 users, labels mixed in every split."""
     items = pd.DataFrame({"item_id": [f"i{n}" for n in range(len(TITLES))], "title": TITLES})
     descriptions = pd.DataFrame(
-        {"item_id": items["item_id"], "description": [f"A {t.lower()} with a gentle scent." for t in TITLES],
-         "source": "llm", "model": "test"}
+        {
+            "item_id": items["item_id"],
+            "description": [f"A {t.lower()} with a gentle scent." for t in TITLES],
+            "source": "llm",
+            "model": "test",
+        }
     )
     samples, profiles, reasoning = [], [], []
     for u in range(N_USERS):
@@ -40,16 +52,28 @@ def _dataset_folder(folder: Path) -> None:
             history = [f"i{(u + s + j) % len(TITLES)}" for j in range(3)]
             samples.append(
                 {
-                    "user_id": user, "split": split, "target_item": f"i{(u + s + 5) % len(TITLES)}",
-                    "target_rating": 5.0 if label else 1.0, "target_timestamp": 1_600_000_000 + 10 * u + s,
-                    "label": np.int8(label), "history_items": history, "history_labels": [1, 0, 1],
-                    "profile_items": [], "profile_labels": [],
+                    "user_id": user,
+                    "split": split,
+                    "target_item": f"i{(u + s + 5) % len(TITLES)}",
+                    "target_rating": 5.0 if label else 1.0,
+                    "target_timestamp": 1_600_000_000 + 10 * u + s,
+                    "label": np.int8(label),
+                    "history_items": history,
+                    "history_labels": [1, 0, 1],
+                    "profile_items": [],
+                    "profile_labels": [],
                 }
             )
             reasoning.append(
-                {"user_id": user, "split": split, "label": np.int8(label), "source": "llm", "model": "t",
-                 "reasoning": f"Prediction: {'Yes' if label else 'No'}\nThe user {'enjoys' if label else 'avoids'} "
-                 "products with gentle scents like this one."}
+                {
+                    "user_id": user,
+                    "split": split,
+                    "label": np.int8(label),
+                    "source": "llm",
+                    "model": "t",
+                    "reasoning": f"Prediction: {'Yes' if label else 'No'}\nThe user {'enjoys' if label else 'avoids'} "
+                    "products with gentle scents like this one.",
+                }
             )
     write_parquet(folder / "samples.parquet", pd.DataFrame(samples))
     write_parquet(folder / "items.parquet", items)
@@ -66,11 +90,11 @@ def setup(tiny_model_dir, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("experiment")
     template = template_store(tmp_path_factory)
     params = tracking_params(
-        tmp_path, template,
+        tmp_path,
+        template,
         datasets={"tiny": {"source": "table", "path": "unused", "domain": "beauty"}},
         records={"k_shots": [4], "valid_size": 6, "max_length": 512, "variants": ["full", "titles"]},
-        train={"base_model": str(tiny_model_dir), "epochs": 1, "batch_size": 4, "precision": "fp32",
-               "patience": 1},
+        train={"base_model": str(tiny_model_dir), "epochs": 1, "batch_size": 4, "precision": "fp32", "patience": 1},
         llm={"batch_size": 4},
         evaluate={"explain_limit": 3, "explain_max_new_tokens": 8},
         # Ten items: features are words of one to five items' texts (the default min_df of 3 keeps none).
@@ -107,15 +131,29 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     assert (out / "adapter" / "reasoningrec.json").is_file()
 
     metrics = summary.metrics
-    for name in ("valid_auc", "test_auc", "test_accuracy", "test_log_loss", "test_ece",
-                 "test_bertscore_f1", "parse_failure_rate"):
+    for name in (
+        "valid_auc",
+        "test_auc",
+        "test_accuracy",
+        "test_log_loss",
+        "test_ece",
+        "test_bertscore_f1",
+        "parse_failure_rate",
+    ):
         assert metrics[name] is not None, name
     assert 0 <= metrics["test_auc"] <= 1
     assert metrics["parse_failure_rate"] == 0 and metrics["stated_label_agreement"] == 1
     assert metrics["bertscore_pairs"] == 3
     # Explanation quality beyond BERTScore, and the same metrics on the ground truth of those records.
-    for name in ("expl_grounding_defined", "expl_personalisation", "expl_fmr", "expl_usr", "expl_words",
-                 "reference_expl_personalisation", "reference_expl_fmr"):
+    for name in (
+        "expl_grounding_defined",
+        "expl_personalisation",
+        "expl_fmr",
+        "expl_usr",
+        "expl_words",
+        "reference_expl_personalisation",
+        "reference_expl_fmr",
+    ):
         assert metrics[name] is not None, name
     evidence = pd.read_parquet(out / "explanations.parquet")
     assert len(evidence) == 3 and {"cited_history_items", "invented_items", "history_titles"} <= set(evidence.columns)
@@ -123,7 +161,10 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     client = tracking.get_client(params)
     run = client.get_run(summary.run_id)
     assert {k: run.data.tags[k] for k in ("dataset", "method", "k_shots", "seed")} == {
-        "dataset": "tiny", "method": "reasoningrec", "k_shots": "4", "seed": "0",
+        "dataset": "tiny",
+        "method": "reasoningrec",
+        "k_shots": "4",
+        "seed": "0",
     }
     assert run.data.params["bertscore_model"] == "all-MiniLM-L6-v2 (embedded)"
     assert run.data.params["train.epochs"] == "1"
@@ -182,8 +223,12 @@ def test_a_run_made_with_other_settings_is_moved_aside_and_redone(setup):
     # Speed settings, the BERTScore backbone, the other K sizes and training settings of a
     # zero-shot method do not change what the run computes ...
     assert fingerprint(params) == first.fingerprint
-    for section, values in [("llm", {"batch_size": 2}), ("evaluate", {"bertscore_model": "deferred"}),
-                            ("records", {"k_shots": [4, 8]}), ("train", {"learning_rate": 1.0})]:
+    for section, values in [
+        ("llm", {"batch_size": 2}),
+        ("evaluate", {"bertscore_model": "deferred"}),
+        ("records", {"k_shots": [4, 8]}),
+        ("train", {"learning_rate": 1.0}),
+    ]:
         assert fingerprint(_with(params, section, **values)) == first.fingerprint, section
     # ... these do: training settings of a fine-tuned one, evaluation settings, the K-shot set.
     tuned = fingerprint(params, "reasoningrec", 4)
@@ -232,8 +277,10 @@ def test_build_request_uses_the_test_split_history_and_profile(setup):
         load_request(setup, "tiny", "ghost", "i0")
 
 
-HAND_WRITTEN = ('The user liked Argan Hair Oil, so this rose cream suits them better than lavender; '
-                'unlike "Golden Oud Night Perfume".')
+HAND_WRITTEN = (
+    "The user liked Argan Hair Oil, so this rose cream suits them better than lavender; "
+    'unlike "Golden Oud Night Perfume".'
+)
 
 
 def test_served_evidence_of_a_hand_written_explanation(setup):
@@ -245,7 +292,10 @@ def test_served_evidence_of_a_hand_written_explanation(setup):
 
     evidence = served_evidence(setup, "tiny", "u1", "i0", HAND_WRITTEN, variant="full")
     assert [(h["title"], h["liked"], h["cited"]) for h in evidence.history] == [
-        (TITLES[3], True, False), (TITLES[4], False, True), (TITLES[5], True, False)]
+        (TITLES[3], True, False),
+        (TITLES[4], False, True),
+        (TITLES[5], True, False),
+    ]
     assert [h["item_id"] for h in evidence.cited_history] == ["i4"]
     assert evidence.features == ["cream", "lavender", "rose"] and evidence.ungrounded_features == ["lavender"]
     assert evidence.invented_items == ["Golden Oud Night Perfume"]
@@ -262,12 +312,19 @@ def test_served_evidence_of_a_hand_written_explanation(setup):
 def test_evidence_lines_show_what_is_cited_and_invented():
     from reasoningrec.commands.registry import evidence_lines
 
-    lines = evidence_lines({
-        "history": [{"title": "Argan Hair Oil", "liked": False, "cited": True},
-                    {"title": "Mint Lip Balm", "liked": True, "cited": False}],
-        "cited_target": False, "features": ["cream", "lavender"], "ungrounded_features": ["lavender"],
-        "invented_items": ["Golden Oud Night Perfume"], "grounding": 0.6,
-    })
+    lines = evidence_lines(
+        {
+            "history": [
+                {"title": "Argan Hair Oil", "liked": False, "cited": True},
+                {"title": "Mint Lip Balm", "liked": True, "cited": False},
+            ],
+            "cited_target": False,
+            "features": ["cream", "lavender"],
+            "ungrounded_features": ["lavender"],
+            "invented_items": ["Golden Oud Night Perfume"],
+            "grounding": 0.6,
+        }
+    )
     assert lines == [
         "evidence:    checked against its prompt (2 history items, the target)",
         "  cites history:  Argan Hair Oil (disliked)",
@@ -292,13 +349,33 @@ def test_explain_and_versions_commands(setup, tmp_path, monkeypatch):
     if tracking.champion_version(setup, "tiny") is None:  # run alone: register a model first
         experiment.run_experiment(setup, "tiny", "reasoningrec", 4, 0)
     runner = CliRunner()
-    command = ["explain", "-d", "tiny", "--user", "u1", "--item", "i0", "--max-new-tokens", "5",
-               "--params", str(params_file)]
+    command = [
+        "explain",
+        "-d",
+        "tiny",
+        "--user",
+        "u1",
+        "--item",
+        "i0",
+        "--max-new-tokens",
+        "5",
+        "--params",
+        str(params_file),
+    ]
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
     # Progress bars (stderr) share CliRunner's output, so read each field by its label.
-    keys = ("model", "user / item", "prediction", "P(Yes)", "explanation", "evidence", "cites history",
-            "invented items", "grounding")
+    keys = (
+        "model",
+        "user / item",
+        "prediction",
+        "P(Yes)",
+        "explanation",
+        "evidence",
+        "cites history",
+        "invented items",
+        "grounding",
+    )
     lines = {key: re.search(rf"{re.escape(key)}:(.*)", result.output).group(1) for key in keys}
     assert lines["model"].strip().startswith("reasoningrec-tiny v") and "@champion" in lines["model"]
     assert 0 <= float(lines["P(Yes)"]) <= 1
@@ -313,8 +390,13 @@ def test_explain_and_versions_commands(setup, tmp_path, monkeypatch):
     assert [h["title"] for h in answer["evidence"]["history"]] == TITLES[3:6]
 
     # A hand-written explanation in place of the tiny model's noise shows every kind of evidence.
-    monkeypatch.setattr(serving.ReasoningRecModel, "predict", lambda self, context, frame, params=None: pd.DataFrame(
-        {"p_yes": [0.8], "prediction": [1], "explanation": [HAND_WRITTEN]}))
+    monkeypatch.setattr(
+        serving.ReasoningRecModel,
+        "predict",
+        lambda self, context, frame, params=None: pd.DataFrame(
+            {"p_yes": [0.8], "prediction": [1], "explanation": [HAND_WRITTEN]}
+        ),
+    )
     shown = runner.invoke(app, command)
     assert shown.exit_code == 0, shown.output
     assert "cites history:  Argan Hair Oil (disliked)" in shown.output
@@ -336,8 +418,9 @@ def test_explanation_metrics_with_the_embedded_bertscore():
         Explanation("I cannot tell.", None, "I cannot tell."),  # parse failure, no reference
     ]
     references = [f"Prediction: Yes\n{same}", "Prediction: No\nThe user avoids strong scents.", None]
-    result, logged = evaluation.evaluate_explanations(explanations, references, [1, 1, 0], model="embedded",
-                                                      num_layers=6)
+    result, logged = evaluation.evaluate_explanations(
+        explanations, references, [1, 1, 0], model="embedded", num_layers=6
+    )
     assert result["parse_failure_rate"] == pytest.approx(1 / 3)
     assert result["stated_label_agreement"] == pytest.approx(1 / 2)  # Yes == 1; No != 1
     assert result["bertscore_pairs"] == 2 and result["empty_explanation_rate"] == 0.5

@@ -34,7 +34,9 @@ def import_graph() -> dict[str, set[str]]:
 def test_no_module_imports_one_that_imports_it_back():
     graph = import_graph()
     cycles = sorted(
-        f"{a} <-> {b}" for a, targets in graph.items() for b in targets
+        f"{a} <-> {b}"
+        for a, targets in graph.items()
+        for b in targets
         if a < b and a in graph.get(b, ()) and not (a.startswith(f"{b}.") or b.startswith(f"{a}."))
     )
     assert cycles == [], cycles
@@ -61,17 +63,23 @@ def test_every_imported_package_name_exists():
     for folder in ("reasoningrec", "benchmarks", "tools", "tests"):
         for path in sorted((PACKAGE.parent / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
-                        and node.module.split(".")[0] == "reasoningrec"):
+                if not (
+                    isinstance(node, ast.ImportFrom)
+                    and node.level == 0
+                    and node.module
+                    and node.module.split(".")[0] == "reasoningrec"
+                ):
                     continue
                 try:
                     module = importlib.import_module(node.module)
                 except ImportError as exc:
                     missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.module} ({exc})")
                     continue
-                missing += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.module}.{alias.name}"
-                            for alias in node.names
-                            if not hasattr(module, alias.name) and not _is_submodule(node.module, alias.name)]
+                missing += [
+                    f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name) and not _is_submodule(node.module, alias.name)
+                ]
     assert missing == [], "\n".join(missing)
 
 

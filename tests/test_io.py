@@ -38,8 +38,10 @@ def test_stale_temporaries_of_named_outputs_are_removed(tmp_path):
     removed = remove_stale_temps(tmp_path, ["samples.parquet"])
     assert [p.name for p in removed] == [".samples.parquet.k3j2.tmp"]
     assert (tmp_path / ".other.json.x9.tmp").exists()  # another stage's, maybe still being written
-    assert {p.name for p in remove_stale_temps(tmp_path, recursive=True)} == {".other.json.x9.tmp",
-                                                                               ".data_docs_samples.a1.tmp"}
+    assert {p.name for p in remove_stale_temps(tmp_path, recursive=True)} == {
+        ".other.json.x9.tmp",
+        ".data_docs_samples.a1.tmp",
+    }
     assert sorted(p.name for p in tmp_path.rglob("*")) == [".hidden", "samples.parquet", "sub"]
     assert remove_stale_temps(tmp_path / "missing") == []
 
@@ -52,9 +54,11 @@ def test_an_interrupted_write_leaves_a_temporary_that_the_next_sweep_clears(tmp_
 
     from reasoningrec.io import remove_stale_temps
 
-    script = ("import sys, time\nfrom reasoningrec.io import atomic_open\n"
-              "with atomic_open(sys.argv[1]) as f:\n    f.write('half'); f.flush(); print('ready', flush=True); "
-              "time.sleep(60)\n")
+    script = (
+        "import sys, time\nfrom reasoningrec.io import atomic_open\n"
+        "with atomic_open(sys.argv[1]) as f:\n    f.write('half'); f.flush(); print('ready', flush=True); "
+        "time.sleep(60)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out.json")], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"ready"
     proc.send_signal(signal.SIGKILL)

@@ -26,8 +26,12 @@ def test_each_exported_variable_holds_exactly_its_value(tmp_path):
     probe.write_text(f"include {ROOT / 'Makefile'}\nprobe:\n\t@env\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in TELEMETRY_OFF}
     printed = subprocess.run(
-        ["make", "-s", "-f", str(probe), "probe"], cwd=ROOT, env=env,
-        capture_output=True, text=True, check=True,
+        ["make", "-s", "-f", str(probe), "probe"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     exported = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
     assert {name: exported.get(name) for name in TELEMETRY_OFF} == TELEMETRY_OFF

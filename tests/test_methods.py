@@ -32,8 +32,11 @@ def _literal_method_lists(path: Path) -> list[str]:
     """Literal tuples/lists/sets/dict keys naming three or more methods."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        elements = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else (
-            node.keys if isinstance(node, ast.Dict) else [])
+        elements = (
+            node.elts
+            if isinstance(node, ast.Tuple | ast.List | ast.Set)
+            else (node.keys if isinstance(node, ast.Dict) else [])
+        )
         named = [e.value for e in elements if isinstance(e, ast.Constant) and e.value in methods.METHODS]
         if len(named) >= 3:
             found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
@@ -41,10 +44,15 @@ def _literal_method_lists(path: Path) -> list[str]:
 
 
 def test_the_method_list_exists_once():
-    files = [p for folder in ("reasoningrec", "flows", "benchmarks", "tools") for p in (ROOT / folder).rglob("*.py")
-             if (ROOT / folder).is_dir()]
-    offenders = [hit for path in files if path != ROOT / "reasoningrec" / "methods.py"
-                 for hit in _literal_method_lists(path)]
+    files = [
+        p
+        for folder in ("reasoningrec", "flows", "benchmarks", "tools")
+        for p in (ROOT / folder).rglob("*.py")
+        if (ROOT / folder).is_dir()
+    ]
+    offenders = [
+        hit for path in files if path != ROOT / "reasoningrec" / "methods.py" for hit in _literal_method_lists(path)
+    ]
     assert offenders == [], offenders
 
 

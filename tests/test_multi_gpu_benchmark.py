@@ -33,7 +33,11 @@ def test_smoke_run_trains_and_generates_on_one_and_two_cpu_processes(tmp_path, c
     assert multi_gpu.main(["--smoke", "--steps", "1", "--warmup", "1", "--prompts", "4", "--out", str(out)]) == 0
     rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith(("| LoRA", "| synth"))]
     assert [(r[0].strip(), r[1].strip()) for r in rows] == [
-        ("LoRA training", "1"), ("LoRA training", "2"), ("synthesis", "1"), ("synthesis", "2")]
+        ("LoRA training", "1"),
+        ("LoRA training", "2"),
+        ("synthesis", "1"),
+        ("synthesis", "2"),
+    ]
     assert [r[2].strip() for r in rows[:2]] == ["1 x 8", "1 x 4"]  # the same global batch on 1 and 2
     assert all(float(r[3].replace(",", "")) > 0 for r in rows)
     assert '"tokens": 16' in capsys.readouterr().out  # 4 prompts x 4 tokens, on 1 and on 2 workers

@@ -21,7 +21,8 @@ GX_PAGE = """<html><head>
 <script src="https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js" integrity="sha384-ApNb"
  crossorigin="anonymous"></script>
 <script src="https://cdn.example.org/unknown.js"></script>
-<style>.brand { background: url('https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/full_logo_dark.png'); }</style>
+<style>.brand {
+  background: url('https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/full_logo_dark.png'); }</style>
 </head><body><a href="https://greatexpectations.io">a link is not a load</a>
 <img src="https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png?d=20261201T1">
 </body></html>"""
@@ -31,7 +32,7 @@ def test_localize_points_cdn_urls_at_the_copies_and_drops_integrity_attributes()
     page = localize(GX_PAGE, "../../static", frozenset({"logo-long.png"}))
     assert 'href="../../static/vendor/bootstrap/bootstrap.min.css"' in page
     popper = re.search(r"<script[^>]*popper[^>]*>", page).group(0)
-    assert popper.split() == ['<script', 'src="../../static/vendor/popper/popper.min.js"', '>']  # no SRI, no CORS
+    assert popper.split() == ["<script", 'src="../../static/vendor/popper/popper.min.js"', ">"]  # no SRI, no CORS
     assert 'src="../../static/images/logo-long.png"' in page
     assert "url('../../static/images/logo-long.png')" in page  # the dark logo has a local stand-in
     assert remote_resources(page) == ["https://cdn.example.org/unknown.js"]  # unknown: left, and reported
@@ -45,8 +46,14 @@ def test_remote_resources_finds_every_kind_of_load():
     <img alt=x src="http://x/p.png"><iframe src="https://x/f"></iframe>
     <style>@import "https://x/s.css"; .a { background: url( "https://x/b.png" ) }</style>
     <a href="https://x/page">link</a><img src="data:image/png;base64,AAAA"><script src="local.js"></script>"""
-    assert remote_resources(text) == ["//cdn.x/a.js", "https://x/i.ico", "http://x/p.png", "https://x/f",
-                                      "https://x/s.css", "https://x/b.png"]
+    assert remote_resources(text) == [
+        "//cdn.x/a.js",
+        "https://x/i.ico",
+        "http://x/p.png",
+        "https://x/f",
+        "https://x/s.css",
+        "https://x/b.png",
+    ]
 
 
 def test_vendored_files_match_their_manifest():
@@ -65,8 +72,12 @@ def test_every_cdn_file_of_the_installed_gx_templates_is_vendored():
     import great_expectations
 
     templates = Path(great_expectations.__file__).parent / "render" / "view" / "templates"
-    found = {url for path in templates.glob("*.j2") for url in remote_resources(path.read_text(encoding="utf-8"))
-             if "{{" not in url}
+    found = {
+        url
+        for path in templates.glob("*.j2")
+        for url in remote_resources(path.read_text(encoding="utf-8"))
+        if "{{" not in url
+    }
     assert found and found <= set(vendored_urls()), sorted(found - set(vendored_urls()))
 
 
@@ -76,7 +87,8 @@ def test_make_site_offline_rewrites_pages_at_every_depth(tmp_path):
     (site / "static" / "images" / "logo-long.png").write_bytes(b"png")
     (site / "static" / "styles").mkdir()
     (site / "static" / "styles" / "s.css").write_text(
-        ".x { background: url('https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/full_logo_dark.png') }")
+        ".x { background: url('https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/full_logo_dark.png') }"
+    )
     deep = site / "validations" / "suite" / "run" / "time" / "batch.html"
     deep.parent.mkdir(parents=True)
     for page in (site / "index.html", deep):

@@ -52,7 +52,9 @@ def _gx_site(root: Path, shared_data: Path, slice_params, runs: int) -> Path:
     from reasoningrec.validation import run_validation
 
     os.environ[DATA_DIR_ENV] = str(shared_data)
-    params = slice_params.model_copy(update={"validate_": slice_params.validate_.model_copy(update={"data_docs": True})})
+    params = slice_params.model_copy(
+        update={"validate_": slice_params.validate_.model_copy(update={"data_docs": True})}
+    )
     run_ingest(params, "fashion", root)
     for _ in range(runs):
         run_validation(params, "fashion", "interactions", root)
@@ -76,8 +78,9 @@ def test_data_docs_render_offline(browser, shared_data, slice_params, tmp_path, 
     _clean(result)
     assert result.facts["font"].startswith(BOOTSTRAP_FONT) and result.facts["tableRows"] >= 7
     assert result.facts["height"] > 1000  # every expectation's table is there
-    suite = browser.load(site / "expectations" / "interactions.html", PROBE,
-                         screenshot=tmp_path / "shots" / "gx-suite.png")
+    suite = browser.load(
+        site / "expectations" / "interactions.html", PROBE, screenshot=tmp_path / "shots" / "gx-suite.png"
+    )
     _clean(suite)
 
 
@@ -111,8 +114,15 @@ def test_dvc_plots_page_renders_offline(browser, tmp_path):
     scores = [min(1.0, max(0.0, rng.gauss(0.6 if y else 0.4, 0.2))) for y in labels]
     for folder in {Path(p).parent for p in plots if Path(p).name.startswith("test_")}:
         write_curves(labels, scores, project / folder, prefix="test_")  # the experiment stage's own plotting
-    cells = {("fashion", "reasoningrec", k): Cell("fashion", "reasoningrec", k, [RunRecord(
-        f"r{k}", "fashion", "reasoningrec", k, "42", {"test_auc": 0.6 + int(k) / 1000}, {}, {})]) for k in ("8", "16")}
+    cells = {
+        ("fashion", "reasoningrec", k): Cell(
+            "fashion",
+            "reasoningrec",
+            k,
+            [RunRecord(f"r{k}", "fashion", "reasoningrec", k, "42", {"test_auc": 0.6 + int(k) / 1000}, {}, {})],
+        )
+        for k in ("8", "16")
+    }
     for path in (p for p in plots if p.endswith("auc_vs_k.png")):
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_bytes(auc_vs_k_png("fashion", cells))

@@ -22,8 +22,16 @@ def test_text_stages_follow_the_dataset(params):
 def test_plan_of_the_main_job(slice_params):
     calls = pipeline.plan(slice_params, "fashion")
     assert [c.name for c in calls] == [
-        "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe-llm",
-        "vocabulary", "records", "experiment-reasoningrec-k16-s42", "compare",
+        "ingest",
+        "validate_interactions",
+        "prepare",
+        "validate_samples",
+        "import_texts",
+        "describe-llm",
+        "vocabulary",
+        "records",
+        "experiment-reasoningrec-k16-s42",
+        "compare",
     ]
     describe = pipeline.find_call(calls, "describe-llm")
     assert describe.output_names() == ("llm/descriptions.parquet", "llm/describe.json")
@@ -46,8 +54,13 @@ def test_every_input_is_made_earlier_in_the_plan(params):
 
 def test_experiment_runs_and_phases(params):
     runs = pipeline.experiment_runs(params, ["tallrec", "zeroshot-vanilla"], [64, 128], [1, 2])
-    assert runs == [("tallrec", 64, 1), ("tallrec", 64, 2), ("tallrec", 128, 1), ("tallrec", 128, 2),
-                    ("zeroshot-vanilla", 0, 1)]
+    assert runs == [
+        ("tallrec", 64, 1),
+        ("tallrec", 64, 2),
+        ("tallrec", 128, 1),
+        ("tallrec", 128, 2),
+        ("zeroshot-vanilla", 0, 1),
+    ]
     data = pipeline.plan(params, "ml100k", through="data")
     assert [c.name for c in data] == ["ingest", "validate_interactions", "prepare", "validate_samples"]
     with pytest.raises(ConfigError, match="unknown phase"):
@@ -59,8 +72,10 @@ def test_experiment_runs_and_phases(params):
 def test_call_for_finds_the_plan_call_or_makes_one(slice_params):
     call = pipeline.call_for(slice_params, "fashion", "experiment", method="zeroshot-vanilla", k_shots=64, seed=3)
     assert call.name == "experiment-zeroshot-vanilla-k0-s3"  # zero-shot runs are K = 0
-    assert pipeline.call_for(slice_params, "fashion", "records").input_names() == pipeline.find_call(
-        pipeline.plan(slice_params, "fashion"), "records").input_names()
+    assert (
+        pipeline.call_for(slice_params, "fashion", "records").input_names()
+        == pipeline.find_call(pipeline.plan(slice_params, "fashion"), "records").input_names()
+    )
     with pytest.raises(ConfigError, match="unknown stage 'tarin'"):
         pipeline.call_for(slice_params, "fashion", "tarin")
 
@@ -89,10 +104,15 @@ def _literal_stage_lists(path: Path) -> list[str]:
 
 def test_the_stage_list_exists_once():
     """No module but reasoningrec/pipeline.py lists the pipeline's stages."""
-    files = [p for folder in ("reasoningrec", "tools", "benchmarks") if (ROOT / folder).is_dir()
-             for p in (ROOT / folder).rglob("*.py")]
-    offenders = [hit for path in files if path != ROOT / "reasoningrec" / "pipeline.py"
-                 for hit in _literal_stage_lists(path)]
+    files = [
+        p
+        for folder in ("reasoningrec", "tools", "benchmarks")
+        if (ROOT / folder).is_dir()
+        for p in (ROOT / folder).rglob("*.py")
+    ]
+    offenders = [
+        hit for path in files if path != ROOT / "reasoningrec" / "pipeline.py" for hit in _literal_stage_lists(path)
+    ]
     assert offenders == [], offenders
 
 
@@ -100,15 +120,24 @@ def test_the_processes_and_devices_of_a_run_are_in_no_stage_settings(params):
     """train.processes and llm.devices change where the work runs, not its result: no stage is redone."""
     from reasoningrec.config import parse_params
 
-    spread = parse_params({**params.model_dump(mode="json", by_alias=True),
-                           "train": {**params.train.model_dump(mode="json"), "processes": 4},
-                           "llm": {**params.llm.model_dump(mode="json"), "devices": [0, 1]}})
+    spread = parse_params(
+        {
+            **params.model_dump(mode="json", by_alias=True),
+            "train": {**params.train.model_dump(mode="json"), "processes": 4},
+            "llm": {**params.llm.model_dump(mode="json"), "devices": [0, 1]},
+        }
+    )
     dataset = next(iter(params.datasets))
     for stage in pipeline.STAGES.values():
-        assert pipeline.section_values(spread, stage.sections, dataset) == \
-            pipeline.section_values(params, stage.sections, dataset), stage.name
+        assert pipeline.section_values(spread, stage.sections, dataset) == pipeline.section_values(
+            params, stage.sections, dataset
+        ), stage.name
     experiment = pipeline.stage("experiment").sections
     assert {f"train.{name}" for name in params.train.model_dump()} - set(experiment) == {"train.processes"}
-    changed = parse_params({**params.model_dump(mode="json", by_alias=True),
-                            "train": {**params.train.model_dump(mode="json"), "lora_r": 16}})
+    changed = parse_params(
+        {
+            **params.model_dump(mode="json", by_alias=True),
+            "train": {**params.train.model_dump(mode="json"), "lora_r": 16},
+        }
+    )
     assert pipeline.section_values(changed, experiment, dataset) != pipeline.section_values(params, experiment, dataset)

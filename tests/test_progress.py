@@ -150,7 +150,9 @@ def test_lines_and_durations():
     )
     assert status_line("read", 7, None, "rows", 2.0, 7) == "read: 7 rows, 3.5 rows/s"
     assert status_line("read", 21000, None, "rows", 1.0, 21000) == "read: 21000 rows, 21000 rows/s"
-    assert status_line("train", 120, 120, "steps", 300.0, 90, final=True) == "train: 120 steps in 5 min 00 s (0.3 steps/s)"
+    assert (
+        status_line("train", 120, 120, "steps", 300.0, 90, final=True) == "train: 120 steps in 5 min 00 s (0.3 steps/s)"
+    )
 
 
 def test_a_terminal_without_a_size_still_gets_a_visible_bar():

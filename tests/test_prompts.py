@@ -9,11 +9,20 @@ from reasoningrec.prompts import DOMAINS, TASKS, USER_SPLIT, render
 VALUES = {
     "describe": dict(title="T", brand="B", price="$1", genres="", year="", description="", reviews=["r"], words=25),
     "profile": dict(items=[dict(liked=True, title="T", description="d")], words=100),
-    "reason": dict(profile="p", history=[dict(liked=False, title="H", description="")],
-                   target=dict(title="T", description=""), label=1, words=100),
+    "reason": dict(
+        profile="p",
+        history=[dict(liked=False, title="H", description="")],
+        target=dict(title="T", description=""),
+        label=1,
+        words=100,
+    ),
 }
-ROLES = {"movies": "movie critic", "beauty": "beauty product recommender",
-         "fashion": "fashion product recommender", "generic": "recommender"}
+ROLES = {
+    "movies": "movie critic",
+    "beauty": "beauty product recommender",
+    "fashion": "fashion product recommender",
+    "generic": "recommender",
+}
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

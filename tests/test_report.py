@@ -42,10 +42,15 @@ WEIGHTED_SEED_OFFSET = 10
 
 def _params(tmp_path, template: Path):
     shutil.copyfile(template, tmp_path / "mlflow.db")
-    return parse_params({
-        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                     "artifact_location": str(tmp_path / "artifacts"), "experiment": "report-test"},
-    })
+    return parse_params(
+        {
+            "tracking": {
+                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "artifact_location": str(tmp_path / "artifacts"),
+                "experiment": "report-test",
+            },
+        }
+    )
 
 
 def template_db(tmp_path_factory) -> Path:
@@ -73,15 +78,36 @@ def store(tmp_path_factory):
             predictions = None
             if method == "user-like-rate":
                 labels = rng.integers(0, 2, 60)
-                predictions = pd.DataFrame({"user_id": [str(i) for i in range(60)], "split": "test",
-                                            "label": labels, "p_yes": np.clip(labels * 0.3 + rng.random(60) * 0.7, 0, 1)})
-            log_run(params, dataset=dataset, method=method, k_shots=k, seed=seed, settings=settings,
-                    metrics=metrics, predictions=predictions,
-                    extra_tags={"command": BASELINE_COMMAND} if method == "caser" else None)
+                predictions = pd.DataFrame(
+                    {
+                        "user_id": [str(i) for i in range(60)],
+                        "split": "test",
+                        "label": labels,
+                        "p_yes": np.clip(labels * 0.3 + rng.random(60) * 0.7, 0, 1),
+                    }
+                )
+            log_run(
+                params,
+                dataset=dataset,
+                method=method,
+                k_shots=k,
+                seed=seed,
+                settings=settings,
+                metrics=metrics,
+                predictions=predictions,
+                extra_tags={"command": BASELINE_COMMAND} if method == "caser" else None,
+            )
     for (dataset, method, k), aucs in PAPER_POPULATION.items():
         for seed, value in enumerate(aucs):
-            log_run(params, dataset=dataset, method=method, k_shots=k, seed=seed, metrics={"test_auc": value},
-                    settings={"train": {"answer_loss_weight": 1.0}, "prepare": {"population": "paper"}})
+            log_run(
+                params,
+                dataset=dataset,
+                method=method,
+                k_shots=k,
+                seed=seed,
+                metrics={"test_auc": value},
+                settings={"train": {"answer_loss_weight": 1.0}, "prepare": {"population": "paper"}},
+            )
     return tmp, params
 
 
@@ -192,8 +218,14 @@ def test_noise_marks_heuristic_comparison_and_ablations(rendered):
     assert "| reasoningrec | 128 | 0.860 | +0.020 | unknown (one seed, no predictions) |" in beauty
     assert "0.830 ± 0.020 (n=3) ≈" in beauty and "0.700 ± 0.010 (n=3) ≈" not in beauty
     assert "| reasoningrec-no-profile | 0.780 ± 0.014 (n=2) | 0.860 (n=1)" not in beauty  # no-profile has no K=128
-    ablation = [t for t in tables(beauty) if t[0][0] == "method" and any(r[0] == "reasoningrec-no-profile" for r in t[1])
-                and t[0][1] == "K=64" and len(t[0]) == 3]
+    ablation = [
+        t
+        for t in tables(beauty)
+        if t[0][0] == "method"
+        and any(r[0] == "reasoningrec-no-profile" for r in t[1])
+        and t[0][1] == "K=64"
+        and len(t[0]) == 3
+    ]
     rows = {r[0]: r for r in ablation[0][1]}
     assert rows["reasoningrec-no-profile"][1] == "0.780 ± 0.014 (n=2)"
     assert rows["reasoningrec (answer_loss_weight=4)"][1] == "0.875 ± 0.007 (n=2)"  # its own row
@@ -221,8 +253,10 @@ def test_provenance_names_model_backbone_hardware_seeds_and_command(rendered, st
     _, markdown = rendered
     _, params = store
     client = MlflowClient(params.tracking.tracking_uri)
-    hardware = {r.data.tags["hardware"] for r in client.search_runs(
-        [client.get_experiment_by_name("report-test").experiment_id])}
+    hardware = {
+        r.data.tags["hardware"]
+        for r in client.search_runs([client.get_experiment_by_name("report-test").experiment_id])
+    }
     rows = {}
     for dataset in ("beauty", "fashion"):
         header, body = tables(section(markdown, dataset))[-1]
@@ -236,8 +270,10 @@ def test_provenance_names_model_backbone_hardware_seeds_and_command(rendered, st
     assert rows[("beauty", "sasrec", "all")][4] == "—"
     assert rows[("beauty", "sasrec", "all")][2] == "3"
     assert rows[("fashion", "caser", "all")][6] == f"`{BASELINE_COMMAND}`"
-    assert "`reasoningrec experiment -d beauty --method reasoningrec --k 128 --seed 0`" in rows[
-        ("beauty", "reasoningrec", "128")][6]
+    assert (
+        "`reasoningrec experiment -d beauty --method reasoningrec --k 128 --seed 0`"
+        in rows[("beauty", "reasoningrec", "128")][6]
+    )
 
 
 def test_html_is_self_contained_with_embedded_plots(rendered):
@@ -266,8 +302,18 @@ def test_within_noise_pairs_the_test_users_when_runs_carry_predictions():
 
     def cell(signal, auc, ci, rows=slice(None), paired=True):
         scores = pd.DataFrame({"label": labels, "p_yes": (signal * labels + noise) / (signal + 1)}, index=users)
-        record = RunRecord("r", "d", "m", "0", "0", {"test_auc": auc}, {}, {}, test_ci=ci,
-                           test_scores=scores.iloc[rows] if paired else None)
+        record = RunRecord(
+            "r",
+            "d",
+            "m",
+            "0",
+            "0",
+            {"test_auc": auc},
+            {},
+            {},
+            test_ci=ci,
+            test_scores=scores.iloc[rows] if paired else None,
+        )
         return Cell("d", "m", "0", [record])
 
     # Intervals that overlap: without predictions the fallback rule says "within noise" ...

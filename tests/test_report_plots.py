@@ -12,8 +12,15 @@ from reasoningrec.report.plots import MARKERS, PAPER_STYLE, auc_vs_k_figure, auc
 
 
 def _cell(dataset: str, method: str, k: str, aucs: list[float]) -> Cell:
-    return Cell(dataset, method, k, [RunRecord(f"{method}-{k}-{i}", dataset, method, k, str(i), {"test_auc": a},
-                                               {}, {}) for i, a in enumerate(aucs)])
+    return Cell(
+        dataset,
+        method,
+        k,
+        [
+            RunRecord(f"{method}-{k}-{i}", dataset, method, k, str(i), {"test_auc": a}, {}, {})
+            for i, a in enumerate(aucs)
+        ],
+    )
 
 
 def test_method_styles_never_repeat_within_sixty_methods():
@@ -34,8 +41,9 @@ def test_auc_vs_k_gives_each_of_24_methods_its_own_look_and_keeps_the_legend_off
     cells = {}
     for i in range(20):  # fine-tuned rows at K = 64, 128, 256
         for k in ("64", "128", "256"):
-            cells[("fashion", f"method-{i:02d}", k)] = _cell("fashion", f"method-{i:02d}", k,
-                                                            [rng.uniform(0.5, 0.8) for _ in range(2)])
+            cells[("fashion", f"method-{i:02d}", k)] = _cell(
+                "fashion", f"method-{i:02d}", k, [rng.uniform(0.5, 0.8) for _ in range(2)]
+            )
     for name, k in (("sasrec", "all"), ("caser", "all"), ("user-like-rate", "0"), ("zeroshot-vanilla", "0")):
         cells[("fashion", name, k)] = _cell("fashion", name, k, [rng.uniform(0.5, 0.8)])
     fig = auc_vs_k_figure("fashion", cells)

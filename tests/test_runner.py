@@ -19,16 +19,21 @@ def main_job(shared_data, tiny_model_dir, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("main-job")
     base = tracking_params(
-        tmp, template_store(tmp_path_factory),
+        tmp,
+        template_store(tmp_path_factory),
         paths={"work_dir": str(tmp / "work"), "cache_dir": str(tmp / "cache"), "data_dir": str(shared_data)},
         llm={"backend": "hf", "model": str(tiny_model_dir), "batch_size": 2},
     )
-    repo = read_params(REPO_ROOT / "params.yaml", overrides={
-        "describe": {"max_new_tokens": 8, "limit": 2}, "records": {"k_shots": [8], "valid_size": 8, "max_length": 512},
-        "pipeline": {"k_shots": [8]}, "train": {"base_model": str(tiny_model_dir), "batch_size": 4, "grad_accum": 1,
-                                               "epochs": 1},
-        "evaluate": {"explain_limit": 2, "explain_max_new_tokens": 8},
-    })
+    repo = read_params(
+        REPO_ROOT / "params.yaml",
+        overrides={
+            "describe": {"max_new_tokens": 8, "limit": 2},
+            "records": {"k_shots": [8], "valid_size": 8, "max_length": 512},
+            "pipeline": {"k_shots": [8]},
+            "train": {"base_model": str(tiny_model_dir), "batch_size": 4, "grad_accum": 1, "epochs": 1},
+            "evaluate": {"explain_limit": 2, "explain_max_new_tokens": 8},
+        },
+    )
     tracking = base.tracking.model_copy(update={"model_prefix": repo.tracking.model_prefix})
     params = repo.model_copy(update={"paths": base.paths, "llm": base.llm, "tracking": tracking})
     lines: list[str] = []
@@ -40,8 +45,16 @@ def main_job(shared_data, tiny_model_dir, tmp_path_factory):
 def test_every_stage_runs_once_and_registers_a_champion(main_job):
     params, first, second, lines = main_job
     assert [o.call.name for o in first] == [
-        "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe-llm",
-        "vocabulary", "records", "experiment-reasoningrec-k8-s42", "compare",
+        "ingest",
+        "validate_interactions",
+        "prepare",
+        "validate_samples",
+        "import_texts",
+        "describe-llm",
+        "vocabulary",
+        "records",
+        "experiment-reasoningrec-k8-s42",
+        "compare",
     ]
     assert all(o.ran for o in first) and not any(o.ran for o in second)
     summaries = {o.call.name: o.summary for o in first}

@@ -75,7 +75,11 @@ def test_one_pass_p_yes_equals_generate_first_token(tiny):
     for prompt, score in zip(rendered, scores, strict=True):
         ids = tok(prompt + ANSWER_PREFIX, return_tensors="pt")
         out = model.generate(
-            **ids, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True,
+            **ids,
+            max_new_tokens=1,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
             pad_token_id=tok.pad_token_id,
         )
         first = out.logits[0][0]
@@ -153,7 +157,9 @@ def test_adapter_round_trip_gives_the_same_scores(tiny, tmp_path):
     ).eval()
     rendered = [render_chat(tok, p) for p in PROMPTS]
     before = score_prompts(peft, tok, rendered)
-    save_adapter(peft, tok, tmp_path / "adapter", {"base_model": str(path), "answer_token_ids": list(answer_token_ids(tok))})
+    save_adapter(
+        peft, tok, tmp_path / "adapter", {"base_model": str(path), "answer_token_ids": list(answer_token_ids(tok))}
+    )
     model, tokenizer, meta = load_adapter(tmp_path / "adapter", device="cpu")
     after = score_prompts(model, tokenizer, rendered)
     np.testing.assert_allclose(after, before, atol=1e-6)

@@ -10,8 +10,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import scoring_flops as sf  # noqa: E402
 
-SMOLLM2_135M = SimpleNamespace(hidden_size=576, num_attention_heads=9, num_key_value_heads=3,
-                               intermediate_size=1536, num_hidden_layers=30, vocab_size=49152)
+SMOLLM2_135M = SimpleNamespace(
+    hidden_size=576,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    vocab_size=49152,
+)
 
 
 def test_layer_weights_of_smollm2_135m():

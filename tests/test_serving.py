@@ -59,12 +59,23 @@ def registered(adapter_dir, template_db, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("tracking")
     params = tracking_params(tmp_path, template_db)
     model = serving.pyfunc_model_arguments(
-        adapter_dir, tmp_path / "staging", batch_size=2, max_new_tokens=6, extra_config={"domain": "beauty"},
+        adapter_dir,
+        tmp_path / "staging",
+        batch_size=2,
+        max_new_tokens=6,
+        extra_config={"domain": "beauty"},
         input_example=_request(),
     )
     run_id = tracking.log_run(
-        params, dataset="beauty", method="reasoningrec", k_shots=4, seed=0, settings={"train": {"lora_r": 4}},
-        metrics={"valid_auc": 0.6, "test_auc": 0.55}, epoch_history=[{"epoch": 1, "train_loss": 1.5}], model=model,
+        params,
+        dataset="beauty",
+        method="reasoningrec",
+        k_shots=4,
+        seed=0,
+        settings={"train": {"lora_r": 4}},
+        metrics={"valid_auc": 0.6, "test_auc": 0.55},
+        epoch_history=[{"epoch": 1, "train_loss": 1.5}],
+        model=model,
     )
     registration = tracking.register_run_model(params, "beauty", run_id)
     assert registration.alias == tracking.CHAMPION
@@ -84,9 +95,7 @@ def model_folder(registered, tmp_path_factory) -> Path:
 
 
 def _structured_prompt_text(variant: str = "full", domain: str = "beauty") -> str:
-    history = [
-        (int(h["liked"]), ItemText(h["title"], h.get("details", ""), h.get("description", ""))) for h in HISTORY
-    ]
+    history = [(int(h["liked"]), ItemText(h["title"], h.get("details", ""), h.get("description", ""))) for h in HISTORY]
     return build_prompt(variant, domain, PROFILE, history, ItemText(TARGET["title"], "", TARGET["description"]))
 
 
@@ -144,12 +153,30 @@ def test_every_requirement_resolves_from_the_package_indexes(model_folder, tmp_p
     """Each requirement maps to one distribution pip can fetch (the full environment: the slow test)."""
     report = tmp_path / "report.json"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
-         "--report", str(report), "-r", "requirements.txt"],
-        cwd=model_folder, check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            "-r",
+            "requirements.txt",
+        ],
+        cwd=model_folder,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
-                for item in json.loads(report.read_text())["install"]}
+    resolved = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
     assert resolved["reasoningrec"] == serving_env.distribution("reasoningrec").version
     assert set(resolved) == {"reasoningrec", *serving_env.SERVED_IMPORTS}
 
@@ -225,10 +252,14 @@ def test_a_fresh_process_loads_the_champion_with_plain_mlflow(registered):
         "out = model.predict(pd.DataFrame([json.loads(sys.argv[1])]))\n"
         "print(json.dumps(out['p_yes'].tolist()))\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": params.tracking.tracking_uri,
-           "MLFLOW_REGISTRY_URI": params.tracking.tracking_uri}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(_request())], env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": params.tracking.tracking_uri,
+        "MLFLOW_REGISTRY_URI": params.tracking.tracking_uri,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(_request())], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     scores = json.loads(done.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(scores, loaded.predict(pd.DataFrame([_request()]))["p_yes"], atol=1e-6)
@@ -244,8 +275,16 @@ def test_a_model_logged_from_a_worker_thread_links_to_its_run(adapter_dir, templ
     before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
 
     def log(seed: int) -> str:
-        return tracking.log_run(params, dataset="beauty", method="reasoningrec", k_shots=4, seed=seed, settings={},
-                                metrics={"valid_auc": 0.5 + seed / 10}, model=model)
+        return tracking.log_run(
+            params,
+            dataset="beauty",
+            method="reasoningrec",
+            k_shots=4,
+            seed=seed,
+            settings={},
+            metrics={"valid_auc": 0.5 + seed / 10},
+            model=model,
+        )
 
     with ThreadPoolExecutor(2) as pool:
         run_ids = list(pool.map(log, [1, 2]))
@@ -267,8 +306,11 @@ def test_a_model_logged_from_a_worker_thread_links_to_its_run(adapter_dir, templ
 def test_bad_request_rows_name_the_row_and_field(registered):
     loaded = registered[3]
     with pytest.raises(serving_requests.ServingInputError, match=r"request, row 1, field 'history\[0\]'"):
-        loaded.predict(pd.DataFrame([_request(), {"profile": PROFILE, "history": [{"title": "", "liked": True}],
-                                               "target": TARGET}]))
+        loaded.predict(
+            pd.DataFrame(
+                [_request(), {"profile": PROFILE, "history": [{"title": "", "liked": True}], "target": TARGET}]
+            )
+        )
     with pytest.raises(serving_requests.ServingInputError, match="row 0, field 'target'"):
         loaded.predict(pd.DataFrame([{"profile": PROFILE}]))
     with pytest.raises(serving_requests.ServingInputError, match="no rows to score"):
@@ -304,19 +346,31 @@ def test_invocations_score_and_explain(server, registered):
 @pytest.mark.parametrize(
     ("body", "code", "message"),
     [
-        ({"dataframe_records": [{"question": "x", "user": 3}]}, "INVALID_PARAMETER_VALUE",
-         "no rows with a column the model reads"),
+        (
+            {"dataframe_records": [{"question": "x", "user": 3}]},
+            "INVALID_PARAMETER_VALUE",
+            "no rows with a column the model reads",
+        ),
         ({"dataframe_records": []}, "INVALID_PARAMETER_VALUE", "no rows with a column the model reads"),
         ({"dataframe_split": {"columns": ["prompt"], "data": []}}, "INVALID_PARAMETER_VALUE", "no rows to score"),
-        ({"dataframe_records": [{"profile": PROFILE}]}, "INVALID_PARAMETER_VALUE",
-         "row 0, field 'target': needs 'prompt', 'prompt_text', or 'target'"),
+        (
+            {"dataframe_records": [{"profile": PROFILE}]},
+            "INVALID_PARAMETER_VALUE",
+            "row 0, field 'target': needs 'prompt', 'prompt_text', or 'target'",
+        ),
         ({"dataframe_records": [{"prompt": 5}]}, "INVALID_PARAMETER_VALUE", "field 'prompt': expected a string"),
         ({"dataframe_records": [{"target": 5}]}, "BAD_REQUEST", "Failed to convert column target"),
-        ({"dataframe_records": [{"target": TARGET, "history": "not a list"}]}, "BAD_REQUEST",
-         "Failed to convert column history"),
+        (
+            {"dataframe_records": [{"target": TARGET, "history": "not a list"}]},
+            "BAD_REQUEST",
+            "Failed to convert column history",
+        ),
         ({"dataframe_records": [{"target": TARGET, "history": [{"title": "Soap"}]}]}, "BAD_REQUEST", "liked"),
-        ({"dataframe_records": [{"prompt_text": "x"}], "params": {"explain": "maybe"}}, "INVALID_PARAMETER_VALUE",
-         "explain"),
+        (
+            {"dataframe_records": [{"prompt_text": "x"}], "params": {"explain": "maybe"}},
+            "INVALID_PARAMETER_VALUE",
+            "explain",
+        ),
     ],
 )
 def test_bad_requests_get_a_400_with_a_message(server, body, code, message):
@@ -347,6 +401,8 @@ def test_an_input_example_only_where_checking_it_loads_a_small_base(adapter_dir,
 
     hub = tmp_path / "hub-adapter"
     __import__("shutil").copytree(adapter_dir, hub)
-    write_json(hub / "reasoningrec.json", {**read_json(hub / "reasoningrec.json"), "base_model": "meta-llama/Llama-2-7b-hf"})
+    write_json(
+        hub / "reasoningrec.json", {**read_json(hub / "reasoningrec.json"), "base_model": "meta-llama/Llama-2-7b-hf"}
+    )
     assert "input_example" not in serving.pyfunc_model_arguments(hub, tmp_path / "s1", input_example=_request())
     assert "input_example" in serving.pyfunc_model_arguments(adapter_dir, tmp_path / "s2", input_example=_request())

@@ -35,8 +35,21 @@ def test_the_package_wheel_is_what_setuptools_builds(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, project / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-         str(tmp_path / "built"), str(project)], check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path / "built"),
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     built = next((tmp_path / "built").glob("*.whl"))
     assert built.name == first.name == serving_env.wheel_name()
@@ -102,13 +115,19 @@ def test_a_fresh_virtualenv_from_the_models_requirements_predicts(embedded_adapt
     from reasoningrec import serving
 
     folder = tmp_path / "model"
-    arguments = serving.pyfunc_model_arguments(embedded_adapter, tmp_path / "staging", batch_size=2,
-                                               max_new_tokens=4, extra_config={"domain": "beauty"})
+    arguments = serving.pyfunc_model_arguments(
+        embedded_adapter, tmp_path / "staging", batch_size=2, max_new_tokens=4, extra_config={"domain": "beauty"}
+    )
     mlflow.pyfunc.save_model(folder, **arguments)
     assert (folder / "artifacts" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
-    rows = [{"profile": "Likes gentle scents.", "history": [{"title": "Rose Hand Cream", "liked": True}],
-             "target": {"title": "Citrus Shampoo"}},
-            {"profile": "", "history": [], "target": {"title": "Lavender Soap", "description": "A mild soap."}}]
+    rows = [
+        {
+            "profile": "Likes gentle scents.",
+            "history": [{"title": "Rose Hand Cream", "liked": True}],
+            "target": {"title": "Citrus Shampoo"},
+        },
+        {"profile": "", "history": [], "target": {"title": "Lavender Soap", "description": "A mild soap."}},
+    ]
     payload = json.dumps(rows)  # before predicting: MLflow's schema check converts the dicts in place
     here = mlflow.pyfunc.load_model(str(folder)).predict(pd.DataFrame(rows))["p_yes"].to_numpy()
 
@@ -116,8 +135,14 @@ def test_a_fresh_virtualenv_from_the_models_requirements_predicts(embedded_adapt
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean, timeout=120)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"],
-                             cwd=folder, env=clean, capture_output=True, text=True, timeout=1800)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"],
+        cwd=folder,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     code = (
         "import json, sys, importlib.util, mlflow, pandas as pd\n"
@@ -125,10 +150,20 @@ def test_a_fresh_virtualenv_from_the_models_requirements_predicts(embedded_adapt
         "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
         "print(json.dumps(model.predict(pd.DataFrame(json.loads(sys.argv[2])))['p_yes'].tolist()))\n"
     )
-    env = {**clean, "REASONINGREC_MODEL_CACHE": str(tmp_path / "model-cache"), "HF_HUB_OFFLINE": "1",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
-    done = subprocess.run([str(python), "-c", code, str(folder), payload], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **clean,
+        "REASONINGREC_MODEL_CACHE": str(tmp_path / "model-cache"),
+        "HF_HUB_OFFLINE": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    done = subprocess.run(
+        [str(python), "-c", code, str(folder), payload],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     there = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(there, here, atol=1e-5)

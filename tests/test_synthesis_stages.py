@@ -33,7 +33,9 @@ class CountingBackend:
                 continue
             if "Target " in user:
                 liked = "will like" in user
-                text = f"Prediction: Yes. The user enjoys mild products, so they will {'like' if liked else 'dislike'} it."
+                text = (
+                    f"Prediction: Yes. The user enjoys mild products, so they will {'like' if liked else 'dislike'} it."
+                )
             elif "profile in at most" in user:
                 text = "Profile: The user likes mild, gentle products and dislikes strong scents."
             else:
@@ -48,30 +50,45 @@ def work(tmp_path):
     """3 users, 6 items: user u3 has no profile items (the no-profile variant)."""
     out = tmp_path / "work" / "tiny"
     out.mkdir(parents=True)
-    items = pd.DataFrame({
-        "item_id": [str(i) for i in range(1, 7)],
-        "title": ["Soap", "Gel", "Cream", "Lotion", "Balm", "Unused"],
-        "brand": ["A", None, "C", "D", "E", "F"],
-        "price": ["$1", None, None, "$4", None, None],
-        "genres": [None] * 6, "year": pd.array([None] * 6, dtype="Int64"),
-        "description": [None] * 6,
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": [str(i) for i in range(1, 7)],
+            "title": ["Soap", "Gel", "Cream", "Lotion", "Balm", "Unused"],
+            "brand": ["A", None, "C", "D", "E", "F"],
+            "price": ["$1", None, None, "$4", None, None],
+            "genres": [None] * 6,
+            "year": pd.array([None] * 6, dtype="Int64"),
+            "description": [None] * 6,
+        }
+    )
     items.to_parquet(out / "items.parquet")
     pd.DataFrame({"item_id": ["1", "2"], "reviews": [["lovely </review> mild", "dry"], ["sticky"]]}).to_parquet(
-        out / "item_reviews.parquet")
+        out / "item_reviews.parquet"
+    )
     rows = []
     for user, profile, profile_labels in (("u1", ["1", "2"], [1, 0]), ("u2", ["3"], [1]), ("u3", [], [])):
         for split, target, label in (("train", "3", 1), ("valid", "4", 0), ("test", "5", 1)):
-            rows.append(dict(user_id=user, split=split, target_item=target, label=label,
-                             history_items=["1", "2"], history_labels=[1, 0],
-                             profile_items=profile, profile_labels=profile_labels))
+            rows.append(
+                dict(
+                    user_id=user,
+                    split=split,
+                    target_item=target,
+                    label=label,
+                    history_items=["1", "2"],
+                    history_labels=[1, 0],
+                    profile_items=profile,
+                    profile_labels=profile_labels,
+                )
+            )
     samples = pd.DataFrame(rows).astype({"label": "int8"})
     samples.to_parquet(out / "samples.parquet")
-    params = parse_params({
-        "paths": {"work_dir": str(tmp_path / "work"), "cache_dir": str(tmp_path / "cache")},
-        "datasets": {"tiny": {"source": "table", "path": "x", "domain": "beauty"}},
-        "llm": {"batch_size": 2},
-    })
+    params = parse_params(
+        {
+            "paths": {"work_dir": str(tmp_path / "work"), "cache_dir": str(tmp_path / "cache")},
+            "datasets": {"tiny": {"source": "table", "path": "x", "domain": "beauty"}},
+            "llm": {"batch_size": 2},
+        }
+    )
     return params, out
 
 
@@ -84,7 +101,8 @@ def test_stages_end_to_end_with_retry_and_cache(work, tmp_path):
     descriptions = pd.read_parquet(out / "descriptions.parquet")
     assert descriptions["item_id"].tolist() == ["1", "2", "3", "4", "5"]  # "Unused" is in no sample
     assert descriptions["description"].tolist()[1:] == [
-        f"{t} is mild and gentle, but pricey." for t in ["Gel", "Cream", "Lotion", "Balm"]]
+        f"{t} is mild and gentle, but pricey." for t in ["Gel", "Cream", "Lotion", "Balm"]
+    ]
     assert descriptions["valid"].all() and set(descriptions["source"]) == {"llm"}
     assert d.count == 5 and d.retried == 1 and d.fixed_by_retry == 1 and d.invalid == 0
     assert d.first_attempt_problems["refusal"] == 1 and d.cache_hits == 0
@@ -107,8 +125,11 @@ def test_stages_end_to_end_with_retry_and_cache(work, tmp_path):
     assert r.count == 9 and r.with_profile == 2 and reasoning["label"].dtype == "int8"
 
     calls = inner.calls
-    again = [run_describe(params, "tiny", backend=backend), run_profile(params, "tiny", backend=backend),
-             run_reason(params, "tiny", backend=backend)]
+    again = [
+        run_describe(params, "tiny", backend=backend),
+        run_profile(params, "tiny", backend=backend),
+        run_reason(params, "tiny", backend=backend),
+    ]
     assert inner.calls == calls  # a rerun is served entirely from the cache
     assert [s.backend_generations for s in again] == [0, 0, 0]
     assert again[0].cache_hits == 6  # 5 prompts + the one retry
@@ -138,10 +159,12 @@ def test_stages_with_the_tiny_real_model(work, tiny_model_dir):
     """The real backend stack (make_backend → hf + cache) with a tiny random model."""
     model = tiny_model_dir
     params, out = work
-    params = params.model_copy(update={
-        "llm": params.llm.model_copy(update={"backend": "hf", "model": str(model)}),
-        "describe": params.describe.model_copy(update={"max_new_tokens": 8}),
-    })
+    params = params.model_copy(
+        update={
+            "llm": params.llm.model_copy(update={"backend": "hf", "model": str(model)}),
+            "describe": params.describe.model_copy(update={"max_new_tokens": 8}),
+        }
+    )
     first = run_describe(params, "tiny", limit=2)
     frame = pd.read_parquet(out / "descriptions.parquet")
     assert len(frame) == 2 and first.model == str(model) and first.backend == "hf"
@@ -159,12 +182,20 @@ def test_a_stage_over_two_workers_writes_what_one_process_writes(work, talkative
     greedy = params.describe.model_copy(update={"max_new_tokens": 8, "temperature": 0.0})
     frames, summaries = [], []
     for devices, cache in ((1, "one"), (2, "two")):
-        run = params.model_copy(update={
-            "llm": params.llm.model_copy(update={"backend": "hf", "model": str(talkative_model_dir),
-                                                 "devices": devices, "decode": "generate"}),
-            "describe": greedy,
-            "paths": params.paths.model_copy(update={"cache_dir": tmp_path / cache}),
-        })
+        run = params.model_copy(
+            update={
+                "llm": params.llm.model_copy(
+                    update={
+                        "backend": "hf",
+                        "model": str(talkative_model_dir),
+                        "devices": devices,
+                        "decode": "generate",
+                    }
+                ),
+                "describe": greedy,
+                "paths": params.paths.model_copy(update={"cache_dir": tmp_path / cache}),
+            }
+        )
         summaries.append(run_describe(run, "tiny"))
         frames.append(pd.read_parquet(out / "descriptions.parquet"))
     pd.testing.assert_frame_equal(frames[0], frames[1])

@@ -37,13 +37,20 @@ def _constant_model(value: float) -> dict:
     return {"python_model": str(CONSTANT_MODEL), "model_config": {"value": value}, "pip_requirements": ["mlflow"]}
 
 
-def _train(params, tmp_path: Path, valid_auc: float | None, *, seed: int, dataset: str = "beauty",
-           **extra: float) -> str:
+def _train(
+    params, tmp_path: Path, valid_auc: float | None, *, seed: int, dataset: str = "beauty", **extra: float
+) -> str:
     """Log a run with a LoggedModel (answering ``seed`` when loaded); register it separately."""
     metrics = {"valid_auc": valid_auc, "test_auc": 0.5, **extra}
     return tracking.log_run(
-        params, dataset=dataset, method="reasoningrec", k_shots=64, seed=seed, settings={},
-        metrics=metrics, model=_constant_model(float(seed)),
+        params,
+        dataset=dataset,
+        method="reasoningrec",
+        k_shots=64,
+        seed=seed,
+        settings={},
+        metrics=metrics,
+        model=_constant_model(float(seed)),
     )
 
 
@@ -120,7 +127,10 @@ def test_registry_first_better_worse_tie(params, tmp_path):
 
     rows = tracking.list_versions(params, "beauty")
     assert [(r["version"], r["valid_auc"], r["aliases"]) for r in rows] == [
-        (1, 0.70, []), (2, 0.65, []), (3, 0.70, [CHALLENGER]), (4, 0.75, [CHAMPION]),
+        (1, 0.70, []),
+        (2, 0.65, []),
+        (3, 0.70, [CHALLENGER]),
+        (4, 0.75, [CHAMPION]),
     ]
     # Other datasets have their own registered model and their own champion.
     other = tracking.register_run_model(params, "fashion", _train(params, tmp_path, 0.10, seed=5, dataset="fashion"))
@@ -166,8 +176,16 @@ def test_a_run_logged_before_logged_models_registers_its_artifact_folder(params,
     """Runs logged with the pyfunc folder among their artifacts (older stores) still register and load."""
     folder = tmp_path / "old-model"
     mlflow.pyfunc.save_model(folder, **_constant_model(7.0))
-    run_id = tracking.log_run(params, dataset="beauty", method="reasoningrec", k_shots=64, seed=7, settings={},
-                              metrics={"valid_auc": 0.7}, artifacts={"model": folder})
+    run_id = tracking.log_run(
+        params,
+        dataset="beauty",
+        method="reasoningrec",
+        k_shots=64,
+        seed=7,
+        settings={},
+        metrics={"valid_auc": 0.7},
+        artifacts={"model": folder},
+    )
     registration = tracking.register_run_model(params, "beauty", run_id)
     version = tracking.get_client(params).get_model_version("reasoningrec-beauty", str(registration.version))
     assert version.source.endswith(f"{run_id}/artifacts/model")
@@ -209,25 +227,40 @@ def test_log_run_follows_the_contract(params, tmp_path):
         {"user_id": ["u1", "u2"], "split": ["test", "test"], "label": [1, 0], "p_yes": [0.9, 0.2]}
     )
     metrics = {
-        "valid_auc": 0.71, "test_auc": 0.68, "test_accuracy": 0.6, "test_log_loss": 0.65,
-        "test_ece": 0.05, "test_bertscore_f1": 0.52, "parse_failure_rate": 0.0,
-        "skipped": None, "also_skipped": float("nan"),
+        "valid_auc": 0.71,
+        "test_auc": 0.68,
+        "test_accuracy": 0.6,
+        "test_log_loss": 0.65,
+        "test_ece": 0.05,
+        "test_bertscore_f1": 0.52,
+        "parse_failure_rate": 0.0,
+        "skipped": None,
+        "also_skipped": float("nan"),
     }
     history = [
         {"epoch": 1, "train_loss": 1.5, "epoch_valid_auc": 0.60},
         {"epoch": 2, "train_loss": 1.1, "epoch_valid_auc": 0.71},
     ]
     run_id = tracking.log_run(
-        params, dataset="beauty", method="reasoningrec", k_shots=64, seed=0,
+        params,
+        dataset="beauty",
+        method="reasoningrec",
+        k_shots=64,
+        seed=0,
         settings={"train": {"lora_r": 8, "target_modules": ["q_proj", "v_proj"]}, "bertscore_model": "minilm"},
-        metrics=metrics, epoch_history=history, artifacts={"adapter": adapter, "plots": plot},
+        metrics=metrics,
+        epoch_history=history,
+        artifacts={"adapter": adapter, "plots": plot},
         predictions=predictions,
     )
     client = tracking.get_client(params)
     run = client.get_run(run_id)
     tags = run.data.tags
     assert {k: tags[k] for k in ("dataset", "method", "k_shots", "seed")} == {
-        "dataset": "beauty", "method": "reasoningrec", "k_shots": "64", "seed": "0",
+        "dataset": "beauty",
+        "method": "reasoningrec",
+        "k_shots": "64",
+        "seed": "0",
     }
     assert tags["git_commit"] != "" and tags["hardware"].startswith("cpu=")
     assert run.info.status == "FINISHED" and run.info.run_name == "beauty-reasoningrec-k64-s0"
@@ -236,8 +269,15 @@ def test_log_run_follows_the_contract(params, tmp_path):
     assert run.data.params["bertscore_model"] == "minilm"
     assert run.data.params["k_shots"] == "64"
     assert set(run.data.metrics) == {
-        "valid_auc", "test_auc", "test_accuracy", "test_log_loss", "test_ece", "test_bertscore_f1",
-        "parse_failure_rate", "train_loss", "epoch_valid_auc",
+        "valid_auc",
+        "test_auc",
+        "test_accuracy",
+        "test_log_loss",
+        "test_ece",
+        "test_bertscore_f1",
+        "parse_failure_rate",
+        "train_loss",
+        "epoch_valid_auc",
     }
     curve = client.get_metric_history(run_id, "epoch_valid_auc")
     assert sorted((m.step, m.value) for m in curve) == [(1, 0.60), (2, 0.71)]
@@ -245,7 +285,8 @@ def test_log_run_follows_the_contract(params, tmp_path):
     listed = {a.path for a in client.list_artifacts(run_id)}
     assert listed == {"adapter", "plots", "predictions"}
     assert {a.path for a in client.list_artifacts(run_id, "adapter")} == {
-        "adapter/adapter_config.json", "adapter/reasoningrec.json",
+        "adapter/adapter_config.json",
+        "adapter/reasoningrec.json",
     }
     local = client.download_artifacts(run_id, tracking.PREDICTIONS_ARTIFACT, str(tmp_path / "dl"))
     pd.testing.assert_frame_equal(pd.read_parquet(local), predictions)
@@ -267,8 +308,14 @@ def test_rerun_leaves_exactly_one_run_per_combination(params):
 def test_failed_logging_marks_the_run_failed(params, tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         tracking.log_run(
-            params, dataset="beauty", method="reasoningrec", k_shots=64, seed=0, settings={},
-            metrics={}, artifacts={"adapter": tmp_path / "missing"},
+            params,
+            dataset="beauty",
+            method="reasoningrec",
+            k_shots=64,
+            seed=0,
+            settings={},
+            metrics={},
+            artifacts={"adapter": tmp_path / "missing"},
         )
     client = tracking.get_client(params)
     runs = client.search_runs([tracking.experiment_id(client, params)])
@@ -281,7 +328,10 @@ def test_failed_logging_marks_the_run_failed(params, tmp_path):
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -336,7 +386,9 @@ stages:
 
 def test_flatten_nested_settings():
     assert tracking.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": None}) == {
-        "a.b": "1", "a.c.d": "1,2", "e": "None",
+        "a.b": "1",
+        "a.c.d": "1,2",
+        "e": "None",
     }
 
 
@@ -368,8 +420,20 @@ def test_promote_command(params, tmp_path):
     # `register` finds the run of a (dataset, method, K, seed) and applies the champion rule.
     _train(params, tmp_path, 0.95, seed=3)
     registered = CliRunner().invoke(
-        app, ["register", "-d", "beauty", "--method", "reasoningrec", "--k", "64", "--seed", "3",
-              "--params", str(params_file)],
+        app,
+        [
+            "register",
+            "-d",
+            "beauty",
+            "--method",
+            "reasoningrec",
+            "--k",
+            "64",
+            "--seed",
+            "3",
+            "--params",
+            str(params_file),
+        ],
     )
     assert registered.exit_code == 0, registered.output
     assert '"alias": "champion"' in registered.output and '"previous_champion": 2' in registered.output

@@ -32,13 +32,22 @@ RATINGS = [5, 4, 2, 1, 3, 5, 4, 2]
 
 
 def toy_params(work_dir, allow_duplicates=(), **dataset):
-    return parse_params({
-        "paths": {"work_dir": str(work_dir)},
-        "datasets": {"toy": {"source": "table", "path": "toy.csv", "kcore": {"k": K, "mode": "user"},
-                             "history_len": HISTORY, **dataset}},
-        "validate": {"data_docs": False, "allow_duplicates": list(allow_duplicates)},
-        "prepare": {"like_threshold": THRESHOLD, "profile_items": PROFILE},
-    })
+    return parse_params(
+        {
+            "paths": {"work_dir": str(work_dir)},
+            "datasets": {
+                "toy": {
+                    "source": "table",
+                    "path": "toy.csv",
+                    "kcore": {"k": K, "mode": "user"},
+                    "history_len": HISTORY,
+                    **dataset,
+                }
+            },
+            "validate": {"data_docs": False, "allow_duplicates": list(allow_duplicates)},
+            "prepare": {"like_threshold": THRESHOLD, "profile_items": PROFILE},
+        }
+    )
 
 
 def toy_interactions(users: int = 4, per_user: int = 8) -> pd.DataFrame:
@@ -64,11 +73,20 @@ def build_samples(inter: pd.DataFrame, history_len: int, profile_items: int, thr
         like = [int(r > threshold) for r in ratings]
         for split, t in (("train", n - 3), ("valid", n - 2), ("test", n - 1)):
             lo = max(0, t - history_len)
-            rows.append({
-                "user_id": user, "split": split, "target_item": items[t], "target_rating": ratings[t],
-                "target_timestamp": times[t], "label": like[t], "history_items": items[lo:t],
-                "history_labels": like[lo:t], "profile_items": items[:span], "profile_labels": like[:span],
-            })
+            rows.append(
+                {
+                    "user_id": user,
+                    "split": split,
+                    "target_item": items[t],
+                    "target_rating": ratings[t],
+                    "target_timestamp": times[t],
+                    "label": like[t],
+                    "history_items": items[lo:t],
+                    "history_labels": like[lo:t],
+                    "profile_items": items[:span],
+                    "profile_labels": like[:span],
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["label"] = frame["label"].astype("int8")
     return frame
@@ -80,12 +98,22 @@ def write_dataset(out, inter, samples=None, time_source="timestamp"):
     if samples is not None:
         samples.to_parquet(out / "samples.parquet", index=False)
     IngestSummary(
-        dataset="toy", source="table", rows=len(inter), users=inter["user_id"].nunique(),
-        items=inter["item_id"].nunique(), item_rows=inter["item_id"].nunique(), items_with_metadata_title=0,
+        dataset="toy",
+        source="table",
+        rows=len(inter),
+        users=inter["user_id"].nunique(),
+        items=inter["item_id"].nunique(),
+        item_rows=inter["item_id"].nunique(),
+        items_with_metadata_title=0,
         rating_histogram={f"{k:g}": int(n) for k, n in inter["rating"].value_counts().sort_index().items()},
-        reviews=0, timestamp_range=[int(inter["timestamp"].min()), int(inter["timestamp"].max())],
-        time_source=time_source, ids_stripped={"user_id": 0, "item_id": 0}, ids_merged={"user_id": 0, "item_id": 0},
-        declared_counts=[], source_files=[], notes=[],
+        reviews=0,
+        timestamp_range=[int(inter["timestamp"].min()), int(inter["timestamp"].max())],
+        time_source=time_source,
+        ids_stripped={"user_id": 0, "item_id": 0},
+        ids_merged={"user_id": 0, "item_id": 0},
+        declared_counts=[],
+        source_files=[],
+        notes=[],
     ).write(out / "ingest.json")
 
 
@@ -94,7 +122,9 @@ def problems(out, stage) -> dict:
     summary = read_json(out / "validation" / f"validate_{stage}.json")
     return {
         (e["expectation"], ",".join(e["columns"]), e["condition"]): e["unexpected_count"]
-        for suite in summary["suites"] for e in suite["expectations"] if e["status"] == "failed"
+        for suite in summary["suites"]
+        for e in suite["expectations"]
+        if e["status"] == "failed"
     }
 
 
@@ -136,8 +166,14 @@ def test_meta_rules_skip_and_select():
 
 
 def test_positions_break_timestamp_ties_by_file_order():
-    inter = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "item_id": ["x", "y", "z", "x"],
-                          "rating": [1.0, 2.0, 3.0, 4.0], "timestamp": [5, 5, 1, 5]})
+    inter = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b"],
+            "item_id": ["x", "y", "z", "x"],
+            "rating": [1.0, 2.0, 3.0, 4.0],
+            "timestamp": [5, 5, 1, 5],
+        }
+    )
     pos = chronological_positions(inter).set_index(["user_id", "item_id"])["pos"]
     assert pos.to_dict() == {("a", "z"): 0, ("a", "x"): 1, ("a", "y"): 2, ("b", "x"): 0}
 
@@ -155,8 +191,13 @@ def test_good_samples_derive_all_true():
     inter = toy_interactions()
     frame = samples_frame(build_samples(inter, HISTORY, PROFILE, THRESHOLD), inter, THRESHOLD)
     assert set(SAMPLE_CHECK_COLUMNS) <= set(frame.columns)
-    for column in ("split_order_ok", "history_before_target", "history_labels_ok",
-                   "profile_before_history", "profile_labels_ok"):
+    for column in (
+        "split_order_ok",
+        "history_before_target",
+        "history_labels_ok",
+        "profile_before_history",
+        "profile_labels_ok",
+    ):
         assert frame[column].all(), column
     assert (frame["user_splits"] == 3).all()
 
@@ -205,12 +246,15 @@ def _corrupt(inter, what):
     return bad
 
 
-@pytest.mark.parametrize(("what", "expectation", "column", "count"), [
-    ("null id", "expect_column_values_to_not_be_null", "user_id", 1),
-    ("rating 7", "expect_column_values_to_be_between", "rating", 1),
-    ("timestamp 0", "expect_column_values_to_be_between", "timestamp", 1),
-    ("duplicated row", "expect_compound_columns_to_be_unique", "user_id,item_id,timestamp", 2),
-])
+@pytest.mark.parametrize(
+    ("what", "expectation", "column", "count"),
+    [
+        ("null id", "expect_column_values_to_not_be_null", "user_id", 1),
+        ("rating 7", "expect_column_values_to_be_between", "rating", 1),
+        ("timestamp 0", "expect_column_values_to_be_between", "timestamp", 1),
+        ("duplicated row", "expect_compound_columns_to_be_unique", "user_id,item_id,timestamp", 2),
+    ],
+)
 def test_bad_interactions_fail_the_right_expectation(tmp_path, what, expectation, column, count):
     params = toy_params(tmp_path)
     inter = toy_interactions()
@@ -240,8 +284,11 @@ def test_file_order_timestamps_skip_the_plausibility_check(tmp_path):
 def test_duplicates_only_warn_for_datasets_that_allow_them(tmp_path, drop):
     params = toy_params(tmp_path, allow_duplicates=["toy"], drop_duplicates=drop)
     inter = toy_interactions()
-    write_dataset(tmp_path / "toy", _corrupt(inter, "duplicated row"),
-                  build_samples(_corrupt(inter, "duplicated row") if not drop else inter, HISTORY, PROFILE, THRESHOLD))
+    write_dataset(
+        tmp_path / "toy",
+        _corrupt(inter, "duplicated row"),
+        build_samples(_corrupt(inter, "duplicated row") if not drop else inter, HISTORY, PROFILE, THRESHOLD),
+    )
     summary = run_validation(params, "toy", "interactions")
     [warned] = [e for e in summary.suites[0]["expectations"] if e["status"] == "warning"]
     assert warned["expectation"] == "expect_compound_columns_to_be_unique"
@@ -251,8 +298,14 @@ def test_duplicates_only_warn_for_datasets_that_allow_them(tmp_path, drop):
 
 
 def test_repeated_key_targets_take_successive_occurrences():
-    inter = pd.DataFrame({"user_id": ["a"] * 4, "item_id": ["x", "y", "y", "y"], "rating": [5.0, 1.0, 5.0, 2.0],
-                          "timestamp": [1, 2, 2, 2]})
+    inter = pd.DataFrame(
+        {
+            "user_id": ["a"] * 4,
+            "item_id": ["x", "y", "y", "y"],
+            "rating": [5.0, 1.0, 5.0, 2.0],
+            "timestamp": [1, 2, 2, 2],
+        }
+    )
     samples = build_samples(inter, HISTORY, PROFILE, THRESHOLD)
     frame = samples_frame(samples, inter, THRESHOLD)
     assert frame["target_pos"].tolist() == [1, 2, 3]
@@ -263,7 +316,9 @@ def test_repeated_key_targets_take_successive_occurrences():
 def test_k_above_every_user_empties_the_kcore(tmp_path):
     params = toy_params(tmp_path, kcore={"k": 50, "mode": "iterative"})
     write_dataset(tmp_path / "toy", toy_interactions())
-    with pytest.raises(ValidationFailed, match=r"FAILED expect_table_row_count_to_be_between on table \(min_value=1\): observed 0"):
+    with pytest.raises(
+        ValidationFailed, match=r"FAILED expect_table_row_count_to_be_between on table \(min_value=1\): observed 0"
+    ):
         run_validation(params, "toy", "interactions")
 
 
@@ -298,13 +353,16 @@ def _mutate(samples: pd.DataFrame, inter: pd.DataFrame, what: str) -> pd.DataFra
     return bad.reset_index(drop=True)
 
 
-@pytest.mark.parametrize(("what", "expected"), [
-    ("history after target", {("expect_column_values_to_be_in_set", "history_before_target", None): 1}),
-    ("wrong label", {("expect_column_values_to_be_between", "target_rating", "label==0"): 1}),
-    ("missing split", {("expect_column_values_to_be_in_set", "user_splits", None): 2}),
-    ("profile inside window", {("expect_column_values_to_be_in_set", "profile_before_history", None): 1}),
-    ("user under k", {("expect_column_values_to_be_between", "interactions", "entity=='user'"): 1}),
-])
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("history after target", {("expect_column_values_to_be_in_set", "history_before_target", None): 1}),
+        ("wrong label", {("expect_column_values_to_be_between", "target_rating", "label==0"): 1}),
+        ("missing split", {("expect_column_values_to_be_in_set", "user_splits", None): 2}),
+        ("profile inside window", {("expect_column_values_to_be_in_set", "profile_before_history", None): 1}),
+        ("user under k", {("expect_column_values_to_be_between", "interactions", "entity=='user'"): 1}),
+    ],
+)
 def test_bad_samples_fail_the_right_expectation(tmp_path, what, expected):
     params = toy_params(tmp_path)
     inter = toy_interactions()
@@ -319,8 +377,10 @@ def test_bad_samples_fail_the_right_expectation(tmp_path, what, expected):
     report = str(caught.value)
     assert f"FAILED {expectation} on column {column!r}" in report
     assert f"{count} of " in report
-    offender = {"user under k": "\n      entity='user', id='u9', interactions=0, before_kcore=4\n",
-                "missing split": "user_id='u2', split='train'"}.get(what, "user_id='u1'")
+    offender = {
+        "user under k": "\n      entity='user', id='u9', interactions=0, before_kcore=4\n",
+        "missing split": "user_id='u2', split='train'",
+    }.get(what, "user_id='u1'")
     assert offender in report
 
 
@@ -343,14 +403,26 @@ def test_swapped_targets_break_the_split_order(tmp_path):
 
 @pytest.mark.data
 def test_real_ml100k_passes_every_suite(tmp_path):
-    raw = pd.read_csv(data_file("ml-100k/u.data"), sep="\t", names=["user_id", "item_id", "rating", "timestamp"],
-                      dtype={"user_id": str, "item_id": str, "rating": "float64", "timestamp": "int64"})
+    raw = pd.read_csv(
+        data_file("ml-100k/u.data"),
+        sep="\t",
+        names=["user_id", "item_id", "rating", "timestamp"],
+        dtype={"user_id": str, "item_id": str, "rating": "float64", "timestamp": "int64"},
+    )
     raw["review"] = None
-    params = parse_params({
-        "paths": {"work_dir": str(tmp_path)},
-        "datasets": {"ml100k": {"source": "movielens100k", "path": "ml-100k", "kcore": {"k": 20, "mode": "iterative"},
-                                "history_len": 10}},
-    })
+    params = parse_params(
+        {
+            "paths": {"work_dir": str(tmp_path)},
+            "datasets": {
+                "ml100k": {
+                    "source": "movielens100k",
+                    "path": "ml-100k",
+                    "kcore": {"k": 20, "mode": "iterative"},
+                    "history_len": 10,
+                }
+            },
+        }
+    )
     out = tmp_path / "ml100k"
     write_dataset(out, raw)
     try:
@@ -436,8 +508,11 @@ def test_screened_run_counts_every_defect_like_a_whole_table_run():
     assert screened["scope"]["screened_rows"] == 4
     assert screened["success"] is whole["success"] is False
     for a, b in zip(whole["expectations"], screened["expectations"], strict=True):
-        assert (a["status"], a["unexpected_count"], a["element_count"]) == \
-            (b["status"], b["unexpected_count"], b["element_count"])
+        assert (a["status"], a["unexpected_count"], a["element_count"]) == (
+            b["status"],
+            b["unexpected_count"],
+            b["element_count"],
+        )
         assert [e.get("record") for e in a.get("examples", [])] == [e.get("record") for e in b.get("examples", [])]
 
 

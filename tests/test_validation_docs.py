@@ -18,8 +18,10 @@ def index_rows(site: Path) -> list[dict[str, str]]:
     text = (site / "index.html").read_text(encoding="utf-8")
     data = re.search(r"data: \[(.*?)\],\s*toolbar: '#section-1-content-block-2-1-body-table-toolbar'", text, re.S)
     rows = re.findall(r"\{'validation_success'.*?'asset_name': '[^']*'\}", data.group(1), re.S)
-    return [{key: re.search(rf"'{key}': '([^']*)'", row).group(1) for key in ("run_name", "asset_name", "run_time")}
-            for row in rows]
+    return [
+        {key: re.search(rf"'{key}': '([^']*)'", row).group(1) for key in ("run_name", "asset_name", "run_time")}
+        for row in rows
+    ]
 
 
 def test_run_names_say_dataset_stage_and_time():
@@ -32,8 +34,12 @@ def test_run_names_say_dataset_stage_and_time():
 
 def test_prune_keeps_the_newest_runs_of_every_suite(tmp_path):
     for suite in ("interactions", "kcore"):
-        for run, stamp in (("d-s-1", "20261201T000001.000000Z"), ("d-s-2", "20261201T000002.000000Z"),
-                           ("d-s-2", "20261201T000002.500000Z"), ("d-s-3", "20261201T000003.000000Z")):
+        for run, stamp in (
+            ("d-s-1", "20261201T000001.000000Z"),
+            ("d-s-2", "20261201T000002.000000Z"),
+            ("d-s-2", "20261201T000002.500000Z"),
+            ("d-s-3", "20261201T000003.000000Z"),
+        ):
             folder = tmp_path / suite / run / stamp
             folder.mkdir(parents=True)
             (folder / "x.json").write_text("{}")
@@ -46,14 +52,17 @@ def test_prune_keeps_the_newest_runs_of_every_suite(tmp_path):
 
 
 @pytest.mark.data
-def test_every_run_stays_browsable_with_its_name_and_asset_and_no_network(shared_data, slice_params, tmp_path,
-                                                                          monkeypatch):
+def test_every_run_stays_browsable_with_its_name_and_asset_and_no_network(
+    shared_data, slice_params, tmp_path, monkeypatch
+):
     from reasoningrec.config import DATA_DIR_ENV
     from reasoningrec.data.ingest import run_ingest
     from reasoningrec.validation import run_validation
 
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
-    params = slice_params.model_copy(update={"validate_": slice_params.validate_.model_copy(update={"data_docs": True})})
+    params = slice_params.model_copy(
+        update={"validate_": slice_params.validate_.model_copy(update={"data_docs": True})}
+    )
     run_ingest(params, "fashion", tmp_path)
     summaries = [run_validation(params, "fashion", "interactions", tmp_path) for _ in range(3)]
     site = tmp_path / "validation" / "data_docs_interactions"
@@ -64,8 +73,10 @@ def test_every_run_stays_browsable_with_its_name_and_asset_and_no_network(shared
     assert len(rows) == 3 * 2  # three runs, two suites each (interactions, kcore), newest first
     assert {r["run_name"] for r in rows} == {s.data_docs_run for s in summaries}
     assert [r["run_time"] for r in rows] == sorted((r["run_time"] for r in rows), reverse=True)
-    assert {r["asset_name"] for r in rows} == {"fashion/interactions.parquet",
-                                               "fashion/interactions.parquet (k-core counts)"}
+    assert {r["asset_name"] for r in rows} == {
+        "fashion/interactions.parquet",
+        "fashion/interactions.parquet (k-core counts)",
+    }
     pages = sorted(site.glob("validations/*/*/*/*.html"))
     assert len(pages) == 6
     for page in pages:

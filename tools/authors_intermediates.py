@@ -43,8 +43,7 @@ def read_pickle(data: bytes):
 
 
 def git_show(repo: Path, commit: str, path: str) -> bytes:
-    return subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], check=True,
-                          capture_output=True).stdout
+    return subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], check=True, capture_output=True).stdout
 
 
 def rewritten_output(reasoning: str) -> str:
@@ -82,8 +81,9 @@ def paper_users(params, dataset: str) -> dict[str, list[str]]:
         out = Path(tmp)
         run_ingest(params, dataset, out)
         source = out / "interactions.parquet"
-        samples, _, _ = prepare_frames(read_interactions(source), params, dataset, source,
-                                       authors=read_authors_records(params, dataset, out))
+        samples, _, _ = prepare_frames(
+            read_interactions(source), params, dataset, source, authors=read_authors_records(params, dataset, out)
+        )
     frame: pd.DataFrame = samples.to_pandas()
     return {s: sorted(frame.loc[frame["split"] == s, "user_id"], key=int) for s in PAPER_SPLITS}
 
@@ -107,12 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             reasoning = read_pickle(git_show(args.repo, args.commit, REASONING.format(ds=ds, split=split)))
             keys = list(prompts)
             missing = [u for u in keys if u not in reasoning]
-            tail = missing == keys[len(keys) - len(missing):]
+            tail = missing == keys[len(keys) - len(missing) :]
             records = read_records(texts_dir(params, ds) / SFT_FILE.format(split=split))
             users = record_users([r["output"] for r in records], reasoning)
-            line = (f"{ds} {split}: prompts {len(prompts)}, reasoning {len(reasoning)}, records {len(records)} "
-                    f"(user found for {sum(u is not None for u in users)}); prompts without reasoning "
-                    f"{len(missing)} {'= the last prompts' if tail else '(not the last prompts)'} {missing}")
+            line = (
+                f"{ds} {split}: prompts {len(prompts)}, reasoning {len(reasoning)}, records {len(records)} "
+                f"(user found for {sum(u is not None for u in users)}); prompts without reasoning "
+                f"{len(missing)} {'= the last prompts' if tail else '(not the last prompts)'} {missing}"
+            )
             if split in ours:
                 same = sum(a == b for a, b in zip(users, ours[split], strict=False))
                 line += f"; paper rows with the record's user: {same} of {len(records)}"

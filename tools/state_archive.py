@@ -35,7 +35,7 @@ def wanted(relative: str) -> bool:
     """Whether a file of the work folder belongs in the archive. The copies of the package's web assets
     in each Data Docs site (``static/vendor``, 2 MB a site) are left out: import puts them back."""
     parts = Path(relative).parts
-    vendored = any(parts[i:i + 2] == ("static", "vendor") for i in range(len(parts) - 1))
+    vendored = any(parts[i : i + 2] == ("static", "vendor") for i in range(len(parts) - 1))
     return not (set(parts) & HEAVY_PARTS) and not relative.endswith(".lock") and not vendored
 
 
@@ -49,13 +49,17 @@ def export_state(work: Path, archive: Path, limit: int = ARCHIVE_LIMIT) -> Path:
     """Write the archive of ``work`` (module docstring); return its path."""
     work, archive = Path(work), Path(archive)
     members = [
-        (path, path.relative_to(work).as_posix()) for path in sorted(work.rglob("*"))
+        (path, path.relative_to(work).as_posix())
+        for path in sorted(work.rglob("*"))
         if path.is_file() and path.resolve() != archive.resolve() and wanted(path.relative_to(work).as_posix())
     ]
     _write(archive, members)
     if archive.stat().st_size > limit:
-        log.warning("state archive %.1f MiB > %.0f MiB: the data stages' files left out (rebuilt next call)",
-                    archive.stat().st_size / 2**20, limit / 2**20)
+        log.warning(
+            "state archive %.1f MiB > %.0f MiB: the data stages' files left out (rebuilt next call)",
+            archive.stat().st_size / 2**20,
+            limit / 2**20,
+        )
         _write(archive, [(p, r) for p, r in members if not rebuildable(r)])
     size = archive.stat().st_size
     if size > limit:
@@ -85,7 +89,7 @@ def _write(archive: Path, members: Sequence[tuple[Path, str]]) -> None:
         for path, relative in members:
             if relative.endswith(".log") and path.stat().st_size > LOG_KEEP:
                 data = path.read_bytes()
-                data = data[: LOG_KEEP // 4] + b"\n[... cut for the state archive ...]\n" + data[-3 * LOG_KEEP // 4:]
+                data = data[: LOG_KEEP // 4] + b"\n[... cut for the state archive ...]\n" + data[-3 * LOG_KEEP // 4 :]
                 info = tarfile.TarInfo(relative)
                 info.size, info.mtime = len(data), int(path.stat().st_mtime)
                 tar.addfile(info, io.BytesIO(data))

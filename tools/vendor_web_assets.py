@@ -29,39 +29,68 @@ MANIFEST = VENDOR / "manifest.json"
 
 # URL (as GX writes it) -> (npm package@version, file inside the package, file under vendor/)
 ASSETS: dict[str, tuple[str, str, str]] = {
-    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css":
-        ("bootstrap@4.3.1", "dist/css/bootstrap.min.css", "bootstrap/bootstrap.min.css"),
-    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js":
-        ("bootstrap@4.3.1", "dist/js/bootstrap.min.js", "bootstrap/bootstrap.min.js"),
-    "https://code.jquery.com/jquery-3.7.1.min.js":
-        ("jquery@3.7.1", "dist/jquery.min.js", "jquery/jquery.min.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js":
-        ("popper.js@1.12.9", "dist/umd/popper.min.js", "popper/popper.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css":
-        ("bootstrap-table@1.19.1", "dist/bootstrap-table.min.css", "bootstrap-table/bootstrap-table.min.css"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js":
-        ("bootstrap-table@1.19.1", "dist/bootstrap-table.min.js", "bootstrap-table/bootstrap-table.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-        ("bootstrap-table@1.19.1", "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
-         "bootstrap-table/bootstrap-table-filter-control.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-        ("bootstrap-table@1.19.0", "dist/extensions/filter-control/bootstrap-table-filter-control.css",
-         "bootstrap-table/bootstrap-table-filter-control.css"),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-        ("bootstrap-table@1.19.0", "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
-         "bootstrap-table/bootstrap-table-filter-control.min.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
-        ("bootstrap-datepicker@1.9.0", "dist/css/bootstrap-datepicker.min.css",
-         "bootstrap-datepicker/bootstrap-datepicker.min.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
-        ("bootstrap-datepicker@1.9.0", "dist/js/bootstrap-datepicker.min.js",
-         "bootstrap-datepicker/bootstrap-datepicker.min.js"),
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": (
+        "bootstrap@4.3.1",
+        "dist/css/bootstrap.min.css",
+        "bootstrap/bootstrap.min.css",
+    ),
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": (
+        "bootstrap@4.3.1",
+        "dist/js/bootstrap.min.js",
+        "bootstrap/bootstrap.min.js",
+    ),
+    "https://code.jquery.com/jquery-3.7.1.min.js": ("jquery@3.7.1", "dist/jquery.min.js", "jquery/jquery.min.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": (
+        "popper.js@1.12.9",
+        "dist/umd/popper.min.js",
+        "popper/popper.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": (
+        "bootstrap-table@1.19.1",
+        "dist/bootstrap-table.min.css",
+        "bootstrap-table/bootstrap-table.min.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": (
+        "bootstrap-table@1.19.1",
+        "dist/bootstrap-table.min.js",
+        "bootstrap-table/bootstrap-table.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": (
+        "bootstrap-table@1.19.1",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
+        "bootstrap-table/bootstrap-table-filter-control.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": (
+        "bootstrap-table@1.19.0",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.css",
+        "bootstrap-table/bootstrap-table-filter-control.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": (
+        "bootstrap-table@1.19.0",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
+        "bootstrap-table/bootstrap-table-filter-control.min.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": (
+        "bootstrap-datepicker@1.9.0",
+        "dist/css/bootstrap-datepicker.min.css",
+        "bootstrap-datepicker/bootstrap-datepicker.min.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": (
+        "bootstrap-datepicker@1.9.0",
+        "dist/js/bootstrap-datepicker.min.js",
+        "bootstrap-datepicker/bootstrap-datepicker.min.js",
+    ),
     # GX links the unminified file (880 kB); the minified one of the same release has the same rules.
-    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
-        ("@forevolve/bootstrap-dark@1.1.0", "dist/css/bootstrap-prefers-dark.min.css",
-         "bootstrap-dark/bootstrap-prefers-dark.min.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
-        ("@fortawesome/fontawesome-free@6.6.0", "css/all.min.css", "fontawesome/css/all.min.css"),
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": (
+        "@forevolve/bootstrap-dark@1.1.0",
+        "dist/css/bootstrap-prefers-dark.min.css",
+        "bootstrap-dark/bootstrap-prefers-dark.min.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": (
+        "@fortawesome/fontawesome-free@6.6.0",
+        "css/all.min.css",
+        "fontawesome/css/all.min.css",
+    ),
     "https://cdn.jsdelivr.net/npm/vega@5": ("vega@5", "build/vega.min.js", "vega/vega.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-lite@5": ("vega-lite@5", "build/vega-lite.min.js", "vega/vega-lite.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-embed@6": ("vega-embed@6", "build/vega-embed.min.js", "vega/vega-embed.min.js"),
@@ -80,8 +109,9 @@ def sha256(path: Path) -> str:
 
 def _pack(spec: str, into: Path) -> tuple[Path, dict]:
     """``npm pack`` one package into ``into``; its unpacked folder and package.json."""
-    out = subprocess.run(["npm", "pack", spec, "--json", "--pack-destination", str(into)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["npm", "pack", spec, "--json", "--pack-destination", str(into)], check=True, capture_output=True, text=True
+    ).stdout
     tarball = into / json.loads(out)[0]["filename"]
     folder = into / tarball.name.removesuffix(".tgz")
     with tarfile.open(tarball) as archive:
@@ -108,8 +138,12 @@ def vendor() -> dict:
             for name in ("LICENSE", "LICENSE.txt", "LICENSE.md"):
                 if (folder / name).is_file():
                     shutil.copyfile(folder / name, destination.parent / f"LICENSE-{meta['name'].split('/')[-1]}")
-            manifest["files"][target] = {"package": f"{meta['name']}@{meta['version']}", "path": inner,
-                                         "license": meta.get("license"), "sha256": sha256(destination)}
+            manifest["files"][target] = {
+                "package": f"{meta['name']}@{meta['version']}",
+                "path": inner,
+                "license": meta.get("license"),
+                "sha256": sha256(destination),
+            }
             if url:
                 manifest["urls"][url] = target
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")

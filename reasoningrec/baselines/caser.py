@@ -16,7 +16,13 @@ from reasoningrec.baselines.layers import HistoryEmbedding
 
 class Caser(nn.Module):
     def __init__(
-        self, num_items: int, max_history: int, hidden: int = 64, h_filters: int = 16, v_filters: int = 4, dropout: float = 0.2
+        self,
+        num_items: int,
+        max_history: int,
+        hidden: int = 64,
+        h_filters: int = 16,
+        v_filters: int = 4,
+        dropout: float = 0.2,
     ):
         super().__init__()
         self.embed = HistoryEmbedding(num_items, max_history, hidden, dropout)

@@ -277,7 +277,11 @@ def predict(model, data: Encoded, batch_size: int = 1024) -> np.ndarray:
 
 
 def fit(
-    model, train: Encoded, valid: Encoded, settings: FitSettings, on_epoch: Callable[[int, float, float], None] | None = None
+    model,
+    train: Encoded,
+    valid: Encoded,
+    settings: FitSettings,
+    on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> FitResult:
     """Train with BCE on logits; stop early on validation AUC; leave the best weights in ``model``."""
     import torch

@@ -27,9 +27,7 @@ def item_like_rates(sequences: dict[str, UserSequence], prior_rate: float, prior
         for item, label in zip(seq.items, seq.labels, strict=True):
             likes[item] = likes.get(item, 0) + int(label)
             counts[item] = counts.get(item, 0) + 1
-    return {
-        item: (likes[item] + prior_strength * prior_rate) / (counts[item] + prior_strength) for item in counts
-    }
+    return {item: (likes[item] + prior_strength * prior_rate) / (counts[item] + prior_strength) for item in counts}
 
 
 def item_like_rate(samples: pd.DataFrame, rates: dict[str, float], prior_rate: float) -> np.ndarray:

@@ -58,9 +58,7 @@ def build_model(method: str, params: Params, num_items: int, k: int):
     raise ValueError(f"unknown sequential baseline {method!r}; expected one of {SEQUENTIAL}")
 
 
-def train_sequential(
-    method: str, params: Params, seed: int, index: ItemIndex, k: int, train: Encoded, valid: Encoded
-):
+def train_sequential(method: str, params: Params, seed: int, index: ItemIndex, k: int, train: Encoded, valid: Encoded):
     """Seed everything, build and fit one model; returns (model, FitResult)."""
     from reasoningrec.baselines.common import FitSettings, fit, set_seed
 
@@ -157,13 +155,24 @@ def run_baselines(
         if track:
             entry["run_id"] = _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k)
         else:  # what _log needs, to log the run later (log_saved_baselines)
-            entry["tracking"] = {"logged": False, "metrics": metrics, "extra": extra, "epoch_history": list(history),
-                                 "history_items": k, "provenance": provenance,
-                                 "settings": {"baselines": params.baselines.model_dump(),
-                                              "population": params.prepare.population}}
+            entry["tracking"] = {
+                "logged": False,
+                "metrics": metrics,
+                "extra": extra,
+                "epoch_history": list(history),
+                "history_items": k,
+                "provenance": provenance,
+                "settings": {"baselines": params.baselines.model_dump(), "population": params.prepare.population},
+            }
         summary["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = entry
-        log.info("%s %s seed %s: valid AUC %.4f, test AUC %.4f", dataset, method, seed,
-                 metrics.get("valid_auc", float("nan")), metrics.get("test_auc", float("nan")))
+        log.info(
+            "%s %s seed %s: valid AUC %.4f, test AUC %.4f",
+            dataset,
+            method,
+            seed,
+            metrics.get("valid_auc", float("nan")),
+            metrics.get("test_auc", float("nan")),
+        )
 
     prior = params.baselines.item_prior_strength
     if "user-like-rate" in methods:
@@ -222,13 +231,24 @@ def log_saved_baselines(params: Params, dataset: str, out_dir: str | Path | None
                 continue
             saved = run.get("tracking")
             if not saved:
-                raise DataError(f"{dest / 'baselines.json'}: methods.{method}.seeds.{seed} has neither "
-                                "'run_id' nor 'tracking': expected a run made with tracking off")
+                raise DataError(
+                    f"{dest / 'baselines.json'}: methods.{method}.seeds.{seed} has neither "
+                    "'run_id' nor 'tracking': expected a run made with tracking off"
+                )
             predictions = pd.read_parquet(dest / run["predictions"])
             run["run_id"] = _log(
-                params, summary["dataset"], method, int(seed), saved["metrics"], saved["extra"],
-                saved["epoch_history"], predictions, summary["command"], saved["history_items"],
-                baselines_settings=saved["settings"]["baselines"], provenance=saved["provenance"],
+                params,
+                summary["dataset"],
+                method,
+                int(seed),
+                saved["metrics"],
+                saved["extra"],
+                saved["epoch_history"],
+                predictions,
+                summary["command"],
+                saved["history_items"],
+                baselines_settings=saved["settings"]["baselines"],
+                provenance=saved["provenance"],
                 population=saved["settings"].get("population", "all"),
             )
             saved["logged"] = True
@@ -237,12 +257,30 @@ def log_saved_baselines(params: Params, dataset: str, out_dir: str | Path | None
     return result
 
 
-def _log(params, dataset, method, seed, metrics, extra, history, predictions, command, k, *,
-         baselines_settings: dict | None = None, provenance: dict | None = None, population: str | None = None) -> str:
+def _log(
+    params,
+    dataset,
+    method,
+    seed,
+    metrics,
+    extra,
+    history,
+    predictions,
+    command,
+    k,
+    *,
+    baselines_settings: dict | None = None,
+    provenance: dict | None = None,
+    population: str | None = None,
+) -> str:
     from reasoningrec.tracking import log_run
 
-    settings = {"baselines": baselines_settings or params.baselines.model_dump(), "history_items": k,
-                "prepare": {"population": population or params.prepare.population}, **extra}
+    settings = {
+        "baselines": baselines_settings or params.baselines.model_dump(),
+        "history_items": k,
+        "prepare": {"population": population or params.prepare.population},
+        **extra,
+    }
     tags = {"command": command, **({"logged_later": "true"} if provenance is not None else {})}
     return log_run(
         params,

@@ -19,8 +19,13 @@ from reasoningrec.app import (
 
 
 @app.command()
-def ingest(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
-           allow_stale: AllowStaleOption = False) -> None:
+def ingest(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Read a dataset's raw files into interactions.parquet + items.parquet (+ ingest.json)."""
     from reasoningrec.data.ingest import IngestSummary
 
@@ -34,8 +39,10 @@ def prepare(
     dataset: DatasetOption,
     params: ParamsOption = None,
     max_users: Annotated[
-        int | None, typer.Option("--max-users", min=1, help="Keep only the first N users (by id): "
-                                 "the same as --set prepare.max_users=N.")
+        int | None,
+        typer.Option(
+            "--max-users", min=1, help="Keep only the first N users (by id): the same as --set prepare.max_users=N."
+        ),
     ] = None,
     set_: SetOption = None,
     force: ForceOption = False,

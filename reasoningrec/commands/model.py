@@ -20,15 +20,21 @@ from reasoningrec.app import (
 from reasoningrec.methods import names
 
 MethodOption = Annotated[
-    str, typer.Option("--method", "-m", help=f"A fine-tuned method: {', '.join(names(fine_tuned=True))}."),
+    str,
+    typer.Option("--method", "-m", help=f"A fine-tuned method: {', '.join(names(fine_tuned=True))}."),
 ]
 KOption = Annotated[int, typer.Option("--k", "-k", help="K-shot training set size (one of records.k_shots).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Training seed.")]
 
 
 @app.command()
-def records(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
-            allow_stale: AllowStaleOption = False) -> None:
+def records(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Build prompt/completion records (K-shot train, validation, test) -> records.parquet + records.json."""
     from reasoningrec.records.stage import RecordsSummary
 
@@ -50,9 +56,14 @@ def train(
     seed: SeedOption = 42,
     params: ParamsOption = None,
     set_: SetOption = None,
-    processes: Annotated[str | None, typer.Option(
-        "--processes", help="Data-parallel processes (one per GPU; 'auto' = every visible GPU): sets "
-                            "train.processes. Under torchrun / accelerate launch each process trains its share.")] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            "--processes",
+            help="Data-parallel processes (one per GPU; 'auto' = every visible GPU): sets "
+            "train.processes. Under torchrun / accelerate launch each process trains its share.",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default under paths.models_dir).")] = None,
 ) -> None:
     """Fine-tune a LoRA adapter on the K-shot records; keeps the best epoch by validation AUC."""
@@ -80,7 +91,9 @@ def score(
     explain: Annotated[
         int | None, typer.Option("--explain", help="Explanations to generate (default evaluate.explain_limit).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="predictions.parquet path (default: beside the adapter).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="predictions.parquet path (default: beside the adapter).")
+    ] = None,
 ) -> None:
     """Score records with P(Yes), generate explanations, write predictions.parquet and print the metrics."""
     from reasoningrec import metrics
@@ -102,8 +115,14 @@ def score(
     limit = p.evaluate.explain_limit if explain is None else explain
     n_explain = len(prompts) if limit is None else min(limit, len(prompts))
     generated = explain_prompts(
-        model, tokenizer, prompts[:n_explain], p_yes[:n_explain], mode=p.evaluate.explanations,
-        max_new_tokens=p.evaluate.explain_max_new_tokens, batch_size=p.llm.batch_size, progress="explain",
+        model,
+        tokenizer,
+        prompts[:n_explain],
+        p_yes[:n_explain],
+        mode=p.evaluate.explanations,
+        max_new_tokens=p.evaluate.explain_max_new_tokens,
+        batch_size=p.llm.batch_size,
+        progress="explain",
     )
     preds = predictions_frame(recs, p_yes, dict(enumerate(generated)))
     out = out or Path(adapter).parent / f"predictions_{split}.parquet"
@@ -112,5 +131,8 @@ def score(
     if generated:
         result.update(consistency_metrics(generated, scored_labels(p_yes[:n_explain])))
     write_json(Path(out).with_suffix(".json"), result)
-    typer.echo(f"score {dataset} {split}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                                      for k, v in result.items()) + f" -> {out}")
+    typer.echo(
+        f"score {dataset} {split}: "
+        + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
+        + f" -> {out}"
+    )

@@ -47,8 +47,19 @@ def pipeline(
     disable_telemetry()
     from reasoningrec.orchestration.flows import pipeline as flow
 
-    state = flow(dataset, path, through, method or None, k or None, seed or None, shards, overrides, force,
-                 report=report, return_state=True)
+    state = flow(
+        dataset,
+        path,
+        through,
+        method or None,
+        k or None,
+        seed or None,
+        shards,
+        overrides,
+        force,
+        report=report,
+        return_state=True,
+    )
     if not state.is_completed():
         typer.echo(f"pipeline {dataset}: {state.name}: {state.message}", err=True)
         raise typer.Exit(1)

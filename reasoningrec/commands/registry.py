@@ -42,9 +42,20 @@ def experiment(
     from reasoningrec.experiment import run_launched
 
     settings = params_from(params, set_)
-    outcome = run_launched(settings, lambda: run_stage(
-        settings, dataset, "experiment", force=force, allow_stale=allow_stale, extra={"command": invocation()},
-        method=method, k_shots=k, seed=seed))
+    outcome = run_launched(
+        settings,
+        lambda: run_stage(
+            settings,
+            dataset,
+            "experiment",
+            force=force,
+            allow_stale=allow_stale,
+            extra={"command": invocation()},
+            method=method,
+            k_shots=k,
+            seed=seed,
+        ),
+    )
     if outcome is not None:  # None: a rank of a launch other than 0, which only trained
         typer.echo(json.dumps(outcome.summary, indent=2, default=str))
 
@@ -66,7 +77,9 @@ def register(
         client = tracking.get_client(settings)
         runs = tracking.find_runs(client, settings, **tracking.contract_tags(dataset, method, k, seed))
         if not runs:
-            raise tracking.RegistryError(f"no MLflow run for {tracking.run_name(dataset, method, k, seed)}; run `experiment` first")
+            raise tracking.RegistryError(
+                f"no MLflow run for {tracking.run_name(dataset, method, k, seed)}; run `experiment` first"
+            )
         run_id = runs[0].info.run_id
     registration = tracking.register_run_model(settings, dataset, run_id)
     typer.echo(json.dumps(registration.to_dict(), indent=2))
@@ -100,7 +113,9 @@ def versions(dataset: DatasetOption, params: ParamsOption = None) -> None:
     for row in rows:
         auc = "n/a" if row["valid_auc"] is None else f"{row['valid_auc']:.4f}"
         aliases = ",".join(row["aliases"]) or "-"
-        typer.echo(f"v{row['version']:<4} {aliases:<12} valid_auc={auc}  {row['method']} K={row['k_shots']} seed={row['seed']}")
+        typer.echo(
+            f"v{row['version']:<4} {aliases:<12} valid_auc={auc}  {row['method']} K={row['k_shots']} seed={row['seed']}"
+        )
 
 
 @app.command()
@@ -136,14 +151,19 @@ def explain(
     info = model.metadata.metadata or {}
     explanation = str(row["explanation"] or "")
     try:
-        evidence = served_evidence(settings, dataset, user, item, explanation,
-                                   variant=model.unwrap_python_model().variant).to_dict()
+        evidence = served_evidence(
+            settings, dataset, user, item, explanation, variant=model.unwrap_python_model().variant
+        ).to_dict()
     except DataError as missing:  # e.g. no feature vocabulary yet: the answer still stands
         evidence = {"unavailable": str(missing)}
     answer = {
         "model": {"name": info.get("registered_model"), "version": info.get("version"), "alias": info.get("alias")},
-        "user_id": user, "item_id": item, "item_title": request["target"]["title"],
-        "p_yes": float(row["p_yes"]), "label": int(row["prediction"]), "explanation": explanation,
+        "user_id": user,
+        "item_id": item,
+        "item_title": request["target"]["title"],
+        "p_yes": float(row["p_yes"]),
+        "label": int(row["prediction"]),
+        "explanation": explanation,
         "evidence": evidence,
     }
     if as_json:
@@ -173,8 +193,14 @@ def evidence_lines(evidence: dict) -> list[str]:
     invented = evidence["invented_items"]
     lines.append(f"  invented items: {'; '.join(invented) + ' (not in the prompt)' if invented else 'none'}")
     grounding = evidence["grounding"]
-    lines.append("  grounding:      " + ("n/a (names no item or feature)" if grounding is None else
-                                      f"{grounding:.2f} of its item references and features are in the prompt"))
+    lines.append(
+        "  grounding:      "
+        + (
+            "n/a (names no item or feature)"
+            if grounding is None
+            else f"{grounding:.2f} of its item references and features are in the prompt"
+        )
+    )
     return lines
 
 

@@ -28,7 +28,9 @@ def baselines(
     params: ParamsOption = None,
     seeds: Annotated[
         str | None,
-        typer.Option("--seeds", help="Seeds for SASRec/Caser: --seeds 0 1 2 or --seeds 0,1,2 (default: baselines.seeds)."),
+        typer.Option(
+            "--seeds", help="Seeds for SASRec/Caser: --seeds 0 1 2 or --seeds 0,1,2 (default: baselines.seeds)."
+        ),
     ] = None,
     set_: SetOption = None,
     force: ForceOption = False,
@@ -37,8 +39,14 @@ def baselines(
     """SASRec, Caser and the like-rate heuristics on the prepared samples; one MLflow run each."""
     chosen = parse_seeds(seeds, ctx.args)
     sets = [*(set_ or []), *([f"baselines.seeds={chosen}"] if chosen is not None else [])]
-    outcome = run_stage(params_from(params, sets), dataset, "baselines", force=force, allow_stale=allow_stale,
-                        extra={"command": invocation()})
+    outcome = run_stage(
+        params_from(params, sets),
+        dataset,
+        "baselines",
+        force=force,
+        allow_stale=allow_stale,
+        extra={"command": invocation()},
+    )
     from reasoningrec.baselines import BaselinesSummary
 
     for method, entry in outcome.summary_as(BaselinesSummary).methods.items():
@@ -83,8 +91,13 @@ def report(
 
 
 @app.command()
-def compare(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None, force: ForceOption = False,
-            allow_stale: AllowStaleOption = False) -> None:
+def compare(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Test AUC against K for the runs of the dataset's plan (compare/auc_vs_k.png + compare.json)."""
     from reasoningrec.report.compare import CompareSummary
 

@@ -45,29 +45,53 @@ def _synthesize(stage: str, dataset: str, params, limit, set_, force, allow_stal
 
 
 @app.command()
-def describe(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None, into: IntoOption = None,
-             set_: SetOption = None, force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
+def describe(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    limit: LimitOption = None,
+    into: IntoOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Write a short LLM description of every item (descriptions.parquet + describe.json)."""
     _synthesize("describe", dataset, params, limit, set_, force, allow_stale, into)
 
 
 @app.command()
-def profile(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None, set_: SetOption = None,
-            force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
+def profile(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    limit: LimitOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Write each user's LLM profile of likes and dislikes (profiles.parquet + profile.json)."""
     _synthesize("profile", dataset, params, limit, set_, force, allow_stale)
 
 
 @app.command()
-def reason(dataset: DatasetOption, params: ParamsOption = None, limit: LimitOption = None, set_: SetOption = None,
-           force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
+def reason(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    limit: LimitOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Write label-conditioned reasoning for every sample (reasoning.parquet + reason.json)."""
     _synthesize("reason", dataset, params, limit, set_, force, allow_stale)
 
 
 @app.command("import-texts")
-def import_texts(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None,
-                 force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
+def import_texts(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Import the paper authors' descriptions, profiles and reasoning instead of generating them."""
     from reasoningrec.importer.stage import ImportSummary
 
@@ -84,8 +108,13 @@ def import_texts(dataset: DatasetOption, params: ParamsOption = None, set_: SetO
 
 
 @app.command()
-def vocabulary(dataset: DatasetOption, params: ParamsOption = None, set_: SetOption = None,
-               force: ForceOption = False, allow_stale: AllowStaleOption = False) -> None:
+def vocabulary(
+    dataset: DatasetOption,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+    force: ForceOption = False,
+    allow_stale: AllowStaleOption = False,
+) -> None:
     """Extract the feature vocabulary of the item texts (feature_vocabulary.json, for explanation metrics)."""
     from reasoningrec.explanations.features import VocabularySummary
 

@@ -67,7 +67,9 @@ class DatasetConfig(Section):
     def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - TABLE_COLUMN_KEYS)
         if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; columns maps {sorted(TABLE_COLUMN_KEYS)} to the file's column names")
+            raise ValueError(
+                f"unknown key(s) {unknown}; columns maps {sorted(TABLE_COLUMN_KEYS)} to the file's column names"
+            )
         return value
 
     def text_encoding(self) -> str:
@@ -115,8 +117,10 @@ class ValidateConfig(Section):
     def _ranges(self) -> ValidateConfig:
         for low, high in (("rating_min", "rating_max"), ("timestamp_min", "timestamp_max")):
             if getattr(self, low) > getattr(self, high):
-                raise ValueError(f"{low} ({getattr(self, low):g}) is above {high} ({getattr(self, high):g}); "
-                                 f"expected {low} <= {high}")
+                raise ValueError(
+                    f"{low} ({getattr(self, low):g}) is above {high} ({getattr(self, high):g}); "
+                    f"expected {low} <= {high}"
+                )
         return self
 
 

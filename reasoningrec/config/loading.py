@@ -59,8 +59,12 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
     return nested
 
 
-def read_params(path: str | Path, overlays: Sequence[str | Path] = (), assignments: Sequence[str] = (),
-                overrides: Mapping[str, Any] | None = None) -> Params:
+def read_params(
+    path: str | Path,
+    overlays: Sequence[str | Path] = (),
+    assignments: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> Params:
     """Read and validate one params file (no caching), with overlay files, ``key=value`` assignments
     and an override mapping merged in that order; an error names every source."""
     path = Path(path)
@@ -88,8 +92,10 @@ def params_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(PARAMS_ENV) or "params.yaml")
 
 
-def load_params(path: str | Path | None = None, overlays: Sequence[str | Path] = (),
-                assignments: Sequence[str] = ()) -> Params:
+def load_params(
+    path: str | Path | None = None, overlays: Sequence[str | Path] = (), assignments: Sequence[str] = ()
+) -> Params:
     """The settings of this run (:func:`params_path`), loaded once per process per combination."""
-    return _cached(str(params_path(path).resolve()), tuple(str(Path(o).resolve()) for o in overlays),
-                   tuple(assignments))
+    return _cached(
+        str(params_path(path).resolve()), tuple(str(Path(o).resolve()) for o in overlays), tuple(assignments)
+    )

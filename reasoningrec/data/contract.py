@@ -27,11 +27,24 @@ from reasoningrec.errors import DataError
 
 ID_COLUMNS = ("user_id", "item_id")
 # What interactions.parquet holds (docs/architecture.md); ids are dictionary-encoded in memory.
-INTERACTIONS_SCHEMA = pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("rating", pa.float64()),
-                                 ("timestamp", pa.int64()), ("review", pa.string())])
-WRITE_SCHEMA = pa.schema([("user_id", pa.dictionary(pa.int32(), pa.string())),
-                          ("item_id", pa.dictionary(pa.int32(), pa.string())), ("rating", pa.float64()),
-                          ("timestamp", pa.int64()), ("review", pa.string())])
+INTERACTIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("rating", pa.float64()),
+        ("timestamp", pa.int64()),
+        ("review", pa.string()),
+    ]
+)
+WRITE_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.dictionary(pa.int32(), pa.string())),
+        ("item_id", pa.dictionary(pa.int32(), pa.string())),
+        ("rating", pa.float64()),
+        ("timestamp", pa.int64()),
+        ("review", pa.string()),
+    ]
+)
 
 
 def as_dictionary(values) -> pa.DictionaryArray:
@@ -96,15 +109,21 @@ def check_chunk(chunk: Chunk, rating_min: float, rating_max: float) -> tuple[pa.
         values = table.column(column)
         if values.null_count:
             i = int(np.flatnonzero(values.is_null().to_numpy())[0])
-            raise DataError(chunk.path, "required field is missing", field=chunk.fields.get(column, column),
-                            **chunk.where(i))
+            raise DataError(
+                chunk.path, "required field is missing", field=chunk.fields.get(column, column), **chunk.where(i)
+            )
         check_range(chunk.path, values.to_numpy(), chunk.where, chunk.fields.get(column, column), low, high)
     review = table.column("review") if "review" in table.column_names else pa.nulls(len(table), pa.string())
-    out = pa.table({
-        "user_id": fixes["user_id"].array, "item_id": fixes["item_id"].array,
-        "rating": table.column("rating").cast(pa.float64()), "timestamp": table.column("timestamp").cast(pa.int64()),
-        "review": review.cast(pa.string()),
-    }, schema=WRITE_SCHEMA)
+    out = pa.table(
+        {
+            "user_id": fixes["user_id"].array,
+            "item_id": fixes["item_id"].array,
+            "rating": table.column("rating").cast(pa.float64()),
+            "timestamp": table.column("timestamp").cast(pa.int64()),
+            "review": review.cast(pa.string()),
+        },
+        schema=WRITE_SCHEMA,
+    )
     return out, fixes
 
 

@@ -37,8 +37,9 @@ def _dask():
     return dd
 
 
-def _checked_partition(part: pd.DataFrame, names: dict, path: str, low: float, high: float,
-                       partition_info=None) -> pd.DataFrame:
+def _checked_partition(
+    part: pd.DataFrame, names: dict, path: str, low: float, high: float, partition_info=None
+) -> pd.DataFrame:
     """One block of the CSV through the single-machine parse and contract checks."""
     from reasoningrec.data.contract import check_chunk
     from reasoningrec.data.readers import nonempty_text, numeric_column, unix_seconds
@@ -48,20 +49,31 @@ def _checked_partition(part: pd.DataFrame, names: dict, path: str, low: float, h
     where = lambda i: {"record": int(i)}  # noqa: E731
     source = f"{path} (partition {number})"
     review = part[names["review"]] if names["review"] in part else pd.Series([None] * len(part), dtype=object)
-    table = pa.table({
-        "user_id": pa.array(part[names["user"]].astype(object), pa.string()),
-        "item_id": pa.array(part[names["item"]].astype(object), pa.string()),
-        "rating": pa.array(numeric_column(source, part[names["rating"]].to_numpy(dtype=object), where,
-                                          names["rating"])),
-        "timestamp": pa.array(unix_seconds(source, pa.array(part[names["timestamp"]].astype(object), pa.string()),
-                                           where, names["timestamp"])),
-        "review": nonempty_text(pa.array(review.astype(object), pa.string())),
-    })
-    fields = {"user_id": names["user"], "item_id": names["item"], "rating": names["rating"],
-              "timestamp": names["timestamp"]}
+    table = pa.table(
+        {
+            "user_id": pa.array(part[names["user"]].astype(object), pa.string()),
+            "item_id": pa.array(part[names["item"]].astype(object), pa.string()),
+            "rating": pa.array(
+                numeric_column(source, part[names["rating"]].to_numpy(dtype=object), where, names["rating"])
+            ),
+            "timestamp": pa.array(
+                unix_seconds(
+                    source, pa.array(part[names["timestamp"]].astype(object), pa.string()), where, names["timestamp"]
+                )
+            ),
+            "review": nonempty_text(pa.array(review.astype(object), pa.string())),
+        }
+    )
+    fields = {
+        "user_id": names["user"],
+        "item_id": names["item"],
+        "rating": names["rating"],
+        "timestamp": names["timestamp"],
+    }
     checked, _ = check_chunk(Chunk(table, source, where, fields), low, high)
-    return checked.cast(pa.schema([(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
-                                   for f in checked.schema])).to_pandas()
+    return checked.cast(
+        pa.schema([(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type) for f in checked.schema])
+    ).to_pandas()
 
 
 def ingest_csv(params, dataset: str, out: Path, blocksize: int | str = "64MB") -> dict:
@@ -78,16 +90,23 @@ def ingest_csv(params, dataset: str, out: Path, blocksize: int | str = "64MB") -
     names = {key: config.columns.get(key, key) for key in ("user", "item", "rating", "timestamp", "review")}
     frame = dd.read_csv(str(path), dtype=str, keep_default_na=False, blocksize=blocksize)
     low, high = rating_range(params)
-    meta = pd.DataFrame({"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object),
-                         "rating": pd.Series(dtype="float64"), "timestamp": pd.Series(dtype="int64"),
-                         "review": pd.Series(dtype=object)})
+    meta = pd.DataFrame(
+        {
+            "user_id": pd.Series(dtype=object),
+            "item_id": pd.Series(dtype=object),
+            "rating": pd.Series(dtype="float64"),
+            "timestamp": pd.Series(dtype="int64"),
+            "review": pd.Series(dtype=object),
+        }
+    )
     checked = frame.map_partitions(_checked_partition, names, str(path), low, high, meta=meta)
     checked.to_parquet(str(out), write_index=False, schema=INTERACTIONS_SCHEMA)
     return {"dataset": dataset, "partitions": int(frame.npartitions), "path": str(out)}
 
 
-def _samples_partition(part: pd.DataFrame, k: int, dedup: bool, like_threshold: float, history_len: int,
-                       profile_items: int) -> pd.DataFrame:
+def _samples_partition(
+    part: pd.DataFrame, k: int, dedup: bool, like_threshold: float, history_len: int, profile_items: int
+) -> pd.DataFrame:
     """One partition's users (all their rows) -> their samples, with the single-machine kernels."""
     from reasoningrec.data.frames import Interactions, codes_of
     from reasoningrec.data.kcore import kcore_mask, order_by, repeat_mask
@@ -96,17 +115,33 @@ def _samples_partition(part: pd.DataFrame, k: int, dedup: bool, like_threshold: 
     part = part.sort_values(ORDER, kind="stable")
     users, user_ids = codes_of(pa.array(part["user_id"].astype(object), pa.string()))
     items, item_ids = codes_of(pa.array(part["item_id"].astype(object), pa.string()))
-    data = Interactions(None, users, user_ids, items, item_ids, part["rating"].to_numpy(dtype=float),
-                        part["timestamp"].to_numpy(dtype=np.int64))
+    data = Interactions(
+        None,
+        users,
+        user_ids,
+        items,
+        item_ids,
+        part["rating"].to_numpy(dtype=float),
+        part["timestamp"].to_numpy(dtype=np.int64),
+    )
     rank = lexicographic_rank(data.user_ids)
     order = order_by(rank[data.users], data.timestamp)
     keep = ~repeat_mask(rank[data.users], data.items, data.timestamp, order) if dedup else np.ones(len(data), bool)
     keep = kcore_mask(data.users, data.items, keep, k, "user")
     rows = order[keep[order]]
     labels = (data.rating > like_threshold).astype(np.int8)
-    table, _ = samples_from_arrays(rank[data.users[rows]], data.items[rows], data.rating[rows], data.timestamp[rows],
-                                   labels[rows], data.user_ids, data.item_ids, np.argsort(rank), history_len,
-                                   profile_items)
+    table, _ = samples_from_arrays(
+        rank[data.users[rows]],
+        data.items[rows],
+        data.rating[rows],
+        data.timestamp[rows],
+        labels[rows],
+        data.user_ids,
+        data.item_ids,
+        np.argsort(rank),
+        history_len,
+        profile_items,
+    )
     return table.cast(SAMPLE_SCHEMA).to_pandas() if len(part) else SAMPLE_SCHEMA.empty_table().to_pandas()
 
 
@@ -129,9 +164,15 @@ def prepare_samples(params, dataset: str, interactions: Path, npartitions: int |
     frame = frame.map_partitions(number, meta={**frame.dtypes.to_dict(), ORDER: "int64"})
     by_user = frame.shuffle("user_id", npartitions=npartitions or frame.npartitions)
     meta = SAMPLE_SCHEMA.empty_table().to_pandas()
-    samples = by_user.map_partitions(_samples_partition, config.kcore.k, config.drop_duplicates,
-                                     settings.like_threshold, config.history_len, settings.profile_items,
-                                     meta=meta).compute()
+    samples = by_user.map_partitions(
+        _samples_partition,
+        config.kcore.k,
+        config.drop_duplicates,
+        settings.like_threshold,
+        config.history_len,
+        settings.profile_items,
+        meta=meta,
+    ).compute()
     table = pa.Table.from_pandas(samples.reset_index(drop=True), schema=SAMPLE_SCHEMA, preserve_index=False)
     split_rank = pd.Series(table.column("split").to_pylist()).map({"train": 0, "valid": 1, "test": 2})
     keys = pa.table({"u": table.column("user_id"), "s": pa.array(split_rank.to_numpy(dtype=np.int64))})

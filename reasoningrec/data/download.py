@@ -74,8 +74,10 @@ def plan(config) -> list[Asset]:
         if name not in PAPER_FILES:
             raise ConfigError(f"no known download for the paper's {name!r} data (known: {sorted(PAPER_FILES)})")
         # Layout of the authors' repository: <domain>/<domain>_data/processed_data/<file>.
-        return [Asset(f"{PAPER_REPO}/{name}/{name}_data/processed_data/{file}", f"{path}/{file}", sha256=digest)
-                for file, digest in PAPER_FILES[name].items()]
+        return [
+            Asset(f"{PAPER_REPO}/{name}/{name}_data/processed_data/{file}", f"{path}/{file}", sha256=digest)
+            for file, digest in PAPER_FILES[name].items()
+        ]
     raise ConfigError(f"source {source!r} has no public download: place its files under ${DATA_DIR_ENV}/{path}")
 
 
@@ -90,8 +92,10 @@ def fetch(asset: Asset, data_dir: Path, *, timeout: float = 60.0) -> Path:
     try:
         digest, size = hashlib.sha256(), 0
         try:
-            with os.fdopen(fd, "wb") as out, httpx.stream("GET", asset.url, timeout=timeout,
-                                                          follow_redirects=True) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                httpx.stream("GET", asset.url, timeout=timeout, follow_redirects=True) as response,
+            ):
                 response.raise_for_status()
                 expected = response.headers.get("content-length")
                 for chunk in response.iter_bytes(1 << 20):
@@ -101,10 +105,16 @@ def fetch(asset: Asset, data_dir: Path, *, timeout: float = 60.0) -> Path:
                 out.flush()
                 os.fsync(out.fileno())
         except httpx.HTTPError as exc:
-            reason = (f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
-                      else f"{type(exc).__name__}: {exc}")
-            raise DataError(asset.url, f"download failed ({reason}). Without internet, copy the files to "
-                                       f"{data_dir} or point ${DATA_DIR_ENV} at a folder that has them") from None
+            reason = (
+                f"HTTP {exc.response.status_code}"
+                if isinstance(exc, httpx.HTTPStatusError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            raise DataError(
+                asset.url,
+                f"download failed ({reason}). Without internet, copy the files to "
+                f"{data_dir} or point ${DATA_DIR_ENV} at a folder that has them",
+            ) from None
         if expected is not None and int(expected) != size:
             raise DataError(asset.url, f"incomplete download: {size} of {expected} bytes")
         if asset.sha256 and digest.hexdigest() != asset.sha256:

@@ -37,16 +37,20 @@ def parquet_file(path: Path, hint: str):
 
 
 def _damaged(path: Path, exc: Exception, hint: str) -> DataError:
-    return DataError(path, f"not a readable Parquet file ({_first_line(exc)}); it may have been cut short by an "
-                           f"interrupted write or copy: {hint} again")
+    return DataError(
+        path,
+        f"not a readable Parquet file ({_first_line(exc)}); it may have been cut short by an "
+        f"interrupted write or copy: {hint} again",
+    )
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def read_table(path: Path, columns: list[str], hint: str, dictionary: tuple[str, ...] = (),
-               optional: tuple[str, ...] = ()) -> pa.Table:
+def read_table(
+    path: Path, columns: list[str], hint: str, dictionary: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> pa.Table:
     """``columns`` (and the ``optional`` ones present) of a stage's Parquet file, checked.
 
     ``dictionary`` columns come back dictionary-encoded (from the file's own dictionary pages), one
@@ -105,19 +109,34 @@ class Interactions:
     def subset(self, keep: np.ndarray) -> Interactions:
         """The rows where ``keep`` is true, in file order, with the same id dictionaries."""
         null = None if self.timestamp_null is None else self.timestamp_null[keep]
-        return Interactions(self.path, self.users[keep], self.user_ids, self.items[keep], self.item_ids,
-                            self.rating[keep], self.timestamp[keep], null)
+        return Interactions(
+            self.path,
+            self.users[keep],
+            self.user_ids,
+            self.items[keep],
+            self.item_ids,
+            self.rating[keep],
+            self.timestamp[keep],
+            null,
+        )
 
     def frame(self) -> pd.DataFrame:
         """A pandas view: ids as categoricals over the distinct ids, nulls as NaN."""
-        timestamp = self.timestamp if self.timestamp_null is None else pd.array(
-            np.where(self.timestamp_null, 0, self.timestamp), dtype="Int64").where(~self.timestamp_null, pd.NA)
-        return pd.DataFrame({
-            "user_id": pd.Categorical.from_codes(self.users, categories=_categories(self.user_ids)),
-            "item_id": pd.Categorical.from_codes(self.items, categories=_categories(self.item_ids)),
-            "rating": self.rating,
-            "timestamp": timestamp,
-        })
+        timestamp = (
+            self.timestamp
+            if self.timestamp_null is None
+            else pd.array(np.where(self.timestamp_null, 0, self.timestamp), dtype="Int64").where(
+                ~self.timestamp_null, pd.NA
+            )
+        )
+        return pd.DataFrame(
+            {
+                "user_id": pd.Categorical.from_codes(self.users, categories=_categories(self.user_ids)),
+                "item_id": pd.Categorical.from_codes(self.items, categories=_categories(self.item_ids)),
+                "rating": self.rating,
+                "timestamp": timestamp,
+            }
+        )
 
 
 def _categories(values: pa.Array) -> pd.Index:
@@ -130,8 +149,11 @@ def load_interactions(path: Path, hint: str) -> Interactions:
     users, user_ids = codes_of(table.column("user_id"))
     items, item_ids = codes_of(table.column("item_id"))
     rating = table.column("rating")
-    rating = pc.cast(rating, pa.float64()).to_numpy() if rating.null_count == 0 else \
-        pc.cast(rating, pa.float64()).to_pandas().to_numpy(dtype=float, na_value=np.nan)
+    rating = (
+        pc.cast(rating, pa.float64()).to_numpy()
+        if rating.null_count == 0
+        else pc.cast(rating, pa.float64()).to_pandas().to_numpy(dtype=float, na_value=np.nan)
+    )
     stamps = table.column("timestamp")
     null = None
     if stamps.null_count:
@@ -141,5 +163,13 @@ def load_interactions(path: Path, hint: str) -> Interactions:
         timestamp = pc.cast(stamps, pa.int64()).to_numpy()
     except pa.ArrowInvalid as exc:
         raise DataError(path, f"timestamps must be integers ({_first_line(exc)})", field="timestamp") from None
-    return Interactions(Path(path), users, user_ids, items, item_ids, np.asarray(rating, dtype=np.float64),
-                        np.asarray(timestamp, dtype=np.int64), null)
+    return Interactions(
+        Path(path),
+        users,
+        user_ids,
+        items,
+        item_ids,
+        np.asarray(rating, dtype=np.float64),
+        np.asarray(timestamp, dtype=np.int64),
+        null,
+    )

@@ -55,11 +55,15 @@ def check_settings(params, dataset: str) -> None:
     """Setting errors that need no data: reported before any file is opened."""
     config = params.dataset(dataset)
     if config.source == "table" and not config.path.lower().endswith(TABLE_SUFFIXES):
-        raise ConfigError(f"params.yaml: datasets.{dataset}.path ({config.path!r}): the table source reads "
-                          f"{', '.join(TABLE_SUFFIXES)} files")
+        raise ConfigError(
+            f"params.yaml: datasets.{dataset}.path ({config.path!r}): the table source reads "
+            f"{', '.join(TABLE_SUFFIXES)} files"
+        )
     if config.meta_path and config.source not in ("table", "amazon2018", "amazon2023"):
-        raise ConfigError(f"params.yaml: datasets.{dataset}.meta_path: the {config.source} source has its own item "
-                          "files and reads no meta_path; remove the key")
+        raise ConfigError(
+            f"params.yaml: datasets.{dataset}.meta_path: the {config.source} source has its own item "
+            "files and reads no meta_path; remove the key"
+        )
 
 
 def _source_file(path: Path, facts: dict | None) -> dict:
@@ -124,8 +128,13 @@ def run_ingest(params, dataset: str, out_dir: Path | None = None) -> IngestSumma
     with atomic_path(out / "interactions.parquet") as tmp:
         # String statistics cost as much as the rest of the write and nothing reads them; unique
         # timestamps only waste a dictionary attempt.
-        with pq.ParquetWriter(tmp, WRITE_SCHEMA, store_schema=False, use_dictionary=["user_id", "item_id", "rating"],
-                              write_statistics=["rating", "timestamp", "review"]) as writer:
+        with pq.ParquetWriter(
+            tmp,
+            WRITE_SCHEMA,
+            store_schema=False,
+            use_dictionary=["user_id", "item_id", "rating"],
+            write_statistics=["rating", "timestamp", "review"],
+        ) as writer:
             for chunk in data.chunks:
                 table, fixes = check_chunk(chunk, low, high)
                 totals.add(table, fixes)
@@ -139,8 +148,10 @@ def run_ingest(params, dataset: str, out_dir: Path | None = None) -> IngestSumma
         notes.append(data.missing_items_note.format(n=added))
     for column in ("user_id", "item_id"):
         if totals.stripped[column]:
-            notes.append(f"{totals.stripped[column]:,} {column} values had surrounding whitespace, stripped; "
-                         f"{totals.merged(column):,} distinct ids merged with another as a result")
+            notes.append(
+                f"{totals.stripped[column]:,} {column} values had surrounding whitespace, stripped; "
+                f"{totals.merged(column):,} distinct ids merged with another as a result"
+            )
     summary = IngestSummary(
         dataset=dataset,
         source=config.source,
@@ -170,5 +181,6 @@ def read_interactions(path: Path) -> pd.DataFrame:
     """Load an ``interactions.parquet`` written by :func:`run_ingest` as a pandas frame."""
     from reasoningrec.data.frames import read_table
 
-    return read_table(path, ["user_id", "item_id", "rating", "timestamp", "review"],
-                      "run `reasoningrec ingest` for this dataset").to_pandas()
+    return read_table(
+        path, ["user_id", "item_id", "rating", "timestamp", "review"], "run `reasoningrec ingest` for this dataset"
+    ).to_pandas()

@@ -60,8 +60,14 @@ def repeated(keys: list[np.ndarray], every: bool = False, order: np.ndarray | No
     return repeats(keys, order)[1 if every else 0]
 
 
-def repeat_mask(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, order: np.ndarray | None = None,
-                *, every: bool = False) -> np.ndarray:
+def repeat_mask(
+    users: np.ndarray,
+    items: np.ndarray,
+    timestamps: np.ndarray,
+    order: np.ndarray | None = None,
+    *,
+    every: bool = False,
+) -> np.ndarray:
     """True for each row that repeats an earlier row's (user, item, timestamp) in file order.
 
     ``order`` may pass in :func:`order_by` ``(users, timestamps)`` when the caller has it.

@@ -56,8 +56,13 @@ class AuthorsRecords:
     allow_unmatched: bool = False  # a user slice (max_users) leaves the others' records unmatched
 
 
-def authors_records(raw: Mapping[str, Sequence[Mapping]], titles: Mapping[str, str], profiles: Mapping[str, str],
-                    source: Path | str = "<records>", allow_unmatched: bool = False) -> AuthorsRecords:
+def authors_records(
+    raw: Mapping[str, Sequence[Mapping]],
+    titles: Mapping[str, str],
+    profiles: Mapping[str, str],
+    source: Path | str = "<records>",
+    allow_unmatched: bool = False,
+) -> AuthorsRecords:
     """:class:`AuthorsRecords` from raw ``{instruction, input, output}`` records per split."""
     from reasoningrec.importer.sft import parse_record
 
@@ -146,8 +151,9 @@ def _fitting_offsets(record, entries: Sequence[str], rows: pd.DataFrame, key, po
     return sorted(offset for score, offset in scored if score == best)
 
 
-def choose_rows(authors: AuthorsRecords, samples: pd.DataFrame, split: str,
-                first: Mapping[tuple[str, str], int]) -> tuple[pd.DataFrame, dict]:
+def choose_rows(
+    authors: AuthorsRecords, samples: pd.DataFrame, split: str, first: Mapping[tuple[str, str], int]
+) -> tuple[pd.DataFrame, dict]:
     """The candidate row (user, offset) each record of ``split`` shows; see the module docstring.
 
     ``first``: (user, item) -> first-interaction label, the polarity the authors' entries show.
@@ -160,8 +166,11 @@ def choose_rows(authors: AuthorsRecords, samples: pd.DataFrame, split: str,
     matches = match_records(records, candidates, split, titles, authors.profiles)
     unmatched = sorted(set(range(len(records))) - {m.record for m in matches})
     if unmatched and not authors.allow_unmatched:
-        raise DataError(authors.source, f"{len(unmatched)} of {len(records)} records match no user "
-                        f"(first: record {unmatched[0]}, target {records[unmatched[0]].target_key[:80]!r})")
+        raise DataError(
+            authors.source,
+            f"{len(unmatched)} of {len(records)} records match no user "
+            f"(first: record {unmatched[0]}, target {records[unmatched[0]].target_key[:80]!r})",
+        )
     keys: dict[str, str] = {}
 
     def key(item: object) -> str:
@@ -174,18 +183,28 @@ def choose_rows(authors: AuthorsRecords, samples: pd.DataFrame, split: str,
     choices = []
     for match in matches:
         user = str(candidates.at[match.sample, "user_id"])
-        fits = _fitting_offsets(records[match.record], authors.shown[split][match.record], by_user[user], key,
-                                lambda item, user=user: first[(user, str(item))])
+        fits = _fitting_offsets(
+            records[match.record],
+            authors.shown[split][match.record],
+            by_user[user],
+            key,
+            lambda item, user=user: first[(user, str(item))],
+        )
         if not fits:
-            raise DataError(authors.source, f"the record's target {records[match.record].target_key[:80]!r} is not "
-                            f"among the last three items of its user {user!r}", row=match.record)
+            raise DataError(
+                authors.source,
+                f"the record's target {records[match.record].target_key[:80]!r} is not "
+                f"among the last three items of its user {user!r}",
+                row=match.record,
+            )
         choices.append(_Choice(match.record, user, fits[0], fits))
     majority = majority_offset([c.candidates for c in choices], OFFSETS[split])
     for choice in choices:
         if majority in choice.candidates:
             choice.offset = majority
-    position = {(u, o): i for i, (u, o) in enumerate(zip(candidates["user_id"].astype(str), candidates["offset"],
-                                                         strict=True))}
+    position = {
+        (u, o): i for i, (u, o) in enumerate(zip(candidates["user_id"].astype(str), candidates["offset"], strict=True))
+    }
     chosen = candidates.iloc[[position[(c.user, c.offset)] for c in choices]].reset_index(drop=True)
     chosen["record_index"] = [c.record for c in choices]
     summary = {
@@ -199,8 +218,9 @@ def choose_rows(authors: AuthorsRecords, samples: pd.DataFrame, split: str,
     return chosen, summary
 
 
-def paper_population(samples: pd.DataFrame, interactions: pd.DataFrame, authors: AuthorsRecords,
-                     like_threshold: float) -> tuple[pd.DataFrame, dict]:
+def paper_population(
+    samples: pd.DataFrame, interactions: pd.DataFrame, authors: AuthorsRecords, like_threshold: float
+) -> tuple[pd.DataFrame, dict]:
     """Valid and test rows of the ``paper`` population (``SAMPLE_SCHEMA`` columns) and a summary.
 
     ``samples``: our rows of every split (``build_samples``); ``interactions``: the labelled
@@ -209,8 +229,10 @@ def paper_population(samples: pd.DataFrame, interactions: pd.DataFrame, authors:
     records whose own label disagrees (should be 0) and the rows whose label is not the shown item's.
     """
     first = first_interaction_labels(interactions, like_threshold)
-    own = {(str(u), s): str(i) for u, s, i in zip(samples["user_id"], samples["split"], samples["target_item"],
-                                                  strict=True)}
+    own = {
+        (str(u), s): str(i)
+        for u, s, i in zip(samples["user_id"], samples["split"], samples["target_item"], strict=True)
+    }
     frames, summary = [], {}
     for split in PAPER_SPLITS:
         records = authors.records[split]
@@ -263,12 +285,16 @@ def read_authors_records(params, dataset: str, out_dir: Path, allow_unmatched: b
     try:
         folder = texts_dir(params, dataset)
     except ConfigError as exc:
-        raise ConfigError(f"prepare.population 'paper' needs the authors' records of dataset {dataset!r}: {exc}") from None
+        raise ConfigError(
+            f"prepare.population 'paper' needs the authors' records of dataset {dataset!r}: {exc}"
+        ) from None
     paths = {split: folder / SFT_FILE.format(split=split) for split in PAPER_SPLITS}
     missing = [p.name for p in paths.values() if not p.is_file()]
     if missing:
-        raise ConfigError(f"prepare.population 'paper': dataset {dataset!r} has no authors' records "
-                          f"{', '.join(missing)} in {folder} (use population 'all')")
+        raise ConfigError(
+            f"prepare.population 'paper': dataset {dataset!r} has no authors' records "
+            f"{', '.join(missing)} in {folder} (use population 'all')"
+        )
     titles: dict[str, str] = {}
     items_path = Path(out_dir) / "items.parquet"
     if items_path.exists():
@@ -278,7 +304,10 @@ def read_authors_records(params, dataset: str, out_dir: Path, allow_unmatched: b
         for item, info in read_json_map(folder / ITEM_FILE).items():
             if isinstance(info, Mapping) and info.get("title"):
                 titles.setdefault(str(item), str(info["title"]))
-    profiles = ({str(k): str(v) for k, v in read_json_map(folder / PROFILE_FILE).items()}
-                if (folder / PROFILE_FILE).exists() else {})
+    profiles = (
+        {str(k): str(v) for k, v in read_json_map(folder / PROFILE_FILE).items()}
+        if (folder / PROFILE_FILE).exists()
+        else {}
+    )
     raw = {split: read_records(path) for split, path in paths.items()}
     return authors_records(raw, titles, profiles, folder, allow_unmatched)

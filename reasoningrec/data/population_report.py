@@ -57,7 +57,8 @@ def evaluated_populations(ours: pd.DataFrame, paper: pd.DataFrame, scored: int |
     }
     if scored is not None:
         populations[f"paper, scored sample ({scored}, seed {SCORED_SEED})"] = test_paper.iloc[
-            scored_subset(len(test_paper), scored)]
+            scored_subset(len(test_paper), scored)
+        ]
     return populations
 
 
@@ -104,8 +105,10 @@ def format_report(lines: Sequence[dict]) -> str:
     head = "| dataset | population | test users | like-rate | one-label histories | AUC user like-rate |"
     out = [head, "|---|---|---:|---:|---:|---:|"]
     for line in lines:
-        out.append(f"| {line['dataset']} | {line['population']} | {line['users']:,} | {line['like_rate']:.3f} | "
-                   f"{line['one_label_history']:.3f} | {line['user_like_rate_auc']:.3f} |")
+        out.append(
+            f"| {line['dataset']} | {line['population']} | {line['users']:,} | {line['like_rate']:.3f} | "
+            f"{line['one_label_history']:.3f} | {line['user_like_rate_auc']:.3f} |"
+        )
     for line in lines:
         if "repeated_inputs" in line:
             repeats = ", ".join(f"{split} {n}" for split, n in line["repeated_inputs"].items())
@@ -114,7 +117,9 @@ def format_report(lines: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reasoningrec.data.population_report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m reasoningrec.data.population_report", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--report", action="store_true", help="print the populations' test statistics")
     parser.add_argument("--params", default=None, help="params file (default: $REASONINGREC_PARAMS or params.yaml)")
     parser.add_argument("--datasets", nargs="+", default=["beauty", "fashion"])

@@ -61,15 +61,24 @@ class Kept:
 
 def check_complete(data: Interactions) -> None:
     """Null ids, ratings or timestamps break the contract ingest writes: name the first record."""
-    for name, bad in (("user_id", data.users < 0), ("item_id", data.items < 0), ("rating", np.isnan(data.rating)),
-                      ("timestamp", data.timestamp_null)):
+    for name, bad in (
+        ("user_id", data.users < 0),
+        ("item_id", data.items < 0),
+        ("rating", np.isnan(data.rating)),
+        ("timestamp", data.timestamp_null),
+    ):
         if bad is not None and bad.any():
-            raise DataError(data.path, f"null {name}: the file breaks the interactions contract; run `reasoningrec "
-                                       "ingest` again", record=int(np.flatnonzero(bad)[0]), field=name)
+            raise DataError(
+                data.path,
+                f"null {name}: the file breaks the interactions contract; run `reasoningrec ingest` again",
+                record=int(np.flatnonzero(bad)[0]),
+                field=name,
+            )
 
 
-def filter_interactions(data: Interactions, dataset: str, k: int, mode: str, dedup: bool = True,
-                        max_users: int | None = None) -> Kept:
+def filter_interactions(
+    data: Interactions, dataset: str, k: int, mode: str, dedup: bool = True, max_users: int | None = None
+) -> Kept:
     """Duplicates out (unless ``dedup`` is off), then k-core, then the first ``max_users`` users;
     an error naming dataset and k when no user survives."""
     rank = lexicographic_rank(data.user_ids)
@@ -105,8 +114,9 @@ def _distinct(codes: np.ndarray, mask: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(codes[mask]))) if mask.any() else 0
 
 
-def prepare_frames(data: Interactions, params, dataset: str, max_users: int | None = None, authors=None
-                   ) -> tuple[pa.Table, Kept, dict]:
+def prepare_frames(
+    data: Interactions, params, dataset: str, max_users: int | None = None, authors=None
+) -> tuple[pa.Table, Kept, dict]:
     """Pure core of the stage: (samples table, kept interactions, summary without the reviews).
 
     ``authors`` (:class:`~reasoningrec.data.population.AuthorsRecords`): valid/test rows become the
@@ -118,18 +128,32 @@ def prepare_frames(data: Interactions, params, dataset: str, max_users: int | No
     labels = (data.rating > settings.like_threshold).astype(np.int8)
     rows, rank = kept.chronological, kept.user_rank
     samples, too_few = samples_from_arrays(
-        rank[data.users[rows]], data.items[rows], data.rating[rows], data.timestamp[rows], labels[rows],
-        data.user_ids, data.item_ids, np.argsort(rank), config.history_len, settings.profile_items)
+        rank[data.users[rows]],
+        data.items[rows],
+        data.rating[rows],
+        data.timestamp[rows],
+        labels[rows],
+        data.user_ids,
+        data.item_ids,
+        np.argsort(rank),
+        config.history_len,
+        settings.profile_items,
+    )
     if samples.num_rows == 0:
-        raise DataError(data.path, f"dataset {dataset!r}: no user has the 3 interactions a train/valid/test split needs")
+        raise DataError(
+            data.path, f"dataset {dataset!r}: no user has the 3 interactions a train/valid/test split needs"
+        )
     population = {"name": "all"}
     if authors is not None:
         kept_frame = data.subset(kept.mask).frame().astype({"user_id": str, "item_id": str})
         rows_, population = paper_population(samples.to_pandas(), kept_frame, authors, settings.like_threshold)
-        samples, population = with_population(samples, rows_), {"name": "paper", "source": str(authors.source),
-                                                                **population}
-    splits = dict(zip(*np.unique(samples.column("split").to_numpy(zero_copy_only=False), return_counts=True),
-                      strict=True))
+        samples, population = (
+            with_population(samples, rows_),
+            {"name": "paper", "source": str(authors.source), **population},
+        )
+    splits = dict(
+        zip(*np.unique(samples.column("split").to_numpy(zero_copy_only=False), return_counts=True), strict=True)
+    )
     tests = pc.equal(samples["split"], "test")
     profiles = pc.list_value_length(samples.filter(tests).column("profile_items")).to_numpy(zero_copy_only=False)
     summary = {
@@ -147,8 +171,12 @@ def prepare_frames(data: Interactions, params, dataset: str, max_users: int | No
         },
         "duplicates_dropped": kept.stats["duplicates_dropped"],
         "drop_duplicates": config.drop_duplicates,
-        "kcore": {"k": config.kcore.k, "mode": config.kcore.mode, "rows_dropped": kept.stats["kcore_rows_dropped"],
-                  "items_dropped": kept.stats["kcore_items_dropped"]},
+        "kcore": {
+            "k": config.kcore.k,
+            "mode": config.kcore.mode,
+            "rows_dropped": kept.stats["kcore_rows_dropped"],
+            "items_dropped": kept.stats["kcore_items_dropped"],
+        },
         "history_len": config.history_len,
         "profile_items": settings.profile_items,
         "like_threshold": settings.like_threshold,
@@ -173,8 +201,16 @@ def run_prepare(params, dataset: str, out_dir: Path | None = None, max_users: in
     samples, kept, summary = prepare_frames(data, params, dataset, max_users, authors)
     settings = params.prepare
     rows = np.flatnonzero(kept.mask)
-    reviews = item_reviews(source, rows, data.items[rows], data.rating[rows], data.item_ids,
-                           settings.reviews_per_item, settings.review_words, settings.seed)
+    reviews = item_reviews(
+        source,
+        rows,
+        data.items[rows],
+        data.rating[rows],
+        data.item_ids,
+        settings.reviews_per_item,
+        settings.review_words,
+        settings.seed,
+    )
     summary = PrepareSummary(**summary, items_with_reviews=int((reviews["reviews"].map(len) > 0).sum()))
     with atomic_path(out / "samples.parquet") as tmp:
         pq.write_table(samples, tmp)

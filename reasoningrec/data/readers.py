@@ -71,7 +71,12 @@ def numbered_lines(text: Text) -> tuple[list[str], np.ndarray]:
 
 
 def split_fields(
-    text: Text, sep: str, names: list[str], *, min_fields: int | None = None, header: bool = False,
+    text: Text,
+    sep: str,
+    names: list[str],
+    *,
+    min_fields: int | None = None,
+    header: bool = False,
 ) -> tuple[dict[str, pa.Array], np.ndarray]:
     """Split every line on ``sep`` into named string columns (vectorised with pyarrow).
 
@@ -112,8 +117,15 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def arrow_csv(text: Text, *, delimiter: str, names: list[str] | None, types: dict[str, pa.DataType],
-              include: list[str], quoted: bool) -> pa.Table:
+def arrow_csv(
+    text: Text,
+    *,
+    delimiter: str,
+    names: list[str] | None,
+    types: dict[str, pa.DataType],
+    include: list[str],
+    quoted: bool,
+) -> pa.Table:
     """pyarrow's multi-threaded parse of a decoded delimited file (``names`` None: a header row).
 
     Raises ``pa.ArrowInvalid`` on anything it cannot type: the caller's precise path takes over.
@@ -124,11 +136,17 @@ def arrow_csv(text: Text, *, delimiter: str, names: list[str] | None, types: dic
     return pacsv.read_csv(
         pa.BufferReader(pa.py_buffer(text.data)),
         read_options=pacsv.ReadOptions(column_names=names, use_threads=True, block_size=16 << 20),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
-                                         newlines_in_values=quotes, ignore_empty_lines=True),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include, null_values=[],
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False,
-                                             check_utf8=False),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, quote_char='"' if quoted else False, newlines_in_values=quotes, ignore_empty_lines=True
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=include,
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,
+        ),
     )
 
 
@@ -140,7 +158,7 @@ def csv_header(text: Text, delimiter: str) -> tuple[list[str], int]:
     start, line = 0, 1
     while True:  # the header is the first line that is not blank
         end = text.data.find(b"\n", start)
-        raw = text.data[start: end if end >= 0 else len(text.data)].decode("utf-8").rstrip("\r")
+        raw = text.data[start : end if end >= 0 else len(text.data)].decode("utf-8").rstrip("\r")
         if raw.strip() or end < 0:
             break
         start, line = end + 1, line + 1
@@ -151,8 +169,9 @@ def csv_header(text: Text, delimiter: str) -> tuple[list[str], int]:
             repeated.append(name)
         seen.add(name)
     if repeated:
-        raise DataError(text.path, f"duplicate column name(s) {repeated} in the header {header}: rename them",
-                        line=line)
+        raise DataError(
+            text.path, f"duplicate column name(s) {repeated} in the header {header}: rename them", line=line
+        )
     return header, line
 
 
@@ -173,9 +192,13 @@ def csv_field_count_error(text: Text, delimiter: str, expected: int, header: boo
                 continue
             if len(fields) != expected:
                 shown = shorten(delimiter.join(fields))
-                return DataError(text.path, f"expected {expected} fields separated by {delimiter!r}, found "
-                                            f"{len(fields)} in {shown!r} (a stray delimiter or quote, or a damaged "
-                                            "file?)", line=start)
+                return DataError(
+                    text.path,
+                    f"expected {expected} fields separated by {delimiter!r}, found "
+                    f"{len(fields)} in {shown!r} (a stray delimiter or quote, or a damaged "
+                    "file?)",
+                    line=start,
+                )
     except csv.Error as exc:  # an unbalanced quote runs into the field size limit or the end of the file
         return DataError(text.path, f"not a readable CSV record ({exc}; an unbalanced quote?)", line=previous + 1)
     return None
@@ -186,8 +209,14 @@ def csv_field_count_error(text: Text, delimiter: str, expected: int, header: boo
 
 
 def numeric_column(
-    path: Path, values, where, field: str, *, integer: bool = False,
-    low: float | None = None, high: float | None = None,
+    path: Path,
+    values,
+    where,
+    field: str,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
 ) -> np.ndarray:
     """Parse a column as numbers; the first bad or out-of-range value is a DataError (where + field).
 
@@ -221,8 +250,9 @@ def check_range(path: Path, values: np.ndarray, where, field: str, low: float | 
     bad = np.flatnonzero(outside)
     if len(bad):
         i = int(bad[0])
-        raise DataError(path, f"value {values[i]:g} is outside the allowed range [{lo:g}, {hi:g}]",
-                        field=field, **_where(where, i))
+        raise DataError(
+            path, f"value {values[i]:g} is outside the allowed range [{lo:g}, {hi:g}]", field=field, **_where(where, i)
+        )
 
 
 def as_numpy(values) -> np.ndarray | None:
@@ -291,8 +321,12 @@ def unix_seconds(path: Path, values, where, field: str) -> np.ndarray:
     bad = numeric.isna() & parsed.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(path, f"expected Unix seconds or an ISO-8601 date, found {shown(series.iloc[i])}", field=field,
-                        **_where(where, i))
+        raise DataError(
+            path,
+            f"expected Unix seconds or an ISO-8601 date, found {shown(series.iloc[i])}",
+            field=field,
+            **_where(where, i),
+        )
     seconds = (parsed - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1)
     integral = numeric_column(path, numeric.fillna(0).to_numpy(), where, field, integer=True)
     return np.where(numeric.isna().to_numpy(), seconds.fillna(0).to_numpy(dtype="int64"), integral)

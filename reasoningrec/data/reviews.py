@@ -51,8 +51,9 @@ def choose_reviews(ratings: np.ndarray, p: int, seed: int, item_id: str) -> np.n
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def sample_item_reviews(ratings: np.ndarray, texts: list[str], p: int, words: int, seed: int, item_id: str
-                        ) -> list[str]:
+def sample_item_reviews(
+    ratings: np.ndarray, texts: list[str], p: int, words: int, seed: int, item_id: str
+) -> list[str]:
     """Sample up to ``p`` of one item's reviews (texts aligned with ratings), in the original order."""
     if not texts:
         return []
@@ -67,8 +68,12 @@ def sample_reviews(frame: pd.DataFrame, p: int, words: int, seed: int) -> pd.Dat
     rows = []
     for item in sorted(frame["item_id"].unique()):
         group = grouped.get(item)
-        reviews = [] if group is None else sample_item_reviews(
-            group["rating"].to_numpy(), group["review"].astype(str).tolist(), p, words, seed, item
+        reviews = (
+            []
+            if group is None
+            else sample_item_reviews(
+                group["rating"].to_numpy(), group["review"].astype(str).tolist(), p, words, seed, item
+            )
         )
         rows.append((item, reviews))
     return pd.DataFrame(rows, columns=["item_id", "reviews"])
@@ -91,8 +96,9 @@ def review_flags(path) -> np.ndarray | None:
         return None
     meta = handle.metadata
     stats = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
-    if all(s is not None and s.has_null_count and s.null_count == meta.row_group(g).num_rows
-           for g, s in enumerate(stats)):
+    if all(
+        s is not None and s.has_null_count and s.null_count == meta.row_group(g).num_rows for g, s in enumerate(stats)
+    ):
         return None
     parts = []
     for batch in handle.iter_batches(columns=["review"], batch_size=_BATCH_ROWS):
@@ -120,8 +126,9 @@ def read_rows(path, rows: np.ndarray, column: str = "review") -> dict[int, str]:
     return out
 
 
-def item_reviews(path, rows: np.ndarray, items: np.ndarray, ratings: np.ndarray, item_ids, p: int, words: int,
-                 seed: int) -> pd.DataFrame:
+def item_reviews(
+    path, rows: np.ndarray, items: np.ndarray, ratings: np.ndarray, item_ids, p: int, words: int, seed: int
+) -> pd.DataFrame:
     """``item_id`` + ``reviews`` for every item among ``rows`` (file rows of the kept interactions, in
     file order, with their item codes into ``item_ids`` and ratings), items in id order."""
     present = np.flatnonzero(np.bincount(items, minlength=len(item_ids)))

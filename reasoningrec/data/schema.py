@@ -8,9 +8,7 @@ INTERACTION_COLUMNS = ["user_id", "item_id", "rating", "timestamp", "review"]
 ITEM_COLUMNS = ["item_id", "title", "brand", "price", "genres", "year", "description"]
 
 
-def interactions_frame(
-    user_id, item_id, rating, timestamp, review=None
-) -> pd.DataFrame:
+def interactions_frame(user_id, item_id, rating, timestamp, review=None) -> pd.DataFrame:
     """Build an interactions table with the contract's dtypes (ids as str, rating float64, time int64)."""
     frame = pd.DataFrame(
         {
@@ -43,11 +41,26 @@ def items_frame(records: pd.DataFrame) -> pd.DataFrame:
 def _arrow_schemas():
     import pyarrow as pa
 
-    interactions = pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("rating", pa.float64()),
-                              ("timestamp", pa.int64()), ("review", pa.string())])
-    items = pa.schema([("item_id", pa.string()), ("title", pa.string()), ("brand", pa.string()),
-                       ("price", pa.string()), ("genres", pa.string()), ("year", pa.int64()),
-                       ("description", pa.string())])
+    interactions = pa.schema(
+        [
+            ("user_id", pa.string()),
+            ("item_id", pa.string()),
+            ("rating", pa.float64()),
+            ("timestamp", pa.int64()),
+            ("review", pa.string()),
+        ]
+    )
+    items = pa.schema(
+        [
+            ("item_id", pa.string()),
+            ("title", pa.string()),
+            ("brand", pa.string()),
+            ("price", pa.string()),
+            ("genres", pa.string()),
+            ("year", pa.int64()),
+            ("description", pa.string()),
+        ]
+    )
     return {"interactions": interactions, "items": items}
 
 

@@ -63,9 +63,18 @@ def _lists(offsets: np.ndarray, values: pa.Array) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
 
 
-def samples_from_arrays(user_rank: np.ndarray, items: np.ndarray, ratings: np.ndarray, times: np.ndarray,
-                        labels: np.ndarray, user_ids: pa.Array, item_ids: pa.Array, rank_to_user: np.ndarray,
-                        history_len: int, profile_items: int) -> tuple[pa.Table, int]:
+def samples_from_arrays(
+    user_rank: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    times: np.ndarray,
+    labels: np.ndarray,
+    user_ids: pa.Array,
+    item_ids: pa.Array,
+    rank_to_user: np.ndarray,
+    history_len: int,
+    profile_items: int,
+) -> tuple[pa.Table, int]:
     """Samples from rows already in chronological order (sorted by user rank, time, file order).
 
     ``user_rank`` orders users (their rank in id order); ``rank_to_user`` maps a rank to its code in
@@ -116,7 +125,14 @@ def build_samples(frame: pd.DataFrame, history_len: int, profile_items: int) -> 
     times = frame["timestamp"].to_numpy(dtype="int64")
     order = order_by(rank[user_codes], times)
     return samples_from_arrays(
-        rank[user_codes][order], item_codes[order], frame["rating"].to_numpy(dtype="float64")[order], times[order],
-        frame["label"].to_numpy(dtype="int8")[order], user_ids, pa.array(np.asarray(item_values, dtype=object),
-                                                                        pa.string()),
-        rank_to_user, history_len, profile_items)
+        rank[user_codes][order],
+        item_codes[order],
+        frame["rating"].to_numpy(dtype="float64")[order],
+        times[order],
+        frame["label"].to_numpy(dtype="int8")[order],
+        user_ids,
+        pa.array(np.asarray(item_values, dtype=object), pa.string()),
+        rank_to_user,
+        history_len,
+        profile_items,
+    )

@@ -31,8 +31,12 @@ from reasoningrec.errors import DataError
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
-_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
-              (b"\xfe\xff", "utf-16"))
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 32 << 20
 
@@ -120,9 +124,10 @@ def encoding_hint(setting: str | None) -> str:
     return f"{where} in params.yaml if the file is in another encoding (e.g. latin-1, cp1252, utf-16)"
 
 
-def _undecodable(path: Path, raw: bytes, start: int, encoding: str, setting: str | None, base: int = 0,
-                 first_line: int = 1) -> DataError:
-    byte = raw[start:start + 1]
+def _undecodable(
+    path: Path, raw: bytes, start: int, encoding: str, setting: str | None, base: int = 0, first_line: int = 1
+) -> DataError:
+    byte = raw[start : start + 1]
     return DataError(
         path,
         f"byte 0x{byte.hex()} at byte offset {base + start} is not valid {codec_name(encoding)} text; "
@@ -131,15 +136,17 @@ def _undecodable(path: Path, raw: bytes, start: int, encoding: str, setting: str
     )
 
 
-def _check_utf8(path: Path, data: bytes, encoding: str, setting: str | None, base: int = 0,
-                first_line: int = 1) -> None:
+def _check_utf8(
+    path: Path, data: bytes, encoding: str, setting: str | None, base: int = 0, first_line: int = 1
+) -> None:
     """Raise a DataError at the first byte that is not UTF-8 (fast: ASCII and Arrow's validator)."""
     if data.isascii():
         return
     import pyarrow as pa
 
-    array = pa.Array.from_buffers(pa.large_string(), 1,
-                                  [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)])
+    array = pa.Array.from_buffers(
+        pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)]
+    )
     try:
         array.validate(full=True)
         return
@@ -156,8 +163,12 @@ def _utf8_bom(path: Path, raw: bytes, encoding: str, setting: str | None) -> boo
     for mark, wide in _WIDE_BOMS:
         if raw.startswith(mark) and not encoding.startswith(wide):
             where = f"set {setting}" if setting else "set the dataset's `encoding`"
-            raise DataError(path, f"the file starts with a {wide.upper()} byte-order mark, so it is {wide.upper()} "
-                                  f"text, not {encoding}; {where}: {wide} in params.yaml", line=1)
+            raise DataError(
+                path,
+                f"the file starts with a {wide.upper()} byte-order mark, so it is {wide.upper()} "
+                f"text, not {encoding}; {where}: {wide} in params.yaml",
+                line=1,
+            )
     return raw.startswith(UTF8_BOM)
 
 
@@ -166,7 +177,7 @@ def decode(path: Path, raw: bytes, encoding: str, setting: str | None = None) ->
     name = codec_name(encoding)
     bom = _utf8_bom(path, raw, name, setting)
     if bom:
-        raw = raw[len(UTF8_BOM):]
+        raw = raw[len(UTF8_BOM) :]
     if is_utf8(name):
         _check_utf8(path, raw, name, setting, len(UTF8_BOM) if bom else 0)
         return Text(path, raw, "utf-8", bom)
@@ -174,8 +185,9 @@ def decode(path: Path, raw: bytes, encoding: str, setting: str | None = None) ->
         try:
             text = raw.decode(name)
         except UnicodeDecodeError as exc:
-            raise DataError(path, f"bytes at offset {exc.start} are not valid {name} text; "
-                                  + encoding_hint(setting)) from None
+            raise DataError(
+                path, f"bytes at offset {exc.start} are not valid {name} text; " + encoding_hint(setting)
+            ) from None
         wide_bom = text.startswith("\ufeff") or raw[:2] in (b"\xff\xfe", b"\xfe\xff")
         return Text(path, text.removeprefix("\ufeff").encode("utf-8"), name, wide_bom)
     if raw.isascii():
@@ -266,8 +278,9 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
 
 
-def text_blocks(path: Path, encoding: str = "utf-8", setting: str | None = None,
-                block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
+def text_blocks(
+    path: Path, encoding: str = "utf-8", setting: str | None = None, block_bytes: int = BLOCK_BYTES
+) -> Iterator[Block]:
     """Blocks of whole lines of a (possibly gzipped) file, decoded to UTF-8, BOM dropped.
 
     Memory stays at about two blocks whatever the file's size. Encodings whose newline is not the
@@ -293,7 +306,7 @@ def text_blocks(path: Path, encoding: str = "utf-8", setting: str | None = None,
         with _open_binary(path) as handle:
             while chunk := handle.read(block_bytes):
                 if offset == 0 and not carry and _utf8_bom(path, chunk, name, setting):
-                    chunk, offset = chunk[len(UTF8_BOM):], len(UTF8_BOM)
+                    chunk, offset = chunk[len(UTF8_BOM) :], len(UTF8_BOM)
                 data = carry + chunk if carry else chunk
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:  # one line longer than a block: keep reading

@@ -76,12 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         if name != "vocabulary":
             cmd.add_argument("--vocabulary", help="a stored vocabulary JSON (default: build it from the work folder)")
             cmd.add_argument("--variant", default="full", help="record variant the prompts were built with")
-            cmd.add_argument("--judge", action="store_true",
-                             help="also grade with the LLM judge of params.yaml explanations.judge (needs a 'prediction' column)")
+            cmd.add_argument(
+                "--judge",
+                action="store_true",
+                help="also grade with the LLM judge of params.yaml explanations.judge (needs a 'prediction' column)",
+            )
     sub.choices["reference"].add_argument("--split", default="test", choices=["train", "valid", "test"])
     sub.choices["reference"].add_argument("--control", default="none", choices=["none", "shuffled"])
-    sub.choices["score"].add_argument("--explanations", required=True,
-                                      help="parquet with user_id, split, target_item, explanation")
+    sub.choices["score"].add_argument(
+        "--explanations", required=True, help="parquet with user_id, split, target_item, explanation"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -96,8 +100,17 @@ def main(argv: list[str] | None = None) -> int:
 
             vocabulary = vocabulary_from_work_dir(work_dir, params.explanations.vocabulary)
             path = write_vocabulary(Path(args.out) if args.out else work_dir / VOCABULARY_FILE, vocabulary)
-            print(json.dumps({"path": str(path), "features": len(vocabulary), "items": vocabulary.documents,
-                              "digest": vocabulary.digest}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "path": str(path),
+                        "features": len(vocabulary),
+                        "items": vocabulary.documents,
+                        "digest": vocabulary.digest,
+                    },
+                    indent=2,
+                )
+            )
             return 0
 
         from reasoningrec.explanations.quality import explanation_metrics
@@ -107,16 +120,26 @@ def main(argv: list[str] | None = None) -> int:
             explanations = reference_explanations(work_dir, args.split, args.control)
         else:
             explanations = pd.read_parquet(args.explanations)
-        summary, _ = explanation_metrics(explanations, work_dir, vocabulary, variant=args.variant,
-                                         settings=params.explanations)
+        summary, _ = explanation_metrics(
+            explanations, work_dir, vocabulary, variant=args.variant, settings=params.explanations
+        )
         if args.judge:
             from reasoningrec.explanations.judge import judge_explanations
 
-            judged, _ = judge_explanations(explanations, work_dir, params.explanations.judge,
-                                           cache_dir=params.paths.cache_dir, variant=args.variant)
+            judged, _ = judge_explanations(
+                explanations,
+                work_dir,
+                params.explanations.judge,
+                cache_dir=params.paths.cache_dir,
+                variant=args.variant,
+            )
             summary = {**summary, **judged}
-        result = {"work_dir": str(work_dir), "variant": args.variant, "vocabulary_digest": vocabulary.digest,
-                  "summary": summary}
+        result = {
+            "work_dir": str(work_dir),
+            "variant": args.variant,
+            "vocabulary_digest": vocabulary.digest,
+            "summary": summary,
+        }
         if args.command == "reference":
             result.update(split=args.split, control=args.control)
         if args.out:

@@ -81,7 +81,9 @@ class DatasetFrames:
             return frame
 
         return cls(
-            samples=read("samples.parquet", True, ("user_id", "split", "target_item", "history_items", "history_labels")),
+            samples=read(
+                "samples.parquet", True, ("user_id", "split", "target_item", "history_items", "history_labels")
+            ),
             items=read("items.parquet", True, ("item_id", "title")),
             descriptions=read("descriptions.parquet", False, ("item_id", "description")),
             profiles=read("profiles.parquet", False, ("user_id", "profile")),
@@ -122,10 +124,7 @@ def build_contexts(
     with_profile, with_details, with_description = shown_parts(variant)
     texts = texts if texts is not None else item_texts(frames)
     samples = frames.samples
-    by_key = {
-        (str(u), str(s)): i
-        for i, (u, s) in enumerate(zip(samples["user_id"], samples["split"], strict=True))
-    }
+    by_key = {(str(u), str(s)): i for i, (u, s) in enumerate(zip(samples["user_id"], samples["split"], strict=True))}
     profile_of: dict[str, str] = {}
     profiles = usable_texts(frames.profiles)
     if with_profile and profiles is not None:
@@ -136,9 +135,16 @@ def build_contexts(
         try:
             text = texts[item_id]
         except KeyError:
-            raise DataError("samples.parquet", f"item {item_id!r} is not in items.parquet", row=position, field=field) from None
-        return PromptItem(item_id, text.title, text.details if with_details else "",
-                          text.description if with_description else "", label)
+            raise DataError(
+                "samples.parquet", f"item {item_id!r} is not in items.parquet", row=position, field=field
+            ) from None
+        return PromptItem(
+            item_id,
+            text.title,
+            text.details if with_details else "",
+            text.description if with_description else "",
+            label,
+        )
 
     contexts = []
     for position, (user, split, target, keep) in enumerate(
@@ -146,26 +152,36 @@ def build_contexts(
     ):
         index = by_key.get((user, split))
         if index is None:
-            raise DataError("explanations", f"no sample for user {user!r} in split {split!r} (samples.parquet)",
-                            row=position, field="user_id")
+            raise DataError(
+                "explanations",
+                f"no sample for user {user!r} in split {split!r} (samples.parquet)",
+                row=position,
+                field="user_id",
+            )
         sample = samples.iloc[index]
         if str(sample["target_item"]) != target:
-            raise DataError("explanations", f"target_item {target!r} but samples.parquet has "
-                            f"{str(sample['target_item'])!r} for user {user!r}, split {split!r}",
-                            row=position, field="target_item")
+            raise DataError(
+                "explanations",
+                f"target_item {target!r} but samples.parquet has "
+                f"{str(sample['target_item'])!r} for user {user!r}, split {split!r}",
+                row=position,
+                field="target_item",
+            )
         history = [
             shown(str(item), int(label), position, "history_items")
             for item, label in zip(sample["history_items"], sample["history_labels"], strict=True)
         ]
         if keep is not None and not pd.isna(keep):
-            history = history[len(history) - int(keep):] if int(keep) < len(history) else history
-        contexts.append(ExplanationContext(
-            user_id=user,
-            split=split,
-            variant=variant,
-            profile=profile_of.get(user, "").strip(),
-            history=tuple(history),
-            target=shown(target, None, position, "target_item"),
-            target_features=frozenset(item_features.get(target, frozenset())),
-        ))
+            history = history[len(history) - int(keep) :] if int(keep) < len(history) else history
+        contexts.append(
+            ExplanationContext(
+                user_id=user,
+                split=split,
+                variant=variant,
+                profile=profile_of.get(user, "").strip(),
+                history=tuple(history),
+                target=shown(target, None, position, "target_item"),
+                target_features=frozenset(item_features.get(target, frozenset())),
+            )
+        )
     return contexts

@@ -58,8 +58,9 @@ class Evidence:
     @property
     def grounding(self) -> float:
         """:func:`metrics.grounding` of this explanation."""
-        return metrics.grounding(len(self.grounded_mentions), len(self.invented_items), set(self.features),
-                                 set(self.grounded_features))
+        return metrics.grounding(
+            len(self.grounded_mentions), len(self.invented_items), set(self.features), set(self.grounded_features)
+        )
 
     @property
     def feature_grounding(self) -> float:
@@ -133,7 +134,9 @@ def find_evidence(
         grounded_features=features & prompt_features.prompt,
         target_features_named=features & context.target_features,
         traits_cited=traits,
-        specific_traits_cited=frozenset(f for f in traits if vocabulary.features[f] <= trait_max_df * vocabulary.documents),
+        specific_traits_cited=frozenset(
+            f for f in traits if vocabulary.features[f] <= trait_max_df * vocabulary.documents
+        ),
         cited_history=tuple(cited_history),
         cited_target=cited_target,
         grounded_mentions=tuple(grounded.values()),

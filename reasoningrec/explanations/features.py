@@ -172,8 +172,9 @@ class FeatureVocabulary:
 
     def detect(self, text: object) -> set[str]:
         """The vocabulary features a text names (PETER's ``feature_detect``, extended to n-grams)."""
-        found = ngrams(text, max_ngram=self.settings.max_ngram, min_chars=self.settings.min_chars,
-                       forms=self._detection_forms)
+        found = ngrams(
+            text, max_ngram=self.settings.max_ngram, min_chars=self.settings.min_chars, forms=self._detection_forms
+        )
         return {gram for gram in found if gram in self.features}
 
     def payload(self) -> dict:
@@ -213,7 +214,10 @@ def item_documents(
     from reasoningrec.records.inputs import usable_texts
 
     own: dict[str, list[str]] = {}
-    for name, frame, column in (("descriptions", usable_texts(descriptions), "description"), ("item_reviews", reviews, "reviews")):
+    for name, frame, column in (
+        ("descriptions", usable_texts(descriptions), "description"),
+        ("item_reviews", reviews, "reviews"),
+    ):
         if frame is None:
             continue
         if "item_id" not in frame.columns or column not in frame.columns:
@@ -255,15 +259,22 @@ def build_vocabulary(
     def grams(text: str) -> set[str]:
         return ngrams(text, max_ngram=settings.max_ngram, min_chars=settings.min_chars, forms=forms)
 
-    own_grams = {item: set().union(*(grams(t) for t in texts)) if texts else set() for item, (_, texts) in documents.items()}
+    own_grams = {
+        item: set().union(*(grams(t) for t in texts)) if texts else set() for item, (_, texts) in documents.items()
+    }
     frequency: Counter[str] = Counter()
     for item, (title, _) in documents.items():
         frequency.update(own_grams[item] | grams(title))
     ceiling = settings.max_df * len(documents)
     features = {gram: count for gram, count in frequency.items() if settings.min_df <= count <= ceiling}
     if not features:
-        log.warning("feature vocabulary: no n-gram occurs in %d..%.0f of the %d items (min_df/max_df); "
-                    "the feature metrics will be empty", settings.min_df, ceiling, len(documents))
+        log.warning(
+            "feature vocabulary: no n-gram occurs in %d..%.0f of the %d items (min_df/max_df); "
+            "the feature metrics will be empty",
+            settings.min_df,
+            ceiling,
+            len(documents),
+        )
     item_features = {item: frozenset(g for g in found if g in features) for item, found in own_grams.items()}
     used = {part for feature in features for part in feature.split(" ")}
     return FeatureVocabulary(
@@ -317,8 +328,11 @@ def read_vocabulary(path: str | Path, settings: VocabularyConfig | None = None) 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(path, f"not a feature vocabulary (expected format {FORMAT!r})", field="format")
     if data.get("method_version") != METHOD_VERSION:
-        raise DataError(path, f"built by method version {data.get('method_version')}, this code is version "
-                        f"{METHOD_VERSION}; rebuild it", field="method_version")
+        raise DataError(
+            path,
+            f"built by method version {data.get('method_version')}, this code is version {METHOD_VERSION}; rebuild it",
+            field="method_version",
+        )
     stored_digest = data.pop("digest", None)
     if stored_digest != content_digest(data):
         raise DataError(path, "content does not match its digest (edited or truncated); rebuild it", field="digest")
@@ -326,8 +340,11 @@ def read_vocabulary(path: str | Path, settings: VocabularyConfig | None = None) 
         raise DataError(path, "built with another stop-word list; rebuild it", field="stopwords_digest")
     stored_settings = VocabularyConfig.model_validate(data["settings"])
     if settings is not None and stored_settings != settings:
-        raise DataError(path, f"built with settings {stored_settings.model_dump()}, expected {settings.model_dump()}; "
-                        "rebuild it", field="settings")
+        raise DataError(
+            path,
+            f"built with settings {stored_settings.model_dump()}, expected {settings.model_dump()}; rebuild it",
+            field="settings",
+        )
     return FeatureVocabulary(
         features={str(k): int(v) for k, v in data["features"].items()},
         forms=dict(data["forms"]),
@@ -355,7 +372,12 @@ def run_vocabulary(params, dataset: str, out_dir: str | Path | None = None) -> V
     work = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     vocabulary = vocabulary_from_work_dir(work, params.explanations.vocabulary)
     write_vocabulary(work / VOCABULARY_FILE, vocabulary)
-    summary = VocabularySummary(dataset=dataset, features=len(vocabulary), items=vocabulary.documents,
-                                digest=vocabulary.digest, method_version=vocabulary.method_version)
+    summary = VocabularySummary(
+        dataset=dataset,
+        features=len(vocabulary),
+        items=vocabulary.documents,
+        digest=vocabulary.digest,
+        method_version=vocabulary.method_version,
+    )
     summary.write(work / "vocabulary.json")
     return summary

@@ -120,7 +120,9 @@ def judge_explanations(
     from reasoningrec.llm import GenerationSettings, make_backend
 
     if "prediction" not in explanations.columns:
-        raise DataError("explanations", "the judge needs a 'prediction' column (1 = Yes, 0 = No: the label the explanation states)")
+        raise DataError(
+            "explanations", "the judge needs a 'prediction' column (1 = Yes, 0 = No: the label the explanation states)"
+        )
     if not isinstance(frames, DatasetFrames):
         frames = DatasetFrames.from_work_dir(frames)
     rows = explanations.reset_index(drop=True)
@@ -133,8 +135,9 @@ def judge_explanations(
         for context, text, prediction in zip(contexts, texts, rows["prediction"], strict=True)
     ]
     backend = backend or make_backend(config.llm, Path(cache_dir) if cache_dir is not None else None)
-    settings = GenerationSettings(temperature=config.temperature, top_p=1.0, max_new_tokens=config.max_new_tokens,
-                                  seed=config.seed)
+    settings = GenerationSettings(
+        temperature=config.temperature, top_p=1.0, max_new_tokens=config.max_new_tokens, seed=config.seed
+    )
     replies = backend.generate(batch, settings, progress="judge") if batch else []
     scores = [None if g.finish_reason == "error" else parse_scores(g.text) for g in replies]
     per_row = rows[["user_id", "split", "target_item"]].copy()

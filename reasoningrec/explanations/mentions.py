@@ -119,8 +119,11 @@ class TitleIndex:
                     longest = depth
             start, end = (spans[i][0], spans[i + longest - 1][1]) if longest else (0, 0)
             if longest and (longest >= self.settings.prefix_tokens or looks_like_title(shown[start:end])):
-                mentions.append(Mention(" ".join(tokens[i : i + longest]), shown[start:end], start, end,
-                                        frozenset(items), quoted=False))
+                mentions.append(
+                    Mention(
+                        " ".join(tokens[i : i + longest]), shown[start:end], start, end, frozenset(items), quoted=False
+                    )
+                )
                 i += longest
             else:
                 i += 1
@@ -140,7 +143,9 @@ class TitleIndex:
             items = self._exact.get(key)
             if items is None and not looks_like_title(shown[start:end]):
                 continue
-            out.append(Mention(" ".join(key), shown[start:end].strip(), start, end, frozenset(items or ()), quoted=True))
+            out.append(
+                Mention(" ".join(key), shown[start:end].strip(), start, end, frozenset(items or ()), quoted=True)
+            )
         return out
 
 

@@ -57,14 +57,16 @@ def summarise(evidence: Sequence[Evidence], texts: Sequence[str], vocabulary_siz
         "item_grounding": metrics.mean(e.item_grounding for e in evidence),
         "item_references": metrics.mean(e.item_references for e in evidence),
         "hallucinated_item_rate": metrics.hallucinated_item_rate(
-            [len(e.invented_items) for e in evidence], [e.item_references for e in evidence]),
+            [len(e.invented_items) for e in evidence], [e.item_references for e in evidence]
+        ),
         "hallucinating_share": metrics.share(sum(1 for e in evidence if e.invented_items), n),
         "personalisation": metrics.share(sum(e.personalised for e in evidence), n),
         "history_citation": metrics.share(sum(1 for e in evidence if e.cited_history), n),
         "target_citation": metrics.share(sum(e.cited_target for e in evidence), n),
         "features_per_explanation": metrics.mean(len(f) for f in features),
         "fmr": metrics.feature_matching_ratio(features, [set(e.target_features_named) for e in evidence])
-        if n else float("nan"),
+        if n
+        else float("nan"),
         "fcr": metrics.feature_coverage_ratio(features, vocabulary_size),
         "div": metrics.feature_diversity(features),
         "usr": metrics.unique_sentence_ratio(tokens),
@@ -78,34 +80,49 @@ def summarise(evidence: Sequence[Evidence], texts: Sequence[str], vocabulary_siz
     }
 
 
-def evidence_rows(rows: pd.DataFrame, contexts: Sequence[ExplanationContext], evidence: Sequence[Evidence],
-                  titles: dict[str, str]) -> pd.DataFrame:
+def evidence_rows(
+    rows: pd.DataFrame, contexts: Sequence[ExplanationContext], evidence: Sequence[Evidence], titles: dict[str, str]
+) -> pd.DataFrame:
     """The per-row frame: keys, values and evidence (lists of ids, titles and terms)."""
     records = []
-    for key, context, ev in zip(rows[list(EXPLANATION_COLUMNS[:3])].itertuples(index=False), contexts, evidence, strict=True):
-        records.append({
-            "user_id": str(key.user_id), "split": str(key.split), "target_item": str(key.target_item),
-            "words": ev.words, "sentences": ev.sentences, "repeated_trigram_share": ev.repeated_trigram_share,
-            "grounding": ev.grounding, "feature_grounding": ev.feature_grounding, "item_grounding": ev.item_grounding,
-            "item_references": ev.item_references, "hallucinated_items": len(ev.invented_items),
-            "personalised": ev.personalised, "fmr_hit": ev.fmr_hit,
-            "cited_target": ev.cited_target,
-            "cited_history_items": list(ev.cited_history),
-            "cited_history_titles": [titles.get(i, "") for i in ev.cited_history],
-            "grounded_mentions": list(ev.grounded_mentions),
-            "invented_items": list(ev.invented_items),
-            "features": sorted(ev.features),
-            "grounded_features": sorted(ev.grounded_features),
-            "ungrounded_features": sorted(ev.features - ev.grounded_features),
-            "target_features_named": sorted(ev.target_features_named),
-            "traits_cited": sorted(ev.traits_cited),
-            "specific_traits_cited": sorted(ev.specific_traits_cited),
-            "history_items": [item.item_id for item in context.history],
-            "history_labels": [item.label for item in context.history],
-            "history_titles": [item.title for item in context.history],
-        })
-    return pd.DataFrame.from_records(records, columns=None if records else [
-        "user_id", "split", "target_item", "grounding", "personalised", "invented_items"])
+    for key, context, ev in zip(
+        rows[list(EXPLANATION_COLUMNS[:3])].itertuples(index=False), contexts, evidence, strict=True
+    ):
+        records.append(
+            {
+                "user_id": str(key.user_id),
+                "split": str(key.split),
+                "target_item": str(key.target_item),
+                "words": ev.words,
+                "sentences": ev.sentences,
+                "repeated_trigram_share": ev.repeated_trigram_share,
+                "grounding": ev.grounding,
+                "feature_grounding": ev.feature_grounding,
+                "item_grounding": ev.item_grounding,
+                "item_references": ev.item_references,
+                "hallucinated_items": len(ev.invented_items),
+                "personalised": ev.personalised,
+                "fmr_hit": ev.fmr_hit,
+                "cited_target": ev.cited_target,
+                "cited_history_items": list(ev.cited_history),
+                "cited_history_titles": [titles.get(i, "") for i in ev.cited_history],
+                "grounded_mentions": list(ev.grounded_mentions),
+                "invented_items": list(ev.invented_items),
+                "features": sorted(ev.features),
+                "grounded_features": sorted(ev.grounded_features),
+                "ungrounded_features": sorted(ev.features - ev.grounded_features),
+                "target_features_named": sorted(ev.target_features_named),
+                "traits_cited": sorted(ev.traits_cited),
+                "specific_traits_cited": sorted(ev.specific_traits_cited),
+                "history_items": [item.item_id for item in context.history],
+                "history_labels": [item.label for item in context.history],
+                "history_titles": [item.title for item in context.history],
+            }
+        )
+    return pd.DataFrame.from_records(
+        records,
+        columns=None if records else ["user_id", "split", "target_item", "grounding", "personalised", "invented_items"],
+    )
 
 
 def explanation_metrics(

@@ -43,9 +43,14 @@ class ServedEvidence:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "history": self.history, "cited_target": self.cited_target, "features": self.features,
-            "ungrounded_features": self.ungrounded_features, "invented_items": self.invented_items,
-            "grounding": self.grounding, "personalised": self.personalised, "traits_cited": self.traits_cited,
+            "history": self.history,
+            "cited_target": self.cited_target,
+            "features": self.features,
+            "ungrounded_features": self.ungrounded_features,
+            "invented_items": self.invented_items,
+            "grounding": self.grounding,
+            "personalised": self.personalised,
+            "traits_cited": self.traits_cited,
         }
 
 
@@ -60,8 +65,9 @@ def with_target(frames: DatasetFrames, user_id: str, item_id: str, split: str = 
     return DatasetFrames(samples, frames.items, frames.descriptions, frames.profiles, frames.reviews)
 
 
-def served_evidence(params: Params, dataset: str, user_id: str, item_id: str, explanation: str,
-                    variant: str) -> ServedEvidence:
+def served_evidence(
+    params: Params, dataset: str, user_id: str, item_id: str, explanation: str, variant: str
+) -> ServedEvidence:
     """The evidence of ``explanation``, written for ``user_id``'s test prompt about ``item_id``.
 
     Reads the dataset's work folder and its feature vocabulary (``feature_vocabulary.json``, built by
@@ -71,15 +77,17 @@ def served_evidence(params: Params, dataset: str, user_id: str, item_id: str, ex
     folder = params.work_dir(dataset)
     vocabulary = read_vocabulary(folder / VOCABULARY_FILE, params.explanations.vocabulary)
     frames = with_target(DatasetFrames.from_work_dir(folder), user_id, item_id)
-    row = pd.DataFrame([{"user_id": str(user_id), "split": SPLIT, "target_item": str(item_id),
-                         "explanation": explanation}])
+    row = pd.DataFrame(
+        [{"user_id": str(user_id), "split": SPLIT, "target_item": str(item_id), "explanation": explanation}]
+    )
     _, evidence = explanation_metrics(row, frames, vocabulary, variant=variant, settings=params.explanations)
     found = evidence.iloc[0]
     cited = set(found["cited_history_items"])
     history = [
         {"item_id": item, "title": title, "liked": bool(label), "cited": item in cited}
-        for item, title, label in zip(found["history_items"], found["history_titles"], found["history_labels"],
-                                      strict=True)
+        for item, title, label in zip(
+            found["history_items"], found["history_titles"], found["history_labels"], strict=True
+        )
     ]
     grounding = float(found["grounding"])
     return ServedEvidence(

@@ -87,15 +87,27 @@ def check_settings(params: Params, llm_methods: Sequence[str], k_shots: Sequence
     missing_variants = sorted(v for v in variants if v not in params.records.variants)
     if missing_variants:
         needing = [m for m in llm_methods if method_table.method(m).variant in missing_variants]
-        problems.append(f"record variant(s) {missing_variants} of {needing} not among records.variants "
-                        f"{params.records.variants}")
+        problems.append(
+            f"record variant(s) {missing_variants} of {needing} not among records.variants {params.records.variants}"
+        )
     if problems:
-        raise ConfigError("the grid cannot run: " + "; ".join(problems)
-                          + " (add them with --set records...=[...] or --overlay configs/paper.yaml)")
+        raise ConfigError(
+            "the grid cannot run: "
+            + "; ".join(problems)
+            + " (add them with --set records...=[...] or --overlay configs/paper.yaml)"
+        )
 
 
-def dataset_plan(params: Params, dataset: str, llm_methods: Sequence[str], k_shots: Sequence[int],
-                 seeds: Sequence[int], *, baselines: bool, skip_validation: bool = False) -> DatasetPlan:
+def dataset_plan(
+    params: Params,
+    dataset: str,
+    llm_methods: Sequence[str],
+    k_shots: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    baselines: bool,
+    skip_validation: bool = False,
+) -> DatasetPlan:
     """Split the dataset's plan into data calls, jobs and the calls after them (module docstring).
     ``skip_validation`` leaves the validation gates out (a machine without Great Expectations)."""
     calls = plan(params, dataset, llm_methods, k_shots, seeds, baselines=baselines)
@@ -108,22 +120,35 @@ def dataset_plan(params: Params, dataset: str, llm_methods: Sequence[str], k_sho
             needed.add(call.name)
             pending.extend(upstream(call, calls))
     gpu_names = {c.name for c in gpu}
-    data = tuple(c for c in calls if c.name in needed and c.name not in gpu_names
-                 and not (skip_validation and c.stage.gate))
-    after = tuple(c for c in calls if c.name not in needed and c.name not in gpu_names
-                  and any(u.name in gpu_names for u in upstream(c, calls)))
+    data = tuple(
+        c for c in calls if c.name in needed and c.name not in gpu_names and not (skip_validation and c.stage.gate)
+    )
+    after = tuple(
+        c
+        for c in calls
+        if c.name not in needed and c.name not in gpu_names and any(u.name in gpu_names for u in upstream(c, calls))
+    )
     return DatasetPlan(dataset, tuple(calls), data, tuple(Job(c) for c in gpu), after)
 
 
-def grid_plans(params: Params, datasets: Sequence[str], methods: Sequence[str] | None,
-               k_shots: Sequence[int], seeds: Sequence[int], *, skip_validation: bool = False) -> list[DatasetPlan]:
+def grid_plans(
+    params: Params,
+    datasets: Sequence[str],
+    methods: Sequence[str] | None,
+    k_shots: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    skip_validation: bool = False,
+) -> list[DatasetPlan]:
     """Every dataset's plan for these methods (None: all, baselines included), K and seeds."""
     if not seeds:
         raise ConfigError("the grid needs at least one seed")
     llm_methods, baselines = split_methods(methods)
     check_settings(params, llm_methods, k_shots)
-    return [dataset_plan(params, d, llm_methods, k_shots, seeds, baselines=baselines,
-                         skip_validation=skip_validation) for d in dict.fromkeys(datasets)]
+    return [
+        dataset_plan(params, d, llm_methods, k_shots, seeds, baselines=baselines, skip_validation=skip_validation)
+        for d in dict.fromkeys(datasets)
+    ]
 
 
 # --------------------------------------------------------------------------- order
@@ -149,9 +174,14 @@ def method_rank(job: Job) -> tuple[int, int]:
     return (group, list(method_table.METHODS).index(spec.name))
 
 
-def order_jobs(jobs: Sequence[Job], k_shots: Sequence[int], seeds: Sequence[int],
-               datasets: Sequence[str]) -> list[Job]:
+def order_jobs(jobs: Sequence[Job], k_shots: Sequence[int], seeds: Sequence[int], datasets: Sequence[str]) -> list[Job]:
     """Most important first: by (K tier, seed tier), then method importance, then dataset."""
     dataset_rank = {d: i for i, d in enumerate(datasets)}
-    return sorted(jobs, key=lambda job: (*priority(job, k_shots, seeds), *method_rank(job),
-                                         dataset_rank.get(job.dataset, len(dataset_rank))))
+    return sorted(
+        jobs,
+        key=lambda job: (
+            *priority(job, k_shots, seeds),
+            *method_rank(job),
+            dataset_rank.get(job.dataset, len(dataset_rank)),
+        ),
+    )

@@ -48,10 +48,18 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def run_pool(jobs: Sequence[Any], runner: Callable[..., Result], context: Any, *, workers: int,
-             deadline: float, hard_deadline: float | None = None,
-             on_result: Callable[[Result], None] = lambda result: None,
-             initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> PoolOutcome:
+def run_pool(
+    jobs: Sequence[Any],
+    runner: Callable[..., Result],
+    context: Any,
+    *,
+    workers: int,
+    deadline: float,
+    hard_deadline: float | None = None,
+    on_result: Callable[[Result], None] = lambda result: None,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> PoolOutcome:
     """Run ``runner(job, context)`` for each job (each has a ``job_id``) on ``workers`` spawned
     processes by the rules of the module docstring. ``deadline``/``hard_deadline`` are
     ``time.monotonic()`` values. ``runner`` must return a result dict (``job``, ``status``, ...)
@@ -63,8 +71,7 @@ def run_pool(jobs: Sequence[Any], runner: Callable[..., Result], context: Any, *
     spawn = multiprocessing.get_context("spawn")  # no CUDA state is ever forked
 
     def new_pool() -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=spawn, initializer=initializer,
-                                      initargs=initargs)
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=spawn, initializer=initializer, initargs=initargs)
 
     def report(result: Result) -> None:
         outcome.results.append(result)

@@ -64,9 +64,12 @@ class GridOptions:
 
     def resolved(self, params: Params) -> GridOptions:
         pipeline = params.pipeline
-        return replace(self, datasets=tuple(self.datasets or pipeline.datasets),
-                       k_shots=tuple(int(k) for k in (self.k_shots or pipeline.k_shots)),
-                       seeds=tuple(int(s) for s in (self.seeds or pipeline.seeds)))
+        return replace(
+            self,
+            datasets=tuple(self.datasets or pipeline.datasets),
+            k_shots=tuple(int(k) for k in (self.k_shots or pipeline.k_shots)),
+            seeds=tuple(int(s) for s in (self.seeds or pipeline.seeds)),
+        )
 
 
 def state_dir(params: Params) -> Path:
@@ -76,8 +79,14 @@ def state_dir(params: Params) -> Path:
 
 def plans_for(params: Params, options: GridOptions) -> list[DatasetPlan]:
     options = options.resolved(params)
-    return grid_plans(params, options.datasets, options.methods, options.k_shots, options.seeds,
-                      skip_validation=options.skip_validation)
+    return grid_plans(
+        params,
+        options.datasets,
+        options.methods,
+        options.k_shots,
+        options.seeds,
+        skip_validation=options.skip_validation,
+    )
 
 
 # --------------------------------------------------------------------------- preview
@@ -116,8 +125,14 @@ def preview(params: Params, options: GridOptions) -> list[str]:
 # --------------------------------------------------------------------------- the run
 
 
-def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params | None = None,
-             say: Callable[[str], None] = print, runner: Callable[..., dict] = run_job) -> dict[str, Any]:
+def run_grid(
+    params: Params,
+    options: GridOptions,
+    *,
+    synthesis_params: Params | None = None,
+    say: Callable[[str], None] = print,
+    runner: Callable[..., dict] = run_job,
+) -> dict[str, Any]:
     """Run the grid (module docstring); return its status (also in ``.grid/status.json``).
     ``synthesis_params``: the settings the LLM text stages run with (another ``llm.batch_size``,
     which no stage's record depends on). ``runner``: what runs one job (tests replace it)."""
@@ -135,10 +150,21 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
     pending = _skip_finished(params, jobs, ready, options, status)
     say(f"{len(jobs)} jobs: {len(jobs) - len(pending)} up to date, {len(pending)} to run")
     if params.train.processes != 1 and options.workers > 1:
-        say(f"train.processes={params.train.processes}: each training job launches itself on the GPUs; with "
-            f"{options.workers} workers the jobs share them (--workers 1 gives each training all of them)")
-    ran = _job_phase(params, pending, options, status, state, say, runner, deadline=launched + options.deadline_s,
-                     hard_deadline=None if options.hard_deadline_s is None else launched + options.hard_deadline_s)
+        say(
+            f"train.processes={params.train.processes}: each training job launches itself on the GPUs; with "
+            f"{options.workers} workers the jobs share them (--workers 1 gives each training all of them)"
+        )
+    ran = _job_phase(
+        params,
+        pending,
+        options,
+        status,
+        state,
+        say,
+        runner,
+        deadline=launched + options.deadline_s,
+        hard_deadline=None if options.hard_deadline_s is None else launched + options.hard_deadline_s,
+    )
     for plan in ready:
         with _reported(status, plan.dataset, "after_error"):
             status["datasets"][plan.dataset]["calls"].update(run_after(params, plan, options, say))
@@ -147,10 +173,12 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
 
     write_imports(state / "imports.json", ran.imports | (set(third_party_modules()) - preloaded))
     status["summary"] = {
-        "jobs": len(jobs), "up_to_date": len(jobs) - len(pending),
+        "jobs": len(jobs),
+        "up_to_date": len(jobs) - len(pending),
         "ran": sum(r.get("status") == "ok" for r in ran.results),
         "failed": sorted(r["job"] for r in ran.results if r.get("status") == "failed"),
-        "not_started": ran.not_started, "stopped": ran.stopped,
+        "not_started": ran.not_started,
+        "stopped": ran.stopped,
         "datasets_failed": sorted(d for d, entry in status["datasets"].items() if "error" in entry),
         "seconds": round(time.monotonic() - launched, 1),
     }
@@ -158,8 +186,14 @@ def run_grid(params: Params, options: GridOptions, *, synthesis_params: Params |
     return status
 
 
-def _data_phase(params: Params, plans: Sequence[DatasetPlan], options: GridOptions, status: dict,
-                say: Callable[[str], None], synthesis_params: Params | None) -> list[DatasetPlan]:
+def _data_phase(
+    params: Params,
+    plans: Sequence[DatasetPlan],
+    options: GridOptions,
+    status: dict,
+    say: Callable[[str], None],
+    synthesis_params: Params | None,
+) -> list[DatasetPlan]:
     """Each dataset's data calls in plan order; the plans whose data calls all succeeded."""
     ready = []
     for plan in plans:
@@ -175,8 +209,9 @@ def _data_phase(params: Params, plans: Sequence[DatasetPlan], options: GridOptio
     return ready
 
 
-def _skip_finished(params: Params, jobs: Sequence[Job], ready: Sequence[DatasetPlan], options: GridOptions,
-                   status: dict) -> list[Job]:
+def _skip_finished(
+    params: Params, jobs: Sequence[Job], ready: Sequence[DatasetPlan], options: GridOptions, status: dict
+) -> list[Job]:
     """The jobs that are not up to date; the others are executed here (a skip that rewrites their
     metrics file) and recorded as done."""
     calls_of = {plan.dataset: plan.calls for plan in ready}
@@ -185,8 +220,9 @@ def _skip_finished(params: Params, jobs: Sequence[Job], ready: Sequence[DatasetP
         if not check(params, job.call).up_to_date:
             pending.append(job)
             continue
-        outcome = execute(params, job.call, calls=calls_of[job.dataset], allow_stale=options.skip_validation,
-                          runner="grid")
+        outcome = execute(
+            params, job.call, calls=calls_of[job.dataset], allow_stale=options.skip_validation, runner="grid"
+        )
         status["jobs"][job.job_id] = {"job": job.job_id, "status": "ok", "ran": False, "metrics": headline(outcome)}
     return pending
 
@@ -199,9 +235,18 @@ class _Ran:
     stopped: list[str] = field(default_factory=list)
 
 
-def _job_phase(params: Params, pending: Sequence[Job], options: GridOptions, status: dict, state: Path,
-               say: Callable[[str], None], runner: Callable[..., dict], *, deadline: float,
-               hard_deadline: float | None) -> _Ran:
+def _job_phase(
+    params: Params,
+    pending: Sequence[Job],
+    options: GridOptions,
+    status: dict,
+    state: Path,
+    say: Callable[[str], None],
+    runner: Callable[..., dict],
+    *,
+    deadline: float,
+    hard_deadline: float | None,
+) -> _Ran:
     """The pending jobs on the pool (or one by one here with ``workers=0``), each result recorded as
     it arrives."""
     ran = _Ran(not_started=[job.job_id for job in pending])
@@ -213,17 +258,23 @@ def _job_phase(params: Params, pending: Sequence[Job], options: GridOptions, sta
         with open(state / "jobs.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(result, default=str) + "\n")
         _write_status(state, status)
-        say(f"{result['status']:<6} {result['job']} in {result.get('seconds', '?')} s "
-            f"{result.get('metrics') or result.get('error', '')}")
+        say(
+            f"{result['status']:<6} {result['job']} in {result.get('seconds', '?')} s "
+            f"{result.get('metrics') or result.get('error', '')}"
+        )
 
     if not pending or time.monotonic() >= deadline:
         return ran
     from reasoningrec.tracking import tracking_enabled
 
     _warm_up(params, tracking_enabled(params), needs_model=any(job.method for job in pending))
-    context = WorkerContext(settings=params.model_dump(mode="json", by_alias=True), log_dir=str(state / "logs"),
-                            threads=threads_per_worker(max(1, options.workers)), command=options.command,
-                            allow_stale=options.skip_validation)
+    context = WorkerContext(
+        settings=params.model_dump(mode="json", by_alias=True),
+        log_dir=str(state / "logs"),
+        threads=threads_per_worker(max(1, options.workers)),
+        command=options.command,
+        allow_stale=options.skip_validation,
+    )
     if options.workers == 0:
         ran.not_started = []
         for job in pending:
@@ -232,9 +283,17 @@ def _job_phase(params: Params, pending: Sequence[Job], options: GridOptions, sta
             else:
                 on_result(runner(job, context))
         return ran
-    outcome = run_pool(pending, runner, context, workers=options.workers, deadline=deadline,
-                       hard_deadline=hard_deadline, on_result=on_result, initializer=init_worker,
-                       initargs=(context.threads,))
+    outcome = run_pool(
+        pending,
+        runner,
+        context,
+        workers=options.workers,
+        deadline=deadline,
+        hard_deadline=hard_deadline,
+        on_result=on_result,
+        initializer=init_worker,
+        initargs=(context.threads,),
+    )
     ran.not_started, ran.stopped = outcome.not_started, outcome.stopped
     status["workers_at_end"] = outcome.workers_at_end
     return ran
@@ -283,8 +342,14 @@ def write_report(params: Params, out: Path, n_bootstrap: int) -> Path:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run_calls(params: Params, plan: DatasetPlan, calls: Iterable, options: GridOptions,
-               say: Callable[[str], None], synthesis_params: Params | None = None) -> dict[str, str]:
+def _run_calls(
+    params: Params,
+    plan: DatasetPlan,
+    calls: Iterable,
+    options: GridOptions,
+    say: Callable[[str], None],
+    synthesis_params: Params | None = None,
+) -> dict[str, str]:
     """Execute calls of a dataset in order; what happened to each (raises on the first failure)."""
     steps: dict[str, str] = {}
     for call in calls:

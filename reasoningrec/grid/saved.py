@@ -48,15 +48,15 @@ def log_results(params: Params, options: GridOptions, *, say: Callable[[str], No
     return outcome
 
 
-def log_saved(params: Params, plans: Sequence[DatasetPlan], *,
-              say: Callable[[str], None] = print) -> dict[str, Any]:
+def log_saved(params: Params, plans: Sequence[DatasetPlan], *, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Log every finished, not yet logged job of ``plans``; return what happened to each job."""
     from reasoningrec.errors import ConfigError
     from reasoningrec.tracking import tracking_enabled
 
     if not tracking_enabled(params):
-        raise ConfigError("logging saved runs needs a tracking store: tracking.tracking_uri is none "
-                          "(or REASONINGREC_TRACKING=off)")
+        raise ConfigError(
+            "logging saved runs needs a tracking store: tracking.tracking_uri is none (or REASONINGREC_TRACKING=off)"
+        )
     outcome: dict[str, Any] = {"logged": {}, "already": [], "missing": {}, "unregistered": [], "failed": {}}
     for plan in plans:
         for job in plan.jobs:
@@ -78,8 +78,10 @@ def log_saved(params: Params, plans: Sequence[DatasetPlan], *,
                 outcome["unregistered"].append(job.job_id)
             say(f"logged {job.job_id}: {', '.join(logged['run_ids'])}")
     if outcome["unregistered"]:
-        say(f"{len(outcome['unregistered'])} fine-tuned run(s) logged without a model version "
-            "(their adapter was not brought back)")
+        say(
+            f"{len(outcome['unregistered'])} fine-tuned run(s) logged without a model version "
+            "(their adapter was not brought back)"
+        )
     return outcome
 
 

@@ -55,8 +55,7 @@ def run_job(job: Job, context: WorkerContext) -> dict[str, Any]:
     root = logging.getLogger()
     ours = logging.getLogger("reasoningrec")
     saved_handlers, saved_levels = root.handlers[:], (root.level, ours.level)
-    with open(path, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), \
-            contextlib.redirect_stderr(sink):
+    with open(path, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         handler = logging.StreamHandler(sink)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         root.handlers[:] = [handler]
@@ -98,8 +97,13 @@ def headline(outcome: Outcome) -> dict[str, Any]:
 def third_party_modules() -> list[str]:
     """Top-level non-stdlib modules imported in this process (what the machine must have installed)."""
     names = {name.split(".", 1)[0] for name in list(sys.modules)}
-    return sorted(n for n in names if n not in sys.stdlib_module_names and not n.startswith("_")
-                  and n not in {"reasoningrec", "tests", "__main__", "__mp_main__"})
+    return sorted(
+        n
+        for n in names
+        if n not in sys.stdlib_module_names
+        and not n.startswith("_")
+        and n not in {"reasoningrec", "tests", "__main__", "__mp_main__"}
+    )
 
 
 def _set_threads(threads: int) -> None:

@@ -20,9 +20,7 @@ def texts_dir(params, dataset: str) -> Path:
     cfg = params.dataset(dataset)
     relative = cfg.texts_path or (cfg.path if cfg.source == "paper" else None)
     if relative is None:
-        raise ConfigError(
-            f"dataset {dataset!r}: no texts to import (set datasets.{dataset}.texts_path in params.yaml)"
-        )
+        raise ConfigError(f"dataset {dataset!r}: no texts to import (set datasets.{dataset}.texts_path in params.yaml)")
     folder = params.data_dir / relative
     if not folder.is_dir():
         raise DataError(folder, "texts folder not found (check paths.data_dir / $REASONINGREC_DATA_DIR)")

@@ -45,7 +45,10 @@ def descriptions_from_movie_summaries(frame: pd.DataFrame, path: str | Path = MO
     for column in ("movie_id", "summary"):
         if column not in frame.columns:
             raise DataError(path, f"missing column (has {list(frame.columns)})", field=column)
-    rows = [(str(i), postprocess_output(str(s) if s == s else "")) for i, s in zip(frame["movie_id"], frame["summary"], strict=True)]
+    rows = [
+        (str(i), postprocess_output(str(s) if s == s else ""))
+        for i, s in zip(frame["movie_id"], frame["summary"], strict=True)
+    ]
     return _text_frame("item_id", "description", rows)
 
 
@@ -70,8 +73,21 @@ def _text_frame(key: str, column: str, rows: list[tuple[str, str]]) -> pd.DataFr
 
 
 TARGET_DIFFERS, LABEL_DISAGREES = "target_differs", "label_disagrees"
-REASONING_COLUMNS = ["user_id", "split", "target_item", "label", "reasoning", "source", "model",
-                     "imported_label", "label_agrees", "target_agrees", "record_index", "valid", "problem"]
+REASONING_COLUMNS = [
+    "user_id",
+    "split",
+    "target_item",
+    "label",
+    "reasoning",
+    "source",
+    "model",
+    "imported_label",
+    "label_agrees",
+    "target_agrees",
+    "record_index",
+    "valid",
+    "problem",
+]
 
 
 def reasoning_frame(
@@ -90,24 +106,35 @@ def reasoning_frame(
         # A wrong target or label outranks a cut-off ending: it makes the text unusable.
         problem = (None if match.by_target else TARGET_DIFFERS) or (None if agrees else LABEL_DISAGREES)
         problem = problem or check_output(record.reasoning)
-        rows.append({
-            "user_id": str(sample["user_id"]),
-            "split": split,
-            "target_item": str(sample["target_item"]),
-            "label": label,
-            "reasoning": record.reasoning,
-            "source": SOURCE,
-            "model": IMPORTED_MODEL,
-            "imported_label": record.label,
-            "label_agrees": agrees,
-            "target_agrees": match.by_target,
-            "record_index": record.index,
-            "valid": _acceptable(problem),
-            "problem": problem,
-        })
+        rows.append(
+            {
+                "user_id": str(sample["user_id"]),
+                "split": split,
+                "target_item": str(sample["target_item"]),
+                "label": label,
+                "reasoning": record.reasoning,
+                "source": SOURCE,
+                "model": IMPORTED_MODEL,
+                "imported_label": record.label,
+                "label_agrees": agrees,
+                "target_agrees": match.by_target,
+                "record_index": record.index,
+                "valid": _acceptable(problem),
+                "problem": problem,
+            }
+        )
     frame = pd.DataFrame(rows, columns=REASONING_COLUMNS)
-    return frame.astype({"label": "int8", "imported_label": "Int8", "label_agrees": bool, "target_agrees": bool,
-                         "valid": bool, "record_index": "int64", "problem": object})
+    return frame.astype(
+        {
+            "label": "int8",
+            "imported_label": "Int8",
+            "label_agrees": bool,
+            "target_agrees": bool,
+            "valid": bool,
+            "record_index": "int64",
+            "problem": object,
+        }
+    )
 
 
 def text_summary(frame: pd.DataFrame, column: str, key: str) -> dict:
@@ -117,6 +144,7 @@ def text_summary(frame: pd.DataFrame, column: str, key: str) -> dict:
         "empty": int((frame[column] == "").sum()),
         "invalid": len(bad),
         "problems": count_problems(frame["problem"]),
-        "examples": [{key: r[key], "problem": r["problem"], "text": r[column][:200]}
-                     for _, r in bad.head(EXAMPLES).iterrows()],
+        "examples": [
+            {key: r[key], "problem": r["problem"], "text": r[column][:200]} for _, r in bad.head(EXAMPLES).iterrows()
+        ],
     }

@@ -33,8 +33,9 @@ def user_rank(user_ids: Sequence[str]) -> dict[str, int]:
     return {user: rank for rank, user in enumerate(ordered)}
 
 
-def history_found(text_key: str, history: Sequence[str], labels: Sequence[int],
-                  memo: dict[tuple[str, int], bool] | None = None) -> int:
+def history_found(
+    text_key: str, history: Sequence[str], labels: Sequence[int], memo: dict[tuple[str, int], bool] | None = None
+) -> int:
     """How many history titles appear in ``text_key`` after the right "liked"/"disliked" word."""
     memo = {} if memo is None else memo
     count = 0
@@ -47,9 +48,15 @@ def history_found(text_key: str, history: Sequence[str], labels: Sequence[int],
     return count
 
 
-def score_candidate(record: SftRecord, target_match: bool, shifted_target: bool, history: Sequence[str],
-                    labels: Sequence[int], profile: str | None,
-                    memo: dict[tuple[str, int], bool] | None = None) -> tuple[float, bool]:
+def score_candidate(
+    record: SftRecord,
+    target_match: bool,
+    shifted_target: bool,
+    history: Sequence[str],
+    labels: Sequence[int],
+    profile: str | None,
+    memo: dict[tuple[str, int], bool] | None = None,
+) -> tuple[float, bool]:
     """Evidence that ``record`` was written for a sample with these titles and this user profile.
 
     ``shifted_target``: the record's target is this user's target in another split (the authors'
@@ -152,8 +159,15 @@ def match_records(
         found: dict[tuple[str, int], bool] = {}  # near-duplicate users share titles: look each up once
         for pos in sorted(candidates):
             target_match = bool(target) and targets[pos] == target
-            score, p_ok = score_candidate(record, target_match, users[pos] in shifted_users, histories[pos],
-                                          history_labels[pos], profile_of.get(users[pos]), found)
+            score, p_ok = score_candidate(
+                record,
+                target_match,
+                users[pos] in shifted_users,
+                histories[pos],
+                history_labels[pos],
+                profile_of.get(users[pos]),
+                found,
+            )
             if score >= MIN_SCORE:
                 total, previous = best.query(rank[users[pos]])
                 scored.append((total + score, previous, Match(record.index, pos, score, target_match, p_ok)))

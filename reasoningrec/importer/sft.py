@@ -15,7 +15,8 @@ from reasoningrec.synthesis.text import normalize_ws, postprocess_output
 _PROFILE = re.compile(r"^\s*User Profile\s*-\s*(.*?)\n\s*User (?:purchased|watched)\b", re.S)
 _TARGET_QUOTED = re.compile(r'next target (?:item|movie) - "(.*)" in at ?most \d+ words', re.S)
 _TARGET_LINE = re.compile(
-    r"(?:will purchase|watched) the next target (?:item|movie) - (.*?)(?: Brand: | Price: | Description: | \(Genre: |\n)",
+    r"(?:will purchase|watched) the next target (?:item|movie) - "
+    r"(.*?)(?: Brand: | Price: | Description: | \(Genre: |\n)",
     re.S,
 )
 

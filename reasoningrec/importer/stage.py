@@ -81,9 +81,7 @@ def import_reasoning(
             "target_differs": int((~frame["target_agrees"]).sum()),
             "invalid": int((~frame["valid"]).sum()),
             "problems": count_problems(frame["problem"]),
-            "unmatched_examples": [
-                {"record": i, "target": records[i].target_key[:120]} for i in unmatched[:EXAMPLES]
-            ],
+            "unmatched_examples": [{"record": i, "target": records[i].target_key[:120]} for i in unmatched[:EXAMPLES]],
         }
     if not frames:
         return reasoning_frame("train", [], [], samples.iloc[:0]), summary
@@ -146,16 +144,20 @@ def run_import(params, dataset: str, out_dir: Path | None = None) -> ImportSumma
         counts["users_without_profile"] = int((frame["profile"] == "").sum())
         if samples is not None:
             has_items = samples.groupby(samples["user_id"].astype(str))["profile_items"].apply(
-                lambda s: any(len(x) for x in s))
+                lambda s: any(len(x) for x in s)
+            )
             counts["profile_items_but_no_text"] = int(
-                sum(bool(has_items.get(u, False)) for u in frame.loc[frame["profile"] == "", "user_id"]))
+                sum(bool(has_items.get(u, False)) for u in frame.loc[frame["profile"] == "", "user_id"])
+            )
             counts["imported_users_not_in_samples"] = len(set(profiles) - set(frame["user_id"]))
         summary.profiles = counts
         summary.written.append("profiles.parquet")
 
     if any((folder / SFT_FILE.format(split=s)).exists() for s in SPLITS):
         if samples is None:
-            raise DataError(samples_path, "needed to match reasoning records to users: run `reasoningrec prepare` first")
+            raise DataError(
+                samples_path, "needed to match reasoning records to users: run `reasoningrec prepare` first"
+            )
         _require_columns(samples, samples_path)
         reasoning, summary.reasoning = import_reasoning(folder, samples, _titles(folder, items_info, out_dir), profiles)
         write_parquet(out_dir / "reasoning.parquet", reasoning)

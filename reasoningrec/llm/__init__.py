@@ -80,8 +80,13 @@ def _local_backend(llm: LLMConfig) -> ChatBackend:
         name, model_id = "embedded", MODEL_ID
     else:
         name, model_id = "hf", llm.model
-    return MultiDeviceBackend(partial(local_backend, kind=llm.backend, **kwargs), devices, name=name,
-                              model_id=model_id, batch_size=llm.batch_size)
+    return MultiDeviceBackend(
+        partial(local_backend, kind=llm.backend, **kwargs),
+        devices,
+        name=name,
+        model_id=model_id,
+        batch_size=llm.batch_size,
+    )
 
 
 def _gpu_count() -> int:

@@ -2,8 +2,9 @@
 
 A backend turns a batch of chat conversations into one :class:`Generation` per conversation, in
 input order, and hands each reply to an optional ``on_reply`` sink as soon as it is ready, so that a
-failure later in the batch loses none of the replies already made. Backends are interchangeable: local Hugging Face models, OpenAI-compatible HTTP servers
-(vLLM, TGI, Ollama, OpenAI) and the embedded SmolLM2 default all implement :class:`ChatBackend`, and
+failure later in the batch loses none of the replies already made. Backends are interchangeable:
+local Hugging Face models, OpenAI-compatible HTTP servers (vLLM, TGI, Ollama, OpenAI) and the
+embedded SmolLM2 default all implement :class:`ChatBackend`, and
 :class:`reasoningrec.llm.cache.CachedBackend` wraps any of them with a persistent response cache.
 """
 
@@ -79,9 +80,7 @@ def check_messages(conversation: list[Message], index: int = 0) -> None:
         raise ValueError(f"conversation {index}: empty (expected at least one message)")
     for position, message in enumerate(conversation):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise ValueError(
-                f"conversation {index}, message {position}: expected role in {ROLES}, got {message!r:.80}"
-            )
+            raise ValueError(f"conversation {index}, message {position}: expected role in {ROLES}, got {message!r:.80}")
         if not isinstance(message.get("content"), str):
             raise ValueError(f"conversation {index}, message {position}: content must be a string")
 

@@ -59,9 +59,7 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
-def request_json(
-    backend: str, model_id: str, messages: Sequence[Message], settings: GenerationSettings
-) -> str:
+def request_json(backend: str, model_id: str, messages: Sequence[Message], settings: GenerationSettings) -> str:
     """Canonical JSON of one request: equal requests give equal strings, whatever the dict order."""
     payload = {
         "v": KEY_VERSION,
@@ -90,9 +88,7 @@ class ResponseStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
-        )
+        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed chunk survives even a power cut, not only a killed process.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -110,9 +106,7 @@ class ResponseStore:
                     list(part),
                 ).fetchall()
                 for key, text, prompt_tokens, completion_tokens, finish_reason in rows:
-                    found[key] = Generation(
-                        text, prompt_tokens, completion_tokens, finish_reason, cached=True
-                    )
+                    found[key] = Generation(text, prompt_tokens, completion_tokens, finish_reason, cached=True)
         return found
 
     def put_many(self, rows: Sequence[tuple[str, str, str, str, Generation]]) -> None:
@@ -125,9 +119,7 @@ class ResponseStore:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values
-                )
+                self._conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -202,8 +194,14 @@ class CachedBackend:
         self.hits += hits
         label = progress or "generate"
         # A labelled call is a step of its own; an unlabelled one is a part of a step that shows progress.
-        log.log(logging.INFO if progress else logging.DEBUG, "%s: %d of %d replies cached, %d to generate",
-                label, hits, len(batch), len(todo))
+        log.log(
+            logging.INFO if progress else logging.DEBUG,
+            "%s: %d of %d replies cached, %d to generate",
+            label,
+            hits,
+            len(batch),
+            len(todo),
+        )
         if on_reply is not None and hits:
             on_reply([(i, found[key]) for i, key in enumerate(keys) if key in found])
 

@@ -94,9 +94,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
     # The GGUF "quantizer" only marks the weights as read from GGUF; they are already dequantised,
     # and save_pretrained refuses to write a model that carries it.
     model.hf_quantizer = None

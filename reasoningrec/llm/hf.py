@@ -38,9 +38,7 @@ def sampling_kwargs(settings: GenerationSettings) -> dict[str, Any]:
     return {"do_sample": False, "max_new_tokens": settings.max_new_tokens}
 
 
-def split_completion(
-    new_ids: Sequence[int], eos_ids: set[int], max_new_tokens: int
-) -> tuple[list[int], int, str]:
+def split_completion(new_ids: Sequence[int], eos_ids: set[int], max_new_tokens: int) -> tuple[list[int], int, str]:
     """Cut one generated id row at its first EOS.
 
     Returns the reply ids (without EOS and the padding after it), the completion token count (EOS
@@ -127,8 +125,7 @@ class HFBackend:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(model_id={self.model_id!r}, batch_size={self.batch_size}, "
-            f"engine={self.engine!r})"
+            f"{type(self).__name__}(model_id={self.model_id!r}, batch_size={self.batch_size}, engine={self.engine!r})"
         )
 
     def load(self) -> tuple[Any, Any, str]:
@@ -159,10 +156,7 @@ class HFBackend:
     def prompt_texts(self, batch: Sequence[Sequence[Message]]) -> list[str]:
         """Each conversation rendered with the chat template, ending with the assistant turn opener."""
         _, tokenizer, _ = self.load()
-        return [
-            tokenizer.apply_chat_template(list(conv), tokenize=False, add_generation_prompt=True)
-            for conv in batch
-        ]
+        return [tokenizer.apply_chat_template(list(conv), tokenize=False, add_generation_prompt=True) for conv in batch]
 
     def generate(
         self,
@@ -179,9 +173,7 @@ class HFBackend:
             return []
         model, tokenizer, device = self.load()
         # Templates already hold the special tokens they need (e.g. BOS): do not add them twice.
-        encoded = [
-            tokenizer(text, add_special_tokens=False)["input_ids"] for text in self.prompt_texts(batch)
-        ]
+        encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in self.prompt_texts(batch)]
         decoder = self.static_decoder()
         order = length_order([len(ids) for ids in encoded])
         if decoder is not None:
@@ -194,9 +186,9 @@ class HFBackend:
         with progress_bar(len(order), progress, "prompts") as bar:
             for start in range(0, len(order), self.batch_size):
                 part = order[start : start + self.batch_size]
-                inputs = tokenizer.pad(
-                    {"input_ids": [encoded[i] for i in part]}, padding=True, return_tensors="pt"
-                ).to(device)
+                inputs = tokenizer.pad({"input_ids": [encoded[i] for i in part]}, padding=True, return_tensors="pt").to(
+                    device
+                )
                 if decoder is not None:
                     new_tokens = decoder.generate(
                         inputs["input_ids"],

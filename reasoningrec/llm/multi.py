@@ -67,16 +67,20 @@ def resolve_devices(setting: int | str | Sequence[int], gpu_count: int) -> list[
         if gpu_count == 0:
             return ["cpu"] * setting
         if setting > gpu_count:
-            raise ConfigError(f"llm.devices={setting} but only {gpu_count} GPU(s) are visible "
-                              "(CUDA_VISIBLE_DEVICES); use auto or at most that many")
+            raise ConfigError(
+                f"llm.devices={setting} but only {gpu_count} GPU(s) are visible "
+                "(CUDA_VISIBLE_DEVICES); use auto or at most that many"
+            )
         return [f"cuda:{i}" for i in range(setting)]
     indices = [int(i) for i in setting]
     if not indices or len(set(indices)) != len(indices):
         raise ConfigError(f"llm.devices={list(setting)}: expected distinct GPU indices")
     bad = [i for i in indices if not 0 <= i < gpu_count]
     if bad:
-        raise ConfigError(f"llm.devices={indices}: GPU(s) {bad} are not among the {gpu_count} visible "
-                          f"(indices 0..{gpu_count - 1} of CUDA_VISIBLE_DEVICES)")
+        raise ConfigError(
+            f"llm.devices={indices}: GPU(s) {bad} are not among the {gpu_count} visible "
+            f"(indices 0..{gpu_count - 1} of CUDA_VISIBLE_DEVICES)"
+        )
     return [f"cuda:{i}" for i in indices]
 
 
@@ -202,8 +206,15 @@ class MultiDeviceBackend:
         batch_size: the workers' micro-batch (prompts per forward pass on one device).
     """
 
-    def __init__(self, factory: Callable[[str], ChatBackend], devices: Sequence[str], *, name: str,
-                 model_id: str, batch_size: int = 8):
+    def __init__(
+        self,
+        factory: Callable[[str], ChatBackend],
+        devices: Sequence[str],
+        *,
+        name: str,
+        model_id: str,
+        batch_size: int = 8,
+    ):
         if len(devices) < 1:
             raise ValueError("MultiDeviceBackend needs at least one device")
         self.factory = factory
@@ -241,14 +252,20 @@ class MultiDeviceBackend:
             if worker is not None:
                 worker.conn.close()
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=_worker_main, args=(self.factory, device, child_end, threads),
-                                      name=f"reasoningrec-llm-{i}", daemon=True)
+            process = context.Process(
+                target=_worker_main,
+                args=(self.factory, device, child_end, threads),
+                name=f"reasoningrec-llm-{i}",
+                daemon=True,
+            )
             process.start()
             child_end.close()
             self._workers[i] = _Worker(device, process, parent_end)
             starting.append(i)
         if starting:
-            log.info("starting %d generation worker(s) on %s", len(starting), ", ".join(self.devices[i] for i in starting))
+            log.info(
+                "starting %d generation worker(s) on %s", len(starting), ", ".join(self.devices[i] for i in starting)
+            )
         problems = []
         for i in starting:
             worker = self._workers[i]
@@ -308,12 +325,21 @@ class MultiDeviceBackend:
             shown.close(failed=bool(failures))
         if failures:
             delivered = sum(r is not None for r in results)
-            raise LLMBackendError(f"{'; '.join(failures)}; {delivered} of {len(batch)} replies were made "
-                                  "(the others are sent again by the next call)")
+            raise LLMBackendError(
+                f"{'; '.join(failures)}; {delivered} of {len(batch)} replies were made "
+                "(the others are sent again by the next call)"
+            )
         return [g for g in results if g is not None]
 
-    def _collect(self, request: int, shares: dict[int, list[int]], results: list[Generation | None],
-                 failures: list[str], on_reply: ReplySink | None, shown) -> None:
+    def _collect(
+        self,
+        request: int,
+        shares: dict[int, list[int]],
+        results: list[Generation | None],
+        failures: list[str],
+        on_reply: ReplySink | None,
+        shown,
+    ) -> None:
         """Wait for every worker's share of ``request``; replies fill ``results``, failures ``failures``."""
         pending = dict(shares)
         made = 0
@@ -340,8 +366,15 @@ class MultiDeviceBackend:
             shown.update(now - made)
             made = now
 
-    def _drain(self, i: int, worker: _Worker, request: int, share: list[int],
-               results: list[Generation | None], on_reply: ReplySink | None) -> str | None:
+    def _drain(
+        self,
+        i: int,
+        worker: _Worker,
+        request: int,
+        share: list[int],
+        results: list[Generation | None],
+        on_reply: ReplySink | None,
+    ) -> str | None:
         """Handle what worker ``i`` has sent: None while its share is in progress, ``done``, or
         what went wrong."""
         while worker.conn.poll():

@@ -60,9 +60,7 @@ def parse_base_urls(value: str | Sequence[str]) -> list[str]:
     return urls
 
 
-def backoff_delay(
-    attempt: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
-) -> float:
+def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based).
 
     Exponential (base * 2**attempt, capped) with "equal jitter" so many clients do not retry in
@@ -112,8 +110,7 @@ def parse_response(data: Any, url: str) -> Generation:
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise LLMBackendError(
-            f"POST {url}: response is not a chat completion (expected choices[0].message.content): "
-            f"{str(data)[:200]}"
+            f"POST {url}: response is not a chat completion (expected choices[0].message.content): {str(data)[:200]}"
         ) from None
     usage = data.get("usage") or {}
     reason = _FINISH.get(str(choice.get("finish_reason") or "stop"), "stop")
@@ -172,9 +169,7 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(
-                max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
-            ),
+            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
         )
 
     def __repr__(self) -> str:
@@ -219,9 +214,7 @@ class OpenAIBackend:
         url = ""
         for attempt in range(self.max_retries + 1):
             if cancel.is_set():
-                raise LLMBackendError(
-                    f"POST {url or self.base_urls[0]}: cancelled after another request failed"
-                )
+                raise LLMBackendError(f"POST {url or self.base_urls[0]}: cancelled after another request failed")
             # Each attempt takes the next server in turn: a sick server does not hold the request.
             url = f"{self._pick_url()}/chat/completions"
             retry_after = None
@@ -255,13 +248,10 @@ class OpenAIBackend:
                     )
             if attempt < self.max_retries:
                 delay = self._backoff(attempt, retry_after)
-                log.warning(
-                    "POST %s: %s; retry %d/%d in %.2f s", url, last, attempt + 1, self.max_retries, delay
-                )
+                log.warning("POST %s: %s; retry %d/%d in %.2f s", url, last, attempt + 1, self.max_retries, delay)
                 cancel.wait(delay)  # a failure elsewhere in the batch ends the wait early
         raise LLMBackendError(
-            f"POST {url} failed after {self.max_retries + 1} attempts "
-            f"({self.max_retries} retries); last status: {last}"
+            f"POST {url} failed after {self.max_retries + 1} attempts ({self.max_retries} retries); last status: {last}"
         )
 
     def generate(

@@ -71,8 +71,9 @@ def decode_attention(module, query, key, value, attention_mask, dropout: float =
 
     plain = query.shape[2] != 1 or kwargs.get("output_attentions") or kwargs.get("softcap") is not None
     if plain or kwargs.get("position_bias") is not None or dropout:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     import torch
 
     batch, heads, _, dim = query.shape
@@ -82,7 +83,9 @@ def decode_attention(module, query, key, value, attention_mask, dropout: float =
     scores = torch.matmul(query.view(batch, kv_heads, groups, dim), key.transpose(-1, -2)).float() * scale
     if attention_mask is not None:
         mask = attention_mask[:, :, -1, :length]  # [batch, 1 or heads, length]
-        mask = mask.reshape(batch, 1, 1, length) if mask.shape[1] == 1 else mask.reshape(batch, kv_heads, groups, length)
+        mask = (
+            mask.reshape(batch, 1, 1, length) if mask.shape[1] == 1 else mask.reshape(batch, kv_heads, groups, length)
+        )
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     probs = torch.softmax(scores, dim=-1).to(value.dtype)
     out = torch.matmul(probs, value)  # [batch, kv_heads, groups, dim]
@@ -139,8 +142,9 @@ class StaticDecoder:
         fast_attention: switch an SDPA model to :func:`decode_attention` (default: when compiling).
     """
 
-    def __init__(self, model, *, compile_step: bool | None = None, cache_bucket: int = 256,
-                 fast_attention: bool | None = None):
+    def __init__(
+        self, model, *, compile_step: bool | None = None, cache_bucket: int = 256, fast_attention: bool | None = None
+    ):
         self.model = model
         self.device = next(model.parameters()).device
         self.compile_step = self.device.type == "cuda" if compile_step is None else compile_step
@@ -231,15 +235,19 @@ class StaticDecoder:
             out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=self.device)
             finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
             step = self._step_fn()
-            logits = self.model(
-                input_ids=input_ids,
-                attention_mask=mask[:, :length],
-                position_ids=positions,
-                past_key_values=self._cache,
-                cache_position=torch.arange(length, device=self.device),
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits[:, -1].float()
+            logits = (
+                self.model(
+                    input_ids=input_ids,
+                    attention_mask=mask[:, :length],
+                    position_ids=positions,
+                    past_key_values=self._cache,
+                    cache_position=torch.arange(length, device=self.device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                .logits[:, -1]
+                .float()
+            )
             position = positions[:, -1:] + 1
             produced = max_new_tokens
             for i in range(max_new_tokens):

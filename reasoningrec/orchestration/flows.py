@@ -41,8 +41,9 @@ def pipeline(
 ) -> dict:
     """Every call of the dataset's plan up to ``through``, in order; LLM stages fan out over
     ``shards`` (default ``orchestration.shards``). Then the registry audit and, on request, the report."""
-    params, calls = _plan(dataset, params_path, overrides, methods=methods, k_shots=k_shots, seeds=seeds,
-                          through=through)
+    params, calls = _plan(
+        dataset, params_path, overrides, methods=methods, k_shots=k_shots, seeds=seeds, through=through
+    )
     count = shards or params.orchestration.shards
     results: dict[str, Any] = {}
     for call in calls:
@@ -66,8 +67,14 @@ def ingest_validate(dataset: str, params_path: str = "params.yaml", overrides: d
 
 
 @flow(name="synthesize-stage", flow_run_name="{stage}-{dataset}")
-def synthesize_stage(stage: str, dataset: str, params_path: str = "params.yaml", shards: int = 2,
-                     overrides: dict[str, Any] | None = None, force: bool = False) -> dict:
+def synthesize_stage(
+    stage: str,
+    dataset: str,
+    params_path: str = "params.yaml",
+    shards: int = 2,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict:
     """One LLM stage over ``shards`` item/user shards, each on its own server of ``llm.base_url``;
     skipped as a whole when the stage's call is up to date."""
     from reasoningrec.completion import check, read_record, require_upstream
@@ -81,8 +88,9 @@ def synthesize_stage(stage: str, dataset: str, params_path: str = "params.yaml",
     require_upstream(params, call, calls)
     folders = split_task(stage, dataset, params_path, shards, overrides)
     futures = [
-        task_for(call.stage.kind, params).submit(stage, dataset, params_path, None, None,
-                                                 {**(overrides or {}), **endpoint}, force, folder)
+        task_for(call.stage.kind, params).submit(
+            stage, dataset, params_path, None, None, {**(overrides or {}), **endpoint}, force, folder
+        )
         for folder, endpoint in zip(folders, endpoint_overrides(params.llm.base_url, shards), strict=True)
     ]
     wait(futures)
@@ -98,8 +106,9 @@ def task_for(kind: str, params):
     from prefect.tasks import exponential_backoff
 
     config = params.orchestration
-    return TASKS[kind].with_options(retries=config.llm_retries,
-                                    retry_delay_seconds=exponential_backoff(config.retry_backoff_s))
+    return TASKS[kind].with_options(
+        retries=config.llm_retries, retry_delay_seconds=exponential_backoff(config.retry_backoff_s)
+    )
 
 
 def sharded(params):

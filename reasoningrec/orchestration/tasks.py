@@ -24,9 +24,16 @@ def _params(params_path: str, overrides: dict[str, Any] | None):
 
 
 @task(name="stage", task_run_name="{stage}-{dataset}", cache_policy=NO_CACHE, retries=0)
-def stage_task(stage: str, dataset: str, params_path: str, options: dict[str, Any] | None = None,
-               subdir: str | None = None, overrides: dict[str, Any] | None = None, force: bool = False,
-               shard: str | None = None) -> dict:
+def stage_task(
+    stage: str,
+    dataset: str,
+    params_path: str,
+    options: dict[str, Any] | None = None,
+    subdir: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    shard: str | None = None,
+) -> dict:
     """Execute one call of the plan (skipped when its completion record is up to date); its summary.
 
     ``shard``: the folder of one shard of a sharded stage (its inputs were split into it).
@@ -43,22 +50,31 @@ def stage_task(stage: str, dataset: str, params_path: str, options: dict[str, An
 
 # LLM calls fail transiently (busy or restarting servers): back off 10 s, 20 s, 40 s (+-20 %).
 llm_task = stage_task.with_options(
-    name="llm-stage", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.2, retry_condition_fn=retry_condition, tags={"llm"},
+    name="llm-stage",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.2,
+    retry_condition_fn=retry_condition,
+    tags={"llm"},
 )
 
 # GPU work: one retry for a transient fault, never after out-of-memory (it would fail the same way).
 # The "gpu" tag lets `prefect concurrency-limit create gpu 1` keep one GPU job at a time.
 gpu_task = stage_task.with_options(
-    name="gpu-stage", retries=1, retry_delay_seconds=30, retry_condition_fn=retry_condition, tags={"gpu"},
+    name="gpu-stage",
+    retries=1,
+    retry_delay_seconds=30,
+    retry_condition_fn=retry_condition,
+    tags={"gpu"},
 )
 
 TASKS = {"data": stage_task, "llm": llm_task, "gpu": gpu_task}
 
 
 @task(name="split-shards", task_run_name="split-{stage}-{shards}", cache_policy=NO_CACHE)
-def split_task(stage: str, dataset: str, params_path: str, shards: int,
-               overrides: dict[str, Any] | None = None) -> list[str]:
+def split_task(
+    stage: str, dataset: str, params_path: str, shards: int, overrides: dict[str, Any] | None = None
+) -> list[str]:
     """Write the shard folders of one stage's inputs; returns them relative to the work dir."""
     from reasoningrec.orchestration.shards import split_inputs
     from reasoningrec.pipeline import call_for
@@ -70,8 +86,9 @@ def split_task(stage: str, dataset: str, params_path: str, shards: int,
 
 
 @task(name="merge-shards", task_run_name="merge-{stage}", cache_policy=NO_CACHE)
-def merge_task(stage: str, dataset: str, params_path: str, shard_dirs: list[str],
-               overrides: dict[str, Any] | None = None) -> dict:
+def merge_task(
+    stage: str, dataset: str, params_path: str, shard_dirs: list[str], overrides: dict[str, Any] | None = None
+) -> dict:
     """Concatenate the shards' outputs into the work dir and complete the stage's call."""
     from reasoningrec.completion import execute
     from reasoningrec.orchestration.shards import merge_outputs

@@ -82,26 +82,40 @@ def build_records(
             reason_label, reference = reasons[(user, split)]
             if reason_label != label:
                 raise DataError(
-                    "reasoning.parquet", f"label {reason_label} but samples.parquet says {label}",
+                    "reasoning.parquet",
+                    f"label {reason_label} but samples.parquet says {label}",
                     field=f"user_id={user}, split={split}",
                 )
         elif reasoning is not None:
             no_reference += 1
         for variant in variants:
             fitted = fit_record(
-                tokenizer, variant, domain, profile_of.get(user, ""), history, target,
-                build_completion(variant, label, reference), max_length,
+                tokenizer,
+                variant,
+                domain,
+                profile_of.get(user, ""),
+                history,
+                target,
+                build_completion(variant, label, reference),
+                max_length,
             )
             shortened[variant] += fitted.dropped > 0
             overlong[variant] += fitted.n_tokens > max_length
             max_tokens = max(max_tokens, fitted.n_tokens)
             rows.append(
                 {
-                    "user_id": user, "split": split, "label": np.int8(label), "variant": variant,
+                    "user_id": user,
+                    "split": split,
+                    "label": np.int8(label),
+                    "variant": variant,
                     "target_item": str(sample.target_item),
-                    "prompt_text": fitted.prompt_text, "completion_text": fitted.completion_text,
-                    "prompt": fitted.prompt, "completion": fitted.completion, "reference": reference,
-                    "n_tokens": fitted.n_tokens, "history_kept": fitted.history_kept,
+                    "prompt_text": fitted.prompt_text,
+                    "completion_text": fitted.completion_text,
+                    "prompt": fitted.prompt,
+                    "completion": fitted.completion,
+                    "reference": reference,
+                    "n_tokens": fitted.n_tokens,
+                    "history_kept": fitted.history_kept,
                     "history_dropped": fitted.dropped,
                     **{kshot_column(k): bool(getattr(sample, kshot_column(k))) for k in k_shots},
                 }
@@ -111,7 +125,9 @@ def build_records(
         if shortened[variant]:
             log.info("records %s: %d prompts shortened to fit %d tokens", variant, shortened[variant], max_length)
         if overlong[variant]:
-            log.warning("records %s: %d records exceed %d tokens even without history", variant, overlong[variant], max_length)
+            log.warning(
+                "records %s: %d records exceed %d tokens even without history", variant, overlong[variant], max_length
+            )
     summary = _summary(records, selected, k_shots, shortened, overlong, max_tokens, excluded, no_reference)
     summary["reasoning_flagged_invalid"] = unusable
     return records, summary
@@ -121,7 +137,9 @@ def _lookup(texts: dict[str, ItemText], item, position: int, field: str) -> Item
     try:
         return texts[str(item)]
     except KeyError:
-        raise DataError("samples.parquet", f"item {item!r} is not in items.parquet", row=position, field=field) from None
+        raise DataError(
+            "samples.parquet", f"item {item!r} is not in items.parquet", row=position, field=field
+        ) from None
 
 
 def _summary(records, selected, k_shots, shortened, overlong, max_tokens, excluded, no_reference) -> dict:
@@ -135,7 +153,10 @@ def _summary(records, selected, k_shots, shortened, overlong, max_tokens, exclud
         "variants": sorted(records["variant"].unique().tolist()) if len(records) else [],
         "splits": splits,
         "k_shots": {
-            str(k): {"records": int(train[kshot_column(k)].sum()), "likes": int(train.loc[train[kshot_column(k)], "label"].sum())}
+            str(k): {
+                "records": int(train[kshot_column(k)].sum()),
+                "likes": int(train.loc[train[kshot_column(k)], "label"].sum()),
+            }
             for k in k_shots
         },
         "shortened": shortened,

@@ -32,7 +32,12 @@ def item_texts(items: pd.DataFrame, descriptions: pd.DataFrame | None) -> dict[s
     texts = {}
     for row in items.itertuples(index=False):
         details = []
-        for field, fmt in (("brand", "Brand: {}"), ("price", "Price: {}"), ("genres", "Genres: {}"), ("year", "Year: {}")):
+        for field, fmt in (
+            ("brand", "Brand: {}"),
+            ("price", "Price: {}"),
+            ("genres", "Genres: {}"),
+            ("year", "Year: {}"),
+        ):
             value = getattr(row, field, None)
             if value is not None and not pd.isna(value) and str(value).strip():
                 text = str(value).strip().replace("|", ", ") if field == "genres" else str(value).strip()

@@ -59,19 +59,30 @@ def run_records(params, dataset: str, out_dir: str | Path | None = None, *, toke
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     needed = set().union(*(variant_spec(v).needs for v in cfg.variants))
     samples = _read(
-        out_dir / "samples.parquet", True,
+        out_dir / "samples.parquet",
+        True,
         ["user_id", "split", "target_item", "label", "history_items", "history_labels"],
     )
     items = _read(out_dir / "items.parquet", True, ["item_id", "title"])
     inputs = {
         "descriptions": _read(out_dir / "descriptions.parquet", "descriptions" in needed, ["item_id", "description"]),
         "profiles": _read(out_dir / "profiles.parquet", "profiles" in needed, ["user_id", "profile"]),
-        "reasoning": _read(out_dir / "reasoning.parquet", "reasoning" in needed, ["user_id", "split", "label", "reasoning"]),
+        "reasoning": _read(
+            out_dir / "reasoning.parquet", "reasoning" in needed, ["user_id", "split", "label", "reasoning"]
+        ),
     }
     tokenizer = tokenizer or load_tokenizer(params.train.base_model)
     records, summary = build_records(
-        samples, items, tokenizer=tokenizer, domain=params.dataset(dataset).domain, variants=cfg.variants,
-        k_shots=cfg.k_shots, valid_size=cfg.valid_size, max_length=cfg.max_length, seed=cfg.seed, **inputs,
+        samples,
+        items,
+        tokenizer=tokenizer,
+        domain=params.dataset(dataset).domain,
+        variants=cfg.variants,
+        k_shots=cfg.k_shots,
+        valid_size=cfg.valid_size,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        **inputs,
     )
     summary = RecordsSummary(
         **summary,
@@ -92,6 +103,8 @@ def read_records(path: str | Path, variant: str | None = None) -> pd.DataFrame:
     frame = _read(path, True, ["user_id", "split", "label", "variant", "prompt_text", "completion_text"])
     if variant is not None:
         if variant not in set(frame["variant"]):
-            raise DataError(path, f"no records of variant {variant!r} (has: {sorted(set(frame['variant']))})", field="variant")
+            raise DataError(
+                path, f"no records of variant {variant!r} (has: {sorted(set(frame['variant']))})", field="variant"
+            )
         frame = frame[frame["variant"] == variant].reset_index(drop=True)
     return frame

@@ -60,10 +60,7 @@ class RunRecord:
             return explicit
         if self.method in baseline_names():
             return f"reasoningrec baselines -d {self.dataset} --seeds {self.seed}"
-        return (
-            f"reasoningrec experiment -d {self.dataset} --method {self.method} "
-            f"--k {self.k_shots} --seed {self.seed}"
-        )
+        return f"reasoningrec experiment -d {self.dataset} --method {self.method} --k {self.k_shots} --seed {self.seed}"
 
 
 def latest_per_seed(records: Iterable[RunRecord]) -> list[RunRecord]:
@@ -161,5 +158,3 @@ def labelled_cells(records: Iterable[RunRecord]) -> dict[tuple, Cell]:
         key = (record.dataset, label, record.k_shots)
         cells.setdefault(key, Cell(record.dataset, label, record.k_shots)).runs.append(record)
     return cells
-
-

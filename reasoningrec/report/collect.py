@@ -19,17 +19,26 @@ def collect_runs(params: Params, n_bootstrap: int = 1000) -> tuple[list[RunRecor
     exp = experiment_id(client, params)
     records, token = [], None
     while True:
-        page = client.search_runs([exp], filter_string="attributes.status = 'FINISHED'", max_results=1000,
-                                  page_token=token)
+        page = client.search_runs(
+            [exp], filter_string="attributes.status = 'FINISHED'", max_results=1000, page_token=token
+        )
         for run in page:
             tags = run.data.tags
             if not all(tags.get(key) for key in ("dataset", "method", "k_shots", "seed")):
                 continue
-            records.append(RunRecord(
-                run_id=run.info.run_id, dataset=tags["dataset"], method=tags["method"], k_shots=tags["k_shots"],
-                seed=tags["seed"], metrics=dict(run.data.metrics), params=dict(run.data.params),
-                tags=dict(tags), start_time=run.info.start_time or 0,
-            ))
+            records.append(
+                RunRecord(
+                    run_id=run.info.run_id,
+                    dataset=tags["dataset"],
+                    method=tags["method"],
+                    k_shots=tags["k_shots"],
+                    seed=tags["seed"],
+                    metrics=dict(run.data.metrics),
+                    params=dict(run.data.params),
+                    tags=dict(tags),
+                    start_time=run.info.start_time or 0,
+                )
+            )
         token = page.token
         if not token:
             break
@@ -67,10 +76,9 @@ def _with_ci(client, record: RunRecord, n_bootstrap: int) -> RunRecord:
     if "user_id" in test.columns:  # one test record per user; repeated ids keep their first row
         unique = test.drop_duplicates("user_id")
         scores = unique.set_index(unique["user_id"].astype(str))[["label", "p_yes"]]
-    return dataclasses.replace(record, test_ci=bootstrap_auc_ci(test["label"], test["p_yes"], n=n_bootstrap),
-                               test_scores=scores)
-
-
+    return dataclasses.replace(
+        record, test_ci=bootstrap_auc_ci(test["label"], test["p_yes"], n=n_bootstrap), test_scores=scores
+    )
 
 
 EXPLANATIONS_ARTIFACT = "explanations/explanations.parquet"

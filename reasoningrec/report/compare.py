@@ -32,7 +32,9 @@ class CompareSummary(Summary):
     cells: dict[str, CompareCell]
 
 
-def run_compare(params: Params, dataset: str, out_dir: Path | None = None, runs: tuple[str, ...] = ()) -> CompareSummary:
+def run_compare(
+    params: Params, dataset: str, out_dir: Path | None = None, runs: tuple[str, ...] = ()
+) -> CompareSummary:
     """Write ``compare/auc_vs_k.png`` and ``compare/compare.json`` (mean test/valid AUC per method and K)."""
     from reasoningrec.experiment_summary import ExperimentSummary
     from reasoningrec.io import atomic_path
@@ -42,15 +44,23 @@ def run_compare(params: Params, dataset: str, out_dir: Path | None = None, runs:
     records = []
     for name in runs:
         summary = ExperimentSummary.read(work / "runs" / name.removeprefix("experiment-") / "metrics.json")
-        records.append(RunRecord(
-            run_id=summary.run_id or name, dataset=dataset, method=summary.method, k_shots=str(summary.k_shots),
-            seed=str(summary.seed), metrics={k: v for k, v in summary.metrics.items() if v is not None},
-            params={}, tags={},
-        ))
+        records.append(
+            RunRecord(
+                run_id=summary.run_id or name,
+                dataset=dataset,
+                method=summary.method,
+                k_shots=str(summary.k_shots),
+                seed=str(summary.seed),
+                metrics={k: v for k, v in summary.metrics.items() if v is not None},
+                params={},
+                tags={},
+            )
+        )
     cells = group_cells(records)
     table = {
-        f"{cell.method}/k{cell.k_shots}": CompareCell(test_auc=cell.mean("test_auc"), valid_auc=cell.mean("valid_auc"),
-                                                      seeds=len(cell.runs))
+        f"{cell.method}/k{cell.k_shots}": CompareCell(
+            test_auc=cell.mean("test_auc"), valid_auc=cell.mean("valid_auc"), seeds=len(cell.runs)
+        )
         for cell in cells.values()
     }
     png = auc_vs_k_png(dataset, cells) or b""

@@ -41,16 +41,20 @@ def fmt_cell(cell: Cell | None, metric: str = "test_auc", mark: bool = False) ->
     return text + (f" {NOISE_MARK}" if mark else "")
 
 
-
 POPULATIONS = {
     "all": "every user of our split, each with their own last (test) and second-last (valid) item",
     "paper": "the valid/test records the paper's authors scored: their users, target items and labels "
-             "(docs/paper_population.md)",
+    "(docs/paper_population.md)",
 }
 
 
-def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple, Cell],
-                   population: str = "all", examples: dict | None = None) -> list[Block]:
+def dataset_blocks(
+    dataset: str,
+    cells: dict[tuple, Cell],
+    weighted: dict[tuple, Cell],
+    population: str = "all",
+    examples: dict | None = None,
+) -> list[Block]:
     """Tables 2 and 3, the comparison with the best heuristic, the explanations and the provenance of
     one dataset on one evaluation population; the paper's rows only beside the ``paper`` population."""
     from reasoningrec.report.explanations import explanation_blocks
@@ -62,35 +66,55 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
     methods = sorted({c.method for c in mine.values()}, key=method_sort_key)
     heuristic = best_heuristic(cells, dataset)
     noise = {
-        key: within_noise(c, heuristic) for key, c in mine.items()
+        key: within_noise(c, heuristic)
+        for key, c in mine.items()
         if heuristic is not None and c.method not in HEURISTICS
     }
     marked = {key for key, value in noise.items() if value}
 
-    blocks = [Block("h2", f"Dataset: {dataset}, population: {population}"),
-              Block("p", f"Evaluation population `{population}`: {POPULATIONS.get(population, population)}. Every "
-                         "table of this section is measured on it" + (
-                             "; the paper's numbers appear beside the `paper` population only." if population != "paper"
-                             else "; the paper's own numbers are shown beside ours."))]
+    blocks = [
+        Block("h2", f"Dataset: {dataset}, population: {population}"),
+        Block(
+            "p",
+            f"Evaluation population `{population}`: {POPULATIONS.get(population, population)}. Every "
+            "table of this section is measured on it"
+            + (
+                "; the paper's numbers appear beside the `paper` population only."
+                if population != "paper"
+                else "; the paper's own numbers are shown beside ours."
+            ),
+        ),
+    ]
     if heuristic is not None:
-        blocks.append(Block("p", f"Best heuristic: {heuristic.method}, test AUC {fmt(heuristic.mean())}. "
-                                 f"{NOISE_MARK} marks a method within noise of it."))
+        blocks.append(
+            Block(
+                "p",
+                f"Best heuristic: {heuristic.method}, test AUC {fmt(heuristic.mean())}. "
+                f"{NOISE_MARK} marks a method within noise of it.",
+            )
+        )
     header = ["method"] + [f"K={k}" for k in ks]
     rows = []
     for method in methods:
-        rows.append([method] + [fmt_cell(mine.get((dataset, method, k)), mark=(dataset, method, k) in marked) for k in ks])
+        rows.append(
+            [method] + [fmt_cell(mine.get((dataset, method, k)), mark=(dataset, method, k) in marked) for k in ks]
+        )
         if method == PAPER_METHOD and paper_name:  # the paper's row follows its plain-loss method
             rows.append([f"{method} (paper, {paper_name})"] + [_paper(paper_name, k) for k in ks])
     if paper_name and PAPER_METHOD not in methods:
         rows.append([f"{PAPER_METHOD} (paper, {paper_name})"] + [_paper(paper_name, k) for k in ks])
-    blocks += [Block("h3", "Test AUC, mean ± std over seeds (layout of the paper's Table 2)"),
-               Block("table", header=header, rows=rows)]
+    blocks += [
+        Block("h3", "Test AUC, mean ± std over seeds (layout of the paper's Table 2)"),
+        Block("table", header=header, rows=rows),
+    ]
 
     scored = [m for m in methods if any(c.n("test_bertscore_f1") for c in mine.values() if c.method == m)]
     if scored:
         rows = [[m] + [fmt_cell(mine.get((dataset, m, k)), "test_bertscore_f1") for k in ks] for m in scored]
-        blocks += [Block("h3", "Explanation BERTScore F1 (backbone in the provenance table; not comparable across backbones)"),
-                   Block("table", header=header, rows=rows)]
+        blocks += [
+            Block("h3", "Explanation BERTScore F1 (backbone in the provenance table; not comparable across backbones)"),
+            Block("table", header=header, rows=rows),
+        ]
 
     blocks += _verdict_blocks(mine)
     if heuristic is not None:
@@ -103,21 +127,33 @@ def dataset_blocks(dataset: str, cells: dict[tuple, Cell], weighted: dict[tuple,
             verdict = {True: "yes", False: "no", None: "unknown (one seed, no predictions)"}[noise[key]]
             rows.append([cell.method, cell.k_shots, fmt(cell.mean()), fmt_signed(diff), verdict])
         if rows:
-            blocks += [Block("h3", f"Against the best heuristic ({heuristic.method})"),
-                       Block("table", header=["method", "K", "test AUC", "difference", "within noise"], rows=rows)]
+            blocks += [
+                Block("h3", f"Against the best heuristic ({heuristic.method})"),
+                Block("table", header=["method", "K", "test AUC", "difference", "within noise"], rows=rows),
+            ]
 
     blocks += explanation_blocks(dataset, mine, examples or {})
     blocks += _ablation_blocks(dataset, mine, weighted, ks)
     rows = [
-        [c.method, c.k_shots, str(len(c.runs)), c.distinct(lambda r: r.param("base_model")),
-         c.distinct(lambda r: r.param("bertscore_model") if "test_bertscore_f1" in r.metrics else None),
-         c.distinct(lambda r: r.tags.get("hardware")),
-         "<br>".join(f"`{cmd}`" for cmd in sorted({r.command for r in c.runs}))]
+        [
+            c.method,
+            c.k_shots,
+            str(len(c.runs)),
+            c.distinct(lambda r: r.param("base_model")),
+            c.distinct(lambda r: r.param("bertscore_model") if "test_bertscore_f1" in r.metrics else None),
+            c.distinct(lambda r: r.tags.get("hardware")),
+            "<br>".join(f"`{cmd}`" for cmd in sorted({r.command for r in c.runs})),
+        ]
         for c in sorted(mine.values(), key=lambda c: (method_sort_key(c.method), k_sort_key(c.k_shots)))
     ]
-    blocks += [Block("h3", "Provenance of every number"),
-               Block("table", header=["method", "K", "seeds", "base model", "BERTScore backbone", "hardware", "command"],
-                     rows=rows)]
+    blocks += [
+        Block("h3", "Provenance of every number"),
+        Block(
+            "table",
+            header=["method", "K", "seeds", "base model", "BERTScore backbone", "hardware", "command"],
+            rows=rows,
+        ),
+    ]
     return blocks
 
 
@@ -145,12 +181,16 @@ def _verdict_blocks(mine: dict[tuple, Cell]) -> list[Block]:
     else:
         parts = [f"{what}: {', '.join(names)}" for what, names in outcome.items() if names]
         summary = "not met (" + "; ".join(parts) + ")."
-    text = (f"Best fine-tuned ReasoningRec row: {ours.method}, K={ours.k_shots}, test AUC {fmt(ours.mean())}; "
-            "each baseline by its best row as well (highest mean over K and loss settings). Goal, ReasoningRec "
-            f"above every baseline by more than the noise: {summary}")
-    return [Block("h3", "Does fine-tuned ReasoningRec beat the baselines?"), Block("p", text),
-            Block("table", header=["baseline", "its best row", "test AUC", "ReasoningRec minus it", "verdict"],
-                  rows=rows)]
+    text = (
+        f"Best fine-tuned ReasoningRec row: {ours.method}, K={ours.k_shots}, test AUC {fmt(ours.mean())}; "
+        "each baseline by its best row as well (highest mean over K and loss settings). Goal, ReasoningRec "
+        f"above every baseline by more than the noise: {summary}"
+    )
+    return [
+        Block("h3", "Does fine-tuned ReasoningRec beat the baselines?"),
+        Block("p", text),
+        Block("table", header=["baseline", "its best row", "test AUC", "ReasoningRec minus it", "verdict"], rows=rows),
+    ]
 
 
 def _paper(paper_name: str, k: str) -> str:
@@ -173,25 +213,39 @@ def _ablation_blocks(dataset: str, mine: dict, weighted: dict, ks: list[str]) ->
     learned_ks = [k for k in ks if k.isdigit() and k != "0"]
     if len(present) > 1:
         rows = [[m] + [fmt_cell(mine.get((dataset, m, k))) for k in learned_ks] for m in present]
-        blocks += [Block("h3", "Ablations: user profile and item descriptions (layout of the paper's Table 3)"),
-                   Block("table", header=["method"] + [f"K={k}" for k in learned_ks], rows=rows)]
+        blocks += [
+            Block("h3", "Ablations: user profile and item descriptions (layout of the paper's Table 3)"),
+            Block("table", header=["method"] + [f"K={k}" for k in learned_ks], rows=rows),
+        ]
         rows = []
         for label in present:
             full = label.replace(base_method(label), PAPER_METHOD, 1)  # the same loss setting
             if label == full or full not in present:
                 continue
-            rows.append([f"{label} − {full}"] + [
-                _difference(mine.get((dataset, label, k)), mine.get((dataset, full, k))) for k in learned_ks])
+            rows.append(
+                [f"{label} − {full}"]
+                + [_difference(mine.get((dataset, label, k)), mine.get((dataset, full, k))) for k in learned_ks]
+            )
         if rows:
-            blocks += [Block("p", f"Each ablation minus full ReasoningRec with the same loss setting; {NOISE_MARK}: "
-                                  "within noise (paired bootstrap on the shared test users)."),
-                       Block("table", header=["difference"] + [f"K={k}" for k in learned_ks], rows=rows)]
+            blocks += [
+                Block(
+                    "p",
+                    f"Each ablation minus full ReasoningRec with the same loss setting; {NOISE_MARK}: "
+                    "within noise (paired bootstrap on the shared test users).",
+                ),
+                Block("table", header=["difference"] + [f"K={k}" for k in learned_ks], rows=rows),
+            ]
     weights = sorted({key[3] for key, c in weighted.items() if c.dataset == dataset and c.method == PAPER_METHOD})
     if len(weights) > 1:
-        rows = [[f"{PAPER_METHOD}, answer_loss_weight={w:g}" + (" (plain)" if w == 1.0 else "")]
-                + [fmt_cell(weighted.get((dataset, PAPER_METHOD, k, w))) for k in learned_ks] for w in weights]
-        blocks += [Block("h3", "Plain vs answer-weighted completion loss"),
-                   Block("table", header=["variant"] + [f"K={k}" for k in learned_ks], rows=rows)]
+        rows = [
+            [f"{PAPER_METHOD}, answer_loss_weight={w:g}" + (" (plain)" if w == 1.0 else "")]
+            + [fmt_cell(weighted.get((dataset, PAPER_METHOD, k, w))) for k in learned_ks]
+            for w in weights
+        ]
+        blocks += [
+            Block("h3", "Plain vs answer-weighted completion loss"),
+            Block("table", header=["variant"] + [f"K={k}" for k in learned_ks], rows=rows),
+        ]
     return blocks
 
 
@@ -201,18 +255,27 @@ def build_blocks(records: list[RunRecord], source: str, examples: dict | None = 
     groups = sorted({(r.dataset, r.population) for r in records}, key=lambda g: (g[0], g[1] != "all", g[1]))
     blocks = [
         Block("h1", "ReasoningRec results"),
-        Block("p", f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(records)} MLflow runs "
-                   f"({source}). One row per method, one column per K (`all` = trained on every training "
-                   "interaction, `0` = no training); cells are test AUC mean ± sample std over seeds (n = seeds). "
-                   f"{NOISE_MARK}: within noise of the dataset's best heuristic: the paired bootstrap 95% "
-                   "interval of the AUC difference on the test users both scored contains 0 (runs without "
-                   "predictions: bootstrap intervals overlap, or |difference| < 2 × the larger seed std)."),
-        Block("p", f"Paper numbers: {PAPER_CITATION}. They come from Mixtral-written texts, Llama-2-7B "
-                   "fine-tuning and the authors' own splits; ours use the base model in the provenance table."),
+        Block(
+            "p",
+            f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(records)} MLflow runs "
+            f"({source}). One row per method, one column per K (`all` = trained on every training "
+            "interaction, `0` = no training); cells are test AUC mean ± sample std over seeds (n = seeds). "
+            f"{NOISE_MARK}: within noise of the dataset's best heuristic: the paired bootstrap 95% "
+            "interval of the AUC difference on the test users both scored contains 0 (runs without "
+            "predictions: bootstrap intervals overlap, or |difference| < 2 × the larger seed std).",
+        ),
+        Block(
+            "p",
+            f"Paper numbers: {PAPER_CITATION}. They come from Mixtral-written texts, Llama-2-7B "
+            "fine-tuning and the authors' own splits; ours use the base model in the provenance table.",
+        ),
     ]
     if not records:
-        blocks.append(Block("p", "No runs found: run `reasoningrec baselines -d <dataset>` or "
-                                 "`reasoningrec experiment ...` first."))
+        blocks.append(
+            Block(
+                "p", "No runs found: run `reasoningrec baselines -d <dataset>` or `reasoningrec experiment ...` first."
+            )
+        )
     for dataset, population in groups:
         mine = [r for r in records if r.dataset == dataset and r.population == population]
         cells = labelled_cells(mine)
@@ -221,8 +284,12 @@ def build_blocks(records: list[RunRecord], source: str, examples: dict | None = 
         png = auc_vs_k_png(dataset, cells, with_paper=population == "paper")
         if png:
             suffix = "" if population == "all" else f"-{population}"
-            blocks.append(Block("image", text=f"{dataset} ({population}): test AUC vs K", png=png,
-                                file=f"results-{dataset}{suffix}-auc-vs-k.png"))
+            blocks.append(
+                Block(
+                    "image",
+                    text=f"{dataset} ({population}): test AUC vs K",
+                    png=png,
+                    file=f"results-{dataset}{suffix}-auc-vs-k.png",
+                )
+            )
     return blocks
-
-

@@ -67,11 +67,12 @@ def within_noise(a: Cell, b: Cell) -> bool | None:
 def best_row(cells: Iterable[Cell], methods: Iterable[str]) -> Cell | None:
     """The cell of highest mean test AUC among the rows of ``methods`` (any K, any loss setting)."""
     wanted = set(methods)
-    return max((c for c in cells if base_method(c.method) in wanted and c.mean() is not None),
-               key=lambda c: c.mean(), default=None)
+    return max(
+        (c for c in cells if base_method(c.method) in wanted and c.mean() is not None),
+        key=lambda c: c.mean(),
+        default=None,
+    )
 
 
 def best_heuristic(cells: dict[tuple, Cell], dataset: str) -> Cell | None:
     return best_row((c for c in cells.values() if c.dataset == dataset), HEURISTICS)
-
-

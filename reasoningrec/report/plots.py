@@ -49,24 +49,41 @@ def auc_vs_k_figure(dataset: str, cells: dict[tuple, Cell], *, with_paper: bool 
     rows = sorted({c.method for c in mine}, key=method_sort_key)
     flat = []  # (cell, colour, marker) of K-free results, drawn once the K axis is known
     for method, (color, marker) in zip(rows, method_styles(len(rows)), strict=True):
-        points = sorted((int(c.k_shots), c.mean(), c.std() or 0.0) for c in mine
-                        if c.method == method and c.k_shots.isdigit() and c.k_shots != "0")
+        points = sorted(
+            (int(c.k_shots), c.mean(), c.std() or 0.0)
+            for c in mine
+            if c.method == method and c.k_shots.isdigit() and c.k_shots != "0"
+        )
         if points:
             ks, means, stds = zip(*points, strict=True)
             ticks.update(ks)
             ax.errorbar(ks, means, yerr=stds, marker=marker, capsize=3, color=color, label=method)
-        flat += [(c, color, marker) for c in mine
-                 if c.method == method and not (c.k_shots.isdigit() and c.k_shots != "0")]
+        flat += [
+            (c, color, marker) for c in mine if c.method == method and not (c.k_shots.isdigit() and c.k_shots != "0")
+        ]
     paper = sorted((k, v) for (d, k), v in PAPER_AUC.items() if with_paper and d == PAPER_DATASET.get(dataset))
     if paper:
         ticks.update(k for k, _ in paper)
-        ax.plot(*zip(*paper, strict=True), linestyle=":", marker=PAPER_STYLE[1], color=PAPER_STYLE[0],
-                label="reasoningrec (paper)")
+        ax.plot(
+            *zip(*paper, strict=True),
+            linestyle=":",
+            marker=PAPER_STYLE[1],
+            color=PAPER_STYLE[0],
+            label="reasoningrec (paper)",
+        )
     for c, color, marker in flat:
         label = f"{c.method} (K={c.k_shots})"
         if ticks:  # a dashed level across the K axis, its marker at each K
-            ax.plot(sorted(ticks), [c.mean()] * len(ticks), linestyle="--", linewidth=1, color=color,
-                    marker=marker, markersize=4, label=label)
+            ax.plot(
+                sorted(ticks),
+                [c.mean()] * len(ticks),
+                linestyle="--",
+                linewidth=1,
+                color=color,
+                marker=marker,
+                markersize=4,
+                label=label,
+            )
         else:
             ax.axhline(c.mean(), linestyle="--", linewidth=1, color=color, marker=marker, label=label)
     ax.set(xscale="log", xlabel="K (training examples)", ylabel="test AUC", title=f"{dataset}: test AUC vs K")
@@ -75,5 +92,3 @@ def auc_vs_k_figure(dataset: str, cells: dict[tuple, Cell], *, with_paper: bool 
         ax.minorticks_off()
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # outside the data
     return fig
-
-

@@ -64,5 +64,3 @@ def render_html(blocks: list[Block]) -> str:
             data = base64.b64encode(block.png).decode("ascii")
             body.append(f'<p><img alt="{html.escape(block.text)}" src="data:image/png;base64,{data}"></p>')
     return HTML_PAGE.format(body="\n".join(body))
-
-

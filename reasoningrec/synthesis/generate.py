@@ -78,7 +78,11 @@ def _judge(prompt: Prompt, generation) -> tuple[str, str | None]:
 
 
 def generate_guarded(
-    backend, prompts: Sequence[Prompt], settings, chunk_size: int = 32, desc: str = "generate",
+    backend,
+    prompts: Sequence[Prompt],
+    settings,
+    chunk_size: int = 32,
+    desc: str = "generate",
     stats: Stats | None = None,
 ) -> tuple[list[Outcome], Stats]:
     """Generate one reply per prompt in chunks; failed replies are retried once with ``seed + 1``.
@@ -128,5 +132,6 @@ def failure_examples(keys: Sequence[str], outcomes: Sequence[Outcome], limit: in
     """A few failed outputs for the JSON summary."""
     return [
         {"key": key, "problem": o.problem, "text": o.text[:200]}
-        for key, o in zip(keys, outcomes, strict=True) if o.problem
+        for key, o in zip(keys, outcomes, strict=True)
+        if o.problem
     ][:limit]

@@ -58,7 +58,9 @@ def _year(value: object) -> str:
 
 def _prompt(task: str, domain: str, values: dict) -> Prompt:
     system, user = render(task, domain, **values)
-    return Prompt(messages=(("system", system), ("user", user)), instruction=_instruction(task, domain, values["words"]))
+    return Prompt(
+        messages=(("system", system), ("user", user)), instruction=_instruction(task, domain, values["words"])
+    )
 
 
 @lru_cache(maxsize=64)
@@ -74,8 +76,12 @@ def _instruction(task: str, domain: str, words: int) -> str:
 
 
 def describe_prompt(
-    item: Mapping, reviews: Sequence[str], domain: str, words: int | None = None,
-    review_words: int = 50, max_reviews: int = 10,
+    item: Mapping,
+    reviews: Sequence[str],
+    domain: str,
+    words: int | None = None,
+    review_words: int = 50,
+    max_reviews: int = 10,
 ) -> Prompt:
     """Prompt for a short description from an item's metadata and sampled reviews.
 
@@ -99,8 +105,11 @@ def describe_prompt(
 
 def _items(items: Sequence[ItemText]) -> list[dict]:
     return [
-        {"title": _clean(i.title, TITLE_WORDS), "description": _clean(i.description, ITEM_DESCRIPTION_WORDS),
-         "liked": bool(i.liked)}
+        {
+            "title": _clean(i.title, TITLE_WORDS),
+            "description": _clean(i.description, ITEM_DESCRIPTION_WORDS),
+            "liked": bool(i.liked),
+        }
         for i in items
     ]
 
@@ -113,7 +122,11 @@ def profile_prompt(items: Sequence[ItemText], domain: str, words: int | None = N
 
 
 def reason_prompt(
-    profile: str, history: Sequence[ItemText], target: ItemText, label: int, domain: str,
+    profile: str,
+    history: Sequence[ItemText],
+    target: ItemText,
+    label: int,
+    domain: str,
     words: int | None = None,
 ) -> Prompt:
     """Prompt for reasoning that explains the TRUE ``label`` (1 = liked) of ``target``."""

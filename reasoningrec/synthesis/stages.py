@@ -82,8 +82,14 @@ def _item(texts: dict[str, tuple[str, str]], item_id: object, liked: int, path: 
 # ---------------------------------------------------------------------------------------------
 
 
-def description_prompts(items: pd.DataFrame, reviews: dict[str, list[str]], domain: str, words: int | None,
-                        review_words: int, max_reviews: int) -> list[Prompt]:
+def description_prompts(
+    items: pd.DataFrame,
+    reviews: dict[str, list[str]],
+    domain: str,
+    words: int | None,
+    review_words: int,
+    max_reviews: int,
+) -> list[Prompt]:
     return [
         describe_prompt(row, reviews.get(str(row["item_id"]), []), domain, words, review_words, max_reviews)
         for row in items.to_dict("records")
@@ -95,31 +101,41 @@ def profile_items_of(samples: pd.DataFrame, users: Sequence[str]) -> dict[str, l
     first = samples.assign(user_id=samples["user_id"].astype(str)).drop_duplicates("user_id")
     first = first.set_index("user_id")
     return {
-        user: list(zip([str(i) for i in first.at[user, "profile_items"]],
-                       [int(x) for x in first.at[user, "profile_labels"]], strict=True))
+        user: list(
+            zip(
+                [str(i) for i in first.at[user, "profile_items"]],
+                [int(x) for x in first.at[user, "profile_labels"]],
+                strict=True,
+            )
+        )
         for user in users
     }
 
 
-def profile_prompts(pairs: dict[str, list[tuple[str, int]]], texts, domain: str, words: int | None
-                    ) -> dict[str, Prompt]:
+def profile_prompts(
+    pairs: dict[str, list[tuple[str, int]]], texts, domain: str, words: int | None
+) -> dict[str, Prompt]:
     """One prompt per user with profile items; users without any are left out (no LLM call)."""
     return {
-        user: profile_prompt([_item(texts, i, y, "samples.parquet", "profile_items") for i, y in items],
-                             domain, words)
-        for user, items in pairs.items() if items
+        user: profile_prompt([_item(texts, i, y, "samples.parquet", "profile_items") for i, y in items], domain, words)
+        for user, items in pairs.items()
+        if items
     }
 
 
-def reason_prompts(samples: pd.DataFrame, profiles: dict[str, str], texts, domain: str, words: int | None
-                   ) -> list[Prompt]:
+def reason_prompts(
+    samples: pd.DataFrame, profiles: dict[str, str], texts, domain: str, words: int | None
+) -> list[Prompt]:
     prompts = []
     for row in samples.itertuples(index=False):
-        history = [_item(texts, i, y, "samples.parquet", "history_items")
-                   for i, y in zip(row.history_items, row.history_labels, strict=True)]
+        history = [
+            _item(texts, i, y, "samples.parquet", "history_items")
+            for i, y in zip(row.history_items, row.history_labels, strict=True)
+        ]
         target = _item(texts, row.target_item, int(row.label), "samples.parquet", "target_item")
-        prompts.append(reason_prompt(profiles.get(str(row.user_id), ""), history, target, int(row.label),
-                                     domain, words))
+        prompts.append(
+            reason_prompt(profiles.get(str(row.user_id), ""), history, target, int(row.label), domain, words)
+        )
     return prompts
 
 
@@ -131,8 +147,9 @@ def reason_prompts(samples: pd.DataFrame, profiles: dict[str, str], texts, domai
 def _settings(section):
     from reasoningrec.llm import GenerationSettings
 
-    return GenerationSettings(temperature=section.temperature, top_p=section.top_p,
-                              max_new_tokens=section.max_new_tokens, seed=section.seed)
+    return GenerationSettings(
+        temperature=section.temperature, top_p=section.top_p, max_new_tokens=section.max_new_tokens, seed=section.seed
+    )
 
 
 @contextlib.contextmanager
@@ -159,25 +176,41 @@ def _generate(params, backend, prompts: list[Prompt], section, desc: str) -> tup
     return generate_guarded(backend, prompts, _settings(section), chunk_size=chunk, desc=desc)
 
 
-def _summary(stage: str, dataset: str, backend, section, keys: list[str], outcomes: list[Outcome], stats: Stats,
-             limit: int | None, **extra) -> SynthesisSummary:
+def _summary(
+    stage: str,
+    dataset: str,
+    backend,
+    section,
+    keys: list[str],
+    outcomes: list[Outcome],
+    stats: Stats,
+    limit: int | None,
+    **extra,
+) -> SynthesisSummary:
     problems = count_problems(o.problem for o in outcomes)
-    return SUMMARIES[stage](**{
-        "stage": stage,
-        "dataset": dataset,
-        "backend": backend.name,
-        "model": backend.model_id,
-        "settings": {"temperature": section.temperature, "top_p": section.top_p,
-                     "max_new_tokens": section.max_new_tokens, "seed": section.seed, "words": section.words},
-        "limit": limit,
-        "count": len(outcomes),
-        "valid": sum(o.valid for o in outcomes),
-        "invalid": sum(not o.valid for o in outcomes),
-        "problems": problems,
-        "examples": failure_examples(keys, outcomes),
-        **stats.summary(),
-        **extra,
-    })
+    return SUMMARIES[stage](
+        **{
+            "stage": stage,
+            "dataset": dataset,
+            "backend": backend.name,
+            "model": backend.model_id,
+            "settings": {
+                "temperature": section.temperature,
+                "top_p": section.top_p,
+                "max_new_tokens": section.max_new_tokens,
+                "seed": section.seed,
+                "words": section.words,
+            },
+            "limit": limit,
+            "count": len(outcomes),
+            "valid": sum(o.valid for o in outcomes),
+            "invalid": sum(not o.valid for o in outcomes),
+            "problems": problems,
+            "examples": failure_examples(keys, outcomes),
+            **stats.summary(),
+            **extra,
+        }
+    )
 
 
 def _frame(keys: dict[str, list], outcomes: list[Outcome], column: str, model: str) -> pd.DataFrame:
@@ -190,8 +223,15 @@ def _frame(keys: dict[str, list], outcomes: list[Outcome], column: str, model: s
     return frame
 
 
-def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-                 backend=None, inputs_dir: Path | None = None) -> DescribeSummary:
+def run_describe(
+    params,
+    dataset: str,
+    out_dir: Path | None = None,
+    limit: int | None = None,
+    *,
+    backend=None,
+    inputs_dir: Path | None = None,
+) -> DescribeSummary:
     """Write ``descriptions.parquet`` + ``describe.json``: one short description per item.
 
     Only items that samples.parquet refers to are described when it exists (the others are never
@@ -219,26 +259,39 @@ def run_describe(params, dataset: str, out_dir: Path | None = None, limit: int |
     if limit is not None:
         items = items.head(limit)
     cfg = params.dataset(dataset)
-    prompts = description_prompts(items, reviews, cfg.domain, params.describe.words,
-                                  params.prepare.review_words, params.prepare.reviews_per_item)
+    prompts = description_prompts(
+        items, reviews, cfg.domain, params.describe.words, params.prepare.review_words, params.prepare.reviews_per_item
+    )
     with _backend(params, backend) as backend:
         outcomes, stats = _generate(params, backend, prompts, params.describe, f"describe {dataset}")
     frame = _frame({"item_id": items["item_id"].tolist()}, outcomes, "description", backend.model_id)
     write_parquet(out_dir / "descriptions.parquet", frame)
-    summary = _summary("describe", dataset, backend, params.describe, frame["item_id"].tolist(), outcomes, stats,
-                       limit, items_total=total_items, items_with_reviews=int(items["item_id"].isin(reviews).sum()))
+    summary = _summary(
+        "describe",
+        dataset,
+        backend,
+        params.describe,
+        frame["item_id"].tolist(),
+        outcomes,
+        stats,
+        limit,
+        items_total=total_items,
+        items_with_reviews=int(items["item_id"].isin(reviews).sum()),
+    )
     summary.write(out_dir / "describe.json")
     return summary
 
 
-def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-                backend=None) -> ProfileSummary:
+def run_profile(
+    params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *, backend=None
+) -> ProfileSummary:
     """Write ``profiles.parquet`` + ``profile.json``: one profile per user (empty without profile items);
     ``limit`` (default ``profile.limit``): the first N users."""
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     limit = params.profile.limit if limit is None else limit
-    samples = _read(out_dir / "samples.parquet", ["user_id", "profile_items", "profile_labels"],
-                    "run `reasoningrec prepare` first")
+    samples = _read(
+        out_dir / "samples.parquet", ["user_id", "profile_items", "profile_labels"], "run `reasoningrec prepare` first"
+    )
     items = _read(out_dir / "items.parquet", ["item_id", "title"], "run `reasoningrec ingest` first")
     descriptions = _optional(out_dir / "descriptions.parquet")
     users = _user_order(samples["user_id"])[:limit] if limit is not None else _user_order(samples["user_id"])
@@ -247,33 +300,46 @@ def run_profile(params, dataset: str, out_dir: Path | None = None, limit: int | 
     prompts = profile_prompts(pairs, texts, params.dataset(dataset).domain, params.profile.words)
     asked = list(prompts)
     with _backend(params, backend) as backend:
-        outcomes, stats = _generate(params, backend, [prompts[u] for u in asked], params.profile,
-                                    f"profile {dataset}")
+        outcomes, stats = _generate(params, backend, [prompts[u] for u in asked], params.profile, f"profile {dataset}")
     by_user = dict(zip(asked, outcomes, strict=True))
     # Users without profile items: the documented no-profile variant, an empty but valid profile.
     kept = [by_user.get(u, Outcome(text="", problem=None, retried=False)) for u in users]
     frame = _frame({"user_id": users}, kept, "profile", backend.model_id)
     frame["profile_items"] = [len(pairs[u]) for u in users]
     write_parquet(out_dir / "profiles.parquet", frame)
-    summary = _summary("profile", dataset, backend, params.profile, asked, outcomes, stats, limit,
-                       users=len(users), users_without_profile_items=len(users) - len(asked),
-                       descriptions_from="descriptions.parquet" if descriptions is not None else "items.parquet")
+    summary = _summary(
+        "profile",
+        dataset,
+        backend,
+        params.profile,
+        asked,
+        outcomes,
+        stats,
+        limit,
+        users=len(users),
+        users_without_profile_items=len(users) - len(asked),
+        descriptions_from="descriptions.parquet" if descriptions is not None else "items.parquet",
+    )
     summary.write(out_dir / "profile.json")
     return summary
 
 
-def run_reason(params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *,
-               backend=None) -> ReasonSummary:
+def run_reason(
+    params, dataset: str, out_dir: Path | None = None, limit: int | None = None, *, backend=None
+) -> ReasonSummary:
     """Write ``reasoning.parquet`` + ``reason.json``: label-conditioned reasoning for every sample
     (train, valid and test) of the first ``limit`` users (default ``reason.limit``; None = all users)."""
     out_dir = Path(out_dir) if out_dir is not None else params.work_dir(dataset)
     limit = params.reason.limit if limit is None else limit
-    samples = _read(out_dir / "samples.parquet",
-                    ["user_id", "split", "target_item", "label", "history_items", "history_labels"],
-                    "run `reasoningrec prepare` first")
+    samples = _read(
+        out_dir / "samples.parquet",
+        ["user_id", "split", "target_item", "label", "history_items", "history_labels"],
+        "run `reasoningrec prepare` first",
+    )
     items = _read(out_dir / "items.parquet", ["item_id", "title"], "run `reasoningrec ingest` first")
-    profiles_frame = _read(out_dir / "profiles.parquet", ["user_id", "profile"],
-                           "run `reasoningrec profile` (or `import-texts`) first")
+    profiles_frame = _read(
+        out_dir / "profiles.parquet", ["user_id", "profile"], "run `reasoningrec profile` (or `import-texts`) first"
+    )
     descriptions = _optional(out_dir / "descriptions.parquet")
     samples = samples.assign(user_id=samples["user_id"].astype(str))
     if limit is not None:
@@ -286,18 +352,30 @@ def run_reason(params, dataset: str, out_dir: Path | None = None, limit: int | N
     prompts = reason_prompts(samples, profiles, texts, params.dataset(dataset).domain, params.reason.words)
     with _backend(params, backend) as backend:
         outcomes, stats = _generate(params, backend, prompts, params.reason, f"reason {dataset}")
-    keys = {"user_id": samples["user_id"].tolist(), "split": samples["split"].astype(str).tolist(),
-            "target_item": samples["target_item"].astype(str).tolist(),
-            "label": samples["label"].astype("int8").tolist()}
+    keys = {
+        "user_id": samples["user_id"].tolist(),
+        "split": samples["split"].astype(str).tolist(),
+        "target_item": samples["target_item"].astype(str).tolist(),
+        "label": samples["label"].astype("int8").tolist(),
+    }
     frame = _frame(keys, outcomes, "reasoning", backend.model_id)
     frame["label"] = frame["label"].astype("int8")
     frame = frame[["user_id", "split", "target_item", "label", "reasoning", "source", "model", "valid", "problem"]]
     write_parquet(out_dir / "reasoning.parquet", frame)
     example_keys = [f"{u}/{s}" for u, s in zip(keys["user_id"], keys["split"], strict=True)]
-    summary = _summary("reason", dataset, backend, params.reason, example_keys, outcomes, stats, limit,
-                       users=int(samples["user_id"].nunique()),
-                       per_split={s: int(n) for s, n in samples["split"].value_counts().items()},
-                       with_profile=sum(bool(profiles.get(u)) for u in samples["user_id"].unique()))
+    summary = _summary(
+        "reason",
+        dataset,
+        backend,
+        params.reason,
+        example_keys,
+        outcomes,
+        stats,
+        limit,
+        users=int(samples["user_id"].nunique()),
+        per_split={s: int(n) for s, n in samples["split"].value_counts().items()},
+        with_profile=sum(bool(profiles.get(u)) for u in samples["user_id"].unique()),
+    )
     summary.write(out_dir / "reason.json")
     return summary
 

@@ -62,5 +62,7 @@ class ReasonSummary(SynthesisSummary):
 
 
 SUMMARIES: dict[str, type[SynthesisSummary]] = {
-    "describe": DescribeSummary, "profile": ProfileSummary, "reason": ReasonSummary,
+    "describe": DescribeSummary,
+    "profile": ProfileSummary,
+    "reason": ReasonSummary,
 }

@@ -20,7 +20,11 @@ def git_commit(cwd: str | Path | None = None) -> str:
         ).stdout.strip()
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=30, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -92,5 +96,3 @@ def provenance_tags(params: Params, dataset: str, repo_root: str | Path = ".") -
         "hardware": hardware(),
         **dvc_hashes(Path(repo_root) / "dvc.lock", params.work_dir(dataset)),
     }
-
-

@@ -59,8 +59,9 @@ class Registration:
         }
 
 
-def decide_alias(new_score: float | None, champion_score: float | None, has_champion: bool,
-                 *, floors_met: bool = True) -> str:
+def decide_alias(
+    new_score: float | None, champion_score: float | None, has_champion: bool, *, floors_met: bool = True
+) -> str:
     """The champion rule: first version, or strictly better ``valid_auc``, takes ``champion`` —
     provided its explanations meet the floors (:func:`meets_floors`).
 
@@ -98,9 +99,7 @@ def meets_floors(metrics: dict[str, float], floors) -> tuple[bool, list[str]]:
 
 
 @serialised
-def register_run_model(
-    params: Params, dataset: str, run_id: str, artifact_path: str = MODEL_ARTIFACT
-) -> Registration:
+def register_run_model(params: Params, dataset: str, run_id: str, artifact_path: str = MODEL_ARTIFACT) -> Registration:
     """Register the LoggedModel ``artifact_path`` of a run as a new version and apply the champion rule.
 
     The version's source is ``models:/<model_id>``. A run logged before models were LoggedModels
@@ -129,8 +128,9 @@ def register_run_model(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(
-            name, description=f"ReasoningRec LoRA adapters for dataset {dataset!r}; alias "
-            f"'{CHAMPION}' = best {SELECTION_METRIC}."
+            name,
+            description=f"ReasoningRec LoRA adapters for dataset {dataset!r}; alias "
+            f"'{CHAMPION}' = best {SELECTION_METRIC}.",
         )
     with global_store(params):  # the SQL registry looks models:/<model_id> up through the global URI
         version = client.create_model_version(name, source=source, run_id=run_id, tags=tags, model_id=model_id)
@@ -140,8 +140,9 @@ def register_run_model(
     champion_score = _version_score(client, current) if current is not None else None
     floors_met, missed = meets_floors(dict(run.data.metrics), params.tracking.champion_floors)
     if missed:
-        log.warning("%s: run %s misses the champion floors (%s): registered as %s", name, run_id, "; ".join(missed),
-                    CHALLENGER)
+        log.warning(
+            "%s: run %s misses the champion floors (%s): registered as %s", name, run_id, "; ".join(missed), CHALLENGER
+        )
     alias = decide_alias(score, champion_score, current is not None, floors_met=floors_met)
     client.set_registered_model_alias(name, alias, str(number))
     return Registration(
@@ -211,9 +212,7 @@ def promote(params: Params, dataset: str, version: int) -> int | None:
     except MlflowException:
         known = list_versions(params, dataset, client=client)
         listing = ", ".join(str(v["version"]) for v in known) or "none"
-        raise RegistryError(
-            f"registered model {name!r} has no version {version} (versions: {listing})"
-        ) from None
+        raise RegistryError(f"registered model {name!r} has no version {version} (versions: {listing})") from None
     previous = champion_version(params, dataset, client=client)
     challenger = champion_version(params, dataset, alias=CHALLENGER, client=client)
     client.set_registered_model_alias(name, CHAMPION, str(version))
@@ -222,9 +221,7 @@ def promote(params: Params, dataset: str, version: int) -> int | None:
     return None if previous is None else int(previous.version)
 
 
-def list_versions(
-    params: Params, dataset: str, *, client: MlflowClient | None = None
-) -> list[dict[str, Any]]:
+def list_versions(params: Params, dataset: str, *, client: MlflowClient | None = None) -> list[dict[str, Any]]:
     """Every version of the dataset's registered model with its aliases and ``valid_auc``."""
     from mlflow.exceptions import MlflowException
 
@@ -284,5 +281,3 @@ def load_model(params: Params, dataset: str, alias: str = CHAMPION):
         "alias": alias,
     }
     return model
-
-

@@ -76,8 +76,8 @@ def log_run(
     """Log one finished (dataset, method, K, seed) run and return its id.
 
     An earlier run with the same four tags (and the same ``answer_loss_weight`` and evaluation
-    population, when the settings carry them) is marked deleted afterwards — soft-deleted, restorable in the MLflow UI — so searches
-    see exactly one run per combination (the registry keeps its model versions).
+    population, when the settings carry them) is marked deleted afterwards — soft-deleted, restorable
+    in the MLflow UI — so searches see exactly one run per combination (the registry keeps its model versions).
 
     Args:
         settings: every setting of the run (nested dicts allowed), logged as dotted params.
@@ -127,9 +127,7 @@ def log_run(
         metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)]
         for index, epoch in enumerate(epoch_history):
             step = int(epoch.get("epoch", index + 1))
-            metric_list += [
-                Metric(k, float(v), now, step) for k, v in epoch.items() if k != "epoch" and _finite(v)
-            ]
+            metric_list += [Metric(k, float(v), now, step) for k, v in epoch.items() if k != "epoch" and _finite(v)]
         for start in range(0, len(metric_list), _MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=metric_list[start : start + _MAX_METRICS_PER_BATCH])
         if model is not None:
@@ -193,5 +191,3 @@ def _finite(value: Any) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-
-

@@ -181,7 +181,6 @@ def model_uri(params: Params, dataset: str, alias: str = CHAMPION) -> str:
     return f"models:/{registered_model_name(params, dataset)}@{alias}"
 
 
-
 def ui_command(params: Params, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
     """The ``mlflow ui`` command line for this project's store (bound to localhost by default)."""
     import shutil
@@ -189,8 +188,18 @@ def ui_command(params: Params, host: str = "127.0.0.1", port: int = 5000) -> lis
 
     executable = Path(sys.executable).with_name("mlflow")
     mlflow_bin = str(executable) if executable.is_file() else (shutil.which("mlflow") or "mlflow")
-    command = [mlflow_bin, "ui", "--backend-store-uri", tracking_uri(params), "--host", host, "--port", str(port),
-               "--workers", "1"]
+    command = [
+        mlflow_bin,
+        "ui",
+        "--backend-store-uri",
+        tracking_uri(params),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     root = artifact_root(params)
     if root is not None:
         # Where runs created from the UI store artifacts; runs logged by the pipeline keep their own.

@@ -15,8 +15,17 @@ def wants_compile(setting, cuda: bool, n_params: int) -> bool:
     return n_params >= COMPILE_MIN_PARAMS if setting == "auto" else bool(setting)
 
 
-def sft_arguments(cfg, output_dir: str | Path, *, cuda: bool, precision: str, max_length: int, seed: int,
-                  compile_model: bool | None = None, **overrides):
+def sft_arguments(
+    cfg,
+    output_dir: str | Path,
+    *,
+    cuda: bool,
+    precision: str,
+    max_length: int,
+    seed: int,
+    compile_model: bool | None = None,
+    **overrides,
+):
     """The ``SFTConfig`` of a training run (``cfg``: a :class:`reasoningrec.config.TrainConfig`):
     completion-only loss, a checkpoint per epoch, the settings of ``cfg``; ``overrides`` win (the
     training benchmark sets ``max_steps`` and turns saving off). ``compile_model``: the resolved

@@ -88,7 +88,9 @@ class ValidationAUCCallback(_callback_base()):
         if self.comm.rank == 0:
             log.info(
                 "epoch %d: train loss %s, valid AUC %.4f%s (scored in %.1f s)",
-                epoch, "n/a" if train_loss is None else f"{train_loss:.4f}", last["valid_auc"],
+                epoch,
+                "n/a" if train_loss is None else f"{train_loss:.4f}",
+                last["valid_auc"],
                 " (best)" if last["improved"] else f", {self.bad_epochs} without improvement",
                 time.perf_counter() - started,
             )
@@ -115,7 +117,9 @@ class ValidationAUCCallback(_callback_base()):
 
     def state_dict(self) -> dict:
         return {
-            "best_auc": self.best_auc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "best_auc": self.best_auc,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
             "history": self.history,
         }
 

@@ -196,8 +196,9 @@ def on_main(comm: Comm, work: Callable[[], T]) -> T | None:
     return result
 
 
-def sharded_scorer(score: Callable[[Any, list[str]], Sequence[float]], prompts: Sequence[str],
-                   comm: Comm) -> Callable[[Any], np.ndarray]:
+def sharded_scorer(
+    score: Callable[[Any, list[str]], Sequence[float]], prompts: Sequence[str], comm: Comm
+) -> Callable[[Any], np.ndarray]:
     """``model -> scores of all prompts in input order`` where this process scores only its shard
     (:func:`~reasoningrec.sharding.shard_positions` by prompt length) and the shards are gathered
     (:func:`merge_shards`).

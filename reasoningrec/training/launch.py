@@ -41,18 +41,46 @@ def resolve_processes(setting: int | str, gpu_count: int) -> int:
     if processes < 1:
         raise ConfigError(f"train.processes must be >= 1 or auto, got {setting!r}")
     if gpu_count and processes > gpu_count:
-        raise ConfigError(f"train.processes={processes} but only {gpu_count} GPU(s) are visible "
-                          "(CUDA_VISIBLE_DEVICES); use auto or at most that many")
+        raise ConfigError(
+            f"train.processes={processes} but only {gpu_count} GPU(s) are visible "
+            "(CUDA_VISIBLE_DEVICES); use auto or at most that many"
+        )
     return processes
 
 
-def launch_command(processes: int, *, dataset: str, method: str, k_shots: int, seed: int, out_dir: Path,
-                   settings_file: Path, python: str | None = None) -> list[str]:
+def launch_command(
+    processes: int,
+    *,
+    dataset: str,
+    method: str,
+    k_shots: int,
+    seed: int,
+    out_dir: Path,
+    settings_file: Path,
+    python: str | None = None,
+) -> list[str]:
     """The command that trains one adapter on ``processes`` processes of this host."""
     return [
-        python or sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-        "-m", "reasoningrec", "train", "-d", dataset, "--method", method, "--k", str(k_shots),
-        "--seed", str(seed), "--out", str(out_dir), "--params", str(settings_file),
+        python or sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "reasoningrec",
+        "train",
+        "-d",
+        dataset,
+        "--method",
+        method,
+        "--k",
+        str(k_shots),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out_dir),
+        "--params",
+        str(settings_file),
     ]
 
 
@@ -72,24 +100,37 @@ def _end_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def launch_training(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: Path,
-                    processes: int) -> Path:
+def launch_training(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: Path, processes: int) -> Path:
     """Train on ``processes`` processes (:func:`launch_command`) and wait; raises
     :class:`TrainingError` with the last lines of their output when the launch fails. Returns the
     log file."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings_file = write_json(out_dir / LAUNCH_SETTINGS, params.model_dump(mode="json", by_alias=True))
-    command = launch_command(processes, dataset=dataset, method=method, k_shots=k_shots, seed=seed,
-                             out_dir=out_dir, settings_file=settings_file)
+    command = launch_command(
+        processes,
+        dataset=dataset,
+        method=method,
+        k_shots=k_shots,
+        seed=seed,
+        out_dir=out_dir,
+        settings_file=settings_file,
+    )
     log_path = out_dir / LAUNCH_LOG
     log.info("training on %d processes: %s (output in %s)", processes, " ".join(command), log_path)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         with open(log_path, "w", encoding="utf-8") as sink:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       bufsize=1, errors="replace", env=launch_env(os.environ, processes),
-                                       preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None)
+            process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                errors="replace",
+                env=launch_env(os.environ, processes),
+                preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None,
+            )
             assert process.stdout is not None
             try:
                 for line in process.stdout:
@@ -105,6 +146,8 @@ def launch_training(params, dataset: str, method: str, k_shots: int, seed: int, 
     finally:
         settings_file.unlink(missing_ok=True)
     if code != 0:
-        raise TrainingError(f"training on {processes} processes failed (exit code {code}); full output in "
-                            f"{log_path}; last lines:\n" + "\n".join(tail))
+        raise TrainingError(
+            f"training on {processes} processes failed (exit code {code}); full output in "
+            f"{log_path}; last lines:\n" + "\n".join(tail)
+        )
     return log_path

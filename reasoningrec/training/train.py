@@ -74,12 +74,15 @@ def _records_frame(records) -> pd.DataFrame:
 RECORD_COLUMNS = ("user_id", "prompt_text", "completion_text", "label")
 
 
-def training_fingerprint(cfg, base_model: str, seed: int, max_length: int,
-                         train: pd.DataFrame, valid: pd.DataFrame) -> tuple[str, dict]:
+def training_fingerprint(
+    cfg, base_model: str, seed: int, max_length: int, train: pd.DataFrame, valid: pd.DataFrame
+) -> tuple[str, dict]:
     """(fingerprint, the settings it digests) of one training: config, base model, seed and the records.
     ``train.processes`` is left out: it spreads the same global batch over more devices."""
     settings = {
-        "train": cfg.model_dump(mode="json", exclude={"processes"}), "base_model": str(base_model), "seed": int(seed),
+        "train": cfg.model_dump(mode="json", exclude={"processes"}),
+        "base_model": str(base_model),
+        "seed": int(seed),
         "max_length": int(max_length),
         "train_records": fingerprint.frame_digest(train, RECORD_COLUMNS),
         "valid_records": fingerprint.frame_digest(valid, RECORD_COLUMNS),
@@ -133,20 +136,31 @@ def train_adapter(
     comm = join_process_group(world, cuda)
     micro_batch, accumulation = per_process_batch(cfg.batch_size, cfg.grad_accum, world.size)
     precision = choose_precision(cfg.precision)
-    log.info("training precision: %s (%s)%s", precision, torch.cuda.get_device_name() if cuda else "CPU",
-             f", process {world.rank} of {world.size}" if world.size > 1 else "")
+    log.info(
+        "training precision: %s (%s)%s",
+        precision,
+        torch.cuda.get_device_name() if cuda else "CPU",
+        f", process {world.rank} of {world.size}" if world.size > 1 else "",
+    )
     resolved = resolve_model(base_model)
     tokenizer = load_tokenizer(resolved)
     answer_ids = answer_token_ids(tokenizer)
-    model = load_causal_lm(resolved, precision, for_training=True,
-                           device=f"cuda:{world.local_rank}" if cuda and world.size > 1 else None)
+    model = load_causal_lm(
+        resolved, precision, for_training=True, device=f"cuda:{world.local_rank}" if cuda and world.size > 1 else None
+    )
 
     # 2. Records -> prompt/completion dataset ---------------------------------------------------
-    pairs = [render_example(tokenizer, p, c) for p, c in zip(train["prompt_text"], train["completion_text"], strict=True)]
+    pairs = [
+        render_example(tokenizer, p, c) for p, c in zip(train["prompt_text"], train["completion_text"], strict=True)
+    ]
     overlong = sum(count_tokens(tokenizer, p, c) > max_length for p, c in pairs)
     if overlong:
-        log.warning("%d training records exceed max_length=%d tokens for this tokenizer: their completions "
-                    "will be cut (rebuild records with this base model)", overlong, max_length)
+        log.warning(
+            "%d training records exceed max_length=%d tokens for this tokenizer: their completions "
+            "will be cut (rebuild records with this base model)",
+            overlong,
+            max_length,
+        )
     dataset = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
     valid_prompts = [render_chat(tokenizer, p) for p in valid["prompt_text"]]
     valid_labels = valid["label"].astype(int).tolist()
@@ -163,19 +177,26 @@ def train_adapter(
         "answer_loss_weight": cfg.answer_loss_weight,
         "max_length": max_length,
         "processes": world.size,
-        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout,
-                 "target_modules": list(cfg.target_modules)},
+        "lora": {
+            "r": cfg.lora_r,
+            "alpha": cfg.lora_alpha,
+            "dropout": cfg.lora_dropout,
+            "target_modules": list(cfg.target_modules),
+        },
     }
 
     def save_best(peft_model, epoch: int, valid_auc: float) -> None:
-        save_adapter(peft_model, tokenizer, out_dir / ADAPTER_DIR,
-                     {**adapter_meta, "best_epoch": epoch, "valid_auc": valid_auc})
+        save_adapter(
+            peft_model, tokenizer, out_dir / ADAPTER_DIR, {**adapter_meta, "best_epoch": epoch, "valid_auc": valid_auc}
+        )
 
     shown = TrainingProgressCallback("train" if comm.rank == 0 else None)  # one display: rank 0
     callback = ValidationAUCCallback(
         scorer=sharded_scorer(
             lambda m, prompts: score_prompts(m, tokenizer, prompts, score_batch_size, answer_ids=answer_ids),
-            valid_prompts, comm),
+            valid_prompts,
+            comm,
+        ),
         labels=valid_labels,
         patience=cfg.patience,
         save_best=save_best,
@@ -190,9 +211,18 @@ def train_adapter(
     compile_model = wants_compile(cfg.compile, cuda, sum(p.numel() for p in model.parameters()))
     # The same global batch on every number of processes; all LoRA weights get a gradient each step.
     parallel = {"ddp_find_unused_parameters": False} if world.size > 1 else {}
-    args = sft_arguments(cfg, checkpoints, cuda=cuda, precision=precision, max_length=max_length, seed=seed,
-                         compile_model=compile_model, per_device_train_batch_size=micro_batch,
-                         gradient_accumulation_steps=accumulation, **parallel)
+    args = sft_arguments(
+        cfg,
+        checkpoints,
+        cuda=cuda,
+        precision=precision,
+        max_length=max_length,
+        seed=seed,
+        compile_model=compile_model,
+        per_device_train_batch_size=micro_batch,
+        gradient_accumulation_steps=accumulation,
+        **parallel,
+    )
     lora = lora_config(cfg)
     trainer = sft_trainer_class()(
         model=model,
@@ -250,7 +280,9 @@ def train_adapter(
     return result
 
 
-def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_dir: str | Path | None = None) -> TrainResult:
+def run_train(
+    params, dataset: str, method: str, k_shots: int, seed: int, out_dir: str | Path | None = None
+) -> TrainResult:
     """Train one adapter for (dataset, method, K, seed) from the dataset's ``records.parquet``.
 
     ``method`` (a fine-tuned method of :mod:`reasoningrec.methods`) picks the record variant.
@@ -263,7 +295,9 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
     if not spec.fine_tuned:
         from reasoningrec.methods import names
 
-        raise ConfigError(f"method {method!r} is not trained with LoRA (trainable: {', '.join(names(fine_tuned=True))})")
+        raise ConfigError(
+            f"method {method!r} is not trained with LoRA (trainable: {', '.join(names(fine_tuned=True))})"
+        )
     records_path = params.work_dir(dataset) / "records.parquet"
     records = read_records(records_path, spec.variant)
     column = kshot_column(k_shots)
@@ -271,9 +305,17 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
         raise ConfigError(f"{records_path}: no {k_shots}-shot set (records.k_shots builds {params.records.k_shots})")
     train = records[(records["split"] == "train") & records[column]]
     valid = records[records["split"] == "valid"]
-    out_dir = Path(out_dir) if out_dir is not None else params.paths.models_dir / dataset / f"{method}-k{k_shots}-s{seed}"
-    print_now = training_fingerprint(params.train, params.train.base_model, seed, params.records.max_length,
-                                     _records_frame(train), _records_frame(valid))[0]
+    out_dir = (
+        Path(out_dir) if out_dir is not None else params.paths.models_dir / dataset / f"{method}-k{k_shots}-s{seed}"
+    )
+    print_now = training_fingerprint(
+        params.train,
+        params.train.base_model,
+        seed,
+        params.records.max_length,
+        _records_frame(train),
+        _records_frame(valid),
+    )[0]
     done = finished_training(out_dir, print_now)
     if done is not None:
         log.info("%s: trained already with these settings and records: the adapter is reused", out_dir)
@@ -285,14 +327,22 @@ def run_train(params, dataset: str, method: str, k_shots: int, seed: int, out_di
         log_path = launch_training(params, dataset, method, k_shots, seed, out_dir, processes)
         done = finished_training(out_dir, print_now)
         if done is None:
-            raise TrainingError(f"{out_dir}: the training on {processes} processes ended without a train.json "
-                                f"of these settings (output in {log_path})")
+            raise TrainingError(
+                f"{out_dir}: the training on {processes} processes ended without a train.json "
+                f"of these settings (output in {log_path})"
+            )
         return done
     meta = {"dataset": dataset, "method": method, "variant": spec.variant, "k_shots": k_shots}
     order_followers(("train", dataset, method, k_shots, seed, str(out_dir)))  # an experiment's other ranks
     result = train_adapter(
-        params.train.base_model, train, valid, params.train, out_dir,
-        max_length=params.records.max_length, seed=seed, meta=meta,
+        params.train.base_model,
+        train,
+        valid,
+        params.train,
+        out_dir,
+        max_length=params.records.max_length,
+        seed=seed,
+        meta=meta,
     )
     on_main(current_comm(), lambda: result.write(out_dir / "train.json"))
     return result

@@ -23,7 +23,11 @@ def sft_trainer_class():
             inputs["use_cache"] = False
             outputs = model(**inputs, fused_lm_head=True)
             loss = weighted_completion_loss(
-                outputs.log_probs, inputs["labels"][:, 1:], *self.answer_ids, self.answer_loss_weight, num_items_in_batch
+                outputs.log_probs,
+                inputs["labels"][:, 1:],
+                *self.answer_ids,
+                self.answer_loss_weight,
+                num_items_in_batch,
             )
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes

@@ -65,13 +65,25 @@ def planted(signal: str, users: int = 300, length: int = 16, items: int = 60, se
                 like = int(item % 2 == 0)
             else:
                 like = int(rng.integers(0, 2))
-            rows.append({"user_id": f"u{user}", "item_id": str(item), "rating": 5.0 if like else 1.0,
-                         "timestamp": 1_000_000 + t, "review": None})
+            rows.append(
+                {
+                    "user_id": f"u{user}",
+                    "item_id": str(item),
+                    "rating": 5.0 if like else 1.0,
+                    "timestamp": 1_000_000 + t,
+                    "review": None,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-BEAUTY = {"source": "paper", "path": "reasoningrec-paper/beauty", "domain": "beauty",
-          "kcore": {"k": 5, "mode": "user"}, "history_len": 5}
+BEAUTY = {
+    "source": "paper",
+    "path": "reasoningrec-paper/beauty",
+    "domain": "beauty",
+    "kcore": {"k": 5, "mode": "user"},
+    "history_len": 5,
+}
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +101,15 @@ def beauty_work(tmp_path_factory, shared_data) -> Path:
     except ImportError:  # data stages not available: cut the samples by hand the same way
         ratings = pd.read_csv(path)
         ratings = ratings[ratings["user"] < 200]
-        interactions = pd.DataFrame({
-            "user_id": ratings["user"].astype(str), "item_id": ratings["item"].astype(str),
-            "rating": ratings["rating"].astype(float), "timestamp": ratings["timestamp"].astype("int64"),
-            "review": None,
-        })
+        interactions = pd.DataFrame(
+            {
+                "user_id": ratings["user"].astype(str),
+                "item_id": ratings["item"].astype(str),
+                "rating": ratings["rating"].astype(float),
+                "timestamp": ratings["timestamp"].astype("int64"),
+                "review": None,
+            }
+        )
         return write_work(out, interactions, k=5)
     params = parse_params({"paths": {"data_dir": str(shared_data)}, "datasets": {"beauty": BEAUTY}})
     run_ingest(params, "beauty", out_dir=out)

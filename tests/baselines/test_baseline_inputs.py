@@ -56,8 +56,12 @@ def test_every_training_position_becomes_an_example_and_unknown_items_map_to_oov
 
 def test_heuristics_match_hand_computed_values(tmp_path):
     work = write_work(tmp_path / "hand", hand_interactions(), k=5)
-    params = parse_params({"datasets": {"hand": {"source": "table", "path": "x", "history_len": 5}},
-                           "baselines": {"item_prior_strength": 2.0}})
+    params = parse_params(
+        {
+            "datasets": {"hand": {"source": "table", "path": "x", "history_len": 5}},
+            "baselines": {"item_prior_strength": 2.0},
+        }
+    )
     summary = run_baselines(params, "hand", out_dir=work, methods=heuristics_methods(), track=False)
     g = 4 / 6  # training likes: a 2/3, b 1/2, c 1/1
     assert summary.global_like_rate == pytest.approx(g)

@@ -29,11 +29,20 @@ def one_thread():
 
 
 def small_params(**baselines):
-    return parse_params({
-        "datasets": {"beauty": {"source": "paper", "path": "reasoningrec-paper/beauty", "history_len": 5}},
-        "baselines": {"hidden": 32, "epochs": 6, "patience": 2, "learning_rate": 3e-3, "batch_size": 128,
-                      "dropout": 0.1, **baselines},
-    })
+    return parse_params(
+        {
+            "datasets": {"beauty": {"source": "paper", "path": "reasoningrec-paper/beauty", "history_len": 5}},
+            "baselines": {
+                "hidden": 32,
+                "epochs": 6,
+                "patience": 2,
+                "learning_rate": 3e-3,
+                "batch_size": 128,
+                "dropout": 0.1,
+                **baselines,
+            },
+        }
+    )
 
 
 def fit_on(method: str, interactions: pd.DataFrame, params, seed: int = 0):
@@ -47,8 +56,12 @@ def fit_on(method: str, interactions: pd.DataFrame, params, seed: int = 0):
     common.set_seed(seed)
     model = build_model(method, params, index.size, 5)
     cfg = params.baselines
-    common.fit(model, train, valid, common.FitSettings(cfg.epochs, cfg.patience, cfg.learning_rate,
-                                                       cfg.batch_size, cfg.weight_decay, seed))
+    common.fit(
+        model,
+        train,
+        valid,
+        common.FitSettings(cfg.epochs, cfg.patience, cfg.learning_rate, cfg.batch_size, cfg.weight_decay, seed),
+    )
     p = common.predict(model, test)
     return auc(test.label, p), p
 
@@ -84,10 +97,12 @@ def test_one_epoch_on_real_beauty_logs_contract_runs(beauty_work, tmp_path, tmp_
         migrated_store(template.parent)  # one migrated store per session, shared with test_report
     shutil.copyfile(template, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = parse_params({
-        **small_params(epochs=1).model_dump(by_alias=True, mode="json"),
-        "tracking": {"tracking_uri": uri, "artifact_location": str(tmp_path / "artifacts"), "experiment": "t"},
-    })
+    params = parse_params(
+        {
+            **small_params(epochs=1).model_dump(by_alias=True, mode="json"),
+            "tracking": {"tracking_uri": uri, "artifact_location": str(tmp_path / "artifacts"), "experiment": "t"},
+        }
+    )
     summary = run_baselines(params, "beauty", out_dir=beauty_work, seeds=[0])
 
     assert json.loads((beauty_work / "baselines" / "baselines.json").read_text()) == summary.to_json()
@@ -103,12 +118,17 @@ def test_one_epoch_on_real_beauty_logs_contract_runs(beauty_work, tmp_path, tmp_
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("t").experiment_id])
     tags = sorted((r.data.tags["method"], r.data.tags["k_shots"], r.data.tags["seed"]) for r in runs)
-    assert tags == [("caser", "all", "0"), ("item-like-rate", "0", "0"), ("sasrec", "all", "0"),
-                    ("user-like-rate", "0", "0")]
+    assert tags == [
+        ("caser", "all", "0"),
+        ("item-like-rate", "0", "0"),
+        ("sasrec", "all", "0"),
+        ("user-like-rate", "0", "0"),
+    ]
     for run in runs:
         assert {"dataset", "git_commit", "hardware", "command"} <= set(run.data.tags)
         assert {"valid_auc", "test_auc", "test_accuracy", "test_log_loss", "test_ece"} <= set(run.data.metrics)
         assert run.data.metrics["test_auc"] == pytest.approx(
-            summary.methods[run.data.tags["method"]]["seeds"]["0"]["test_auc"])
+            summary.methods[run.data.tags["method"]]["seeds"]["0"]["test_auc"]
+        )
     sasrec = next(r for r in runs if r.data.tags["method"] == "sasrec")
     assert [m.step for m in client.get_metric_history(sasrec.info.run_id, "epoch_valid_auc")] == [1]

@@ -36,8 +36,9 @@ def test_the_repository_settings_and_overlays_load():
 def test_overlays_then_assignments_then_overrides_win_in_that_order(tmp_path):
     base = _write(tmp_path / "params.yaml", "train: {epochs: 2, lora_r: 4}\nprepare: {seed: 1}\n")
     overlay = _write(tmp_path / "overlay.yaml", "train: {epochs: 3}\n")
-    params = read_params(base, [overlay], ["train.epochs=5", "records.k_shots=[16, 32]"],
-                         overrides={"prepare": {"seed": 9}})
+    params = read_params(
+        base, [overlay], ["train.epochs=5", "records.k_shots=[16, 32]"], overrides={"prepare": {"seed": 9}}
+    )
     assert params.train.epochs == 5 and params.train.lora_r == 4  # nested keys merge, not replace
     assert params.records.k_shots == [16, 32] and params.prepare.seed == 9
     assert read_params(base, [overlay]).train.epochs == 3
@@ -49,12 +50,16 @@ def test_deep_merge_merges_mappings_and_replaces_the_rest():
 
 
 def test_assignments_read_values_as_yaml():
-    assert parse_assignments(["a.b=3", "a.c=null", "d=[1, 2]", "e=x"]) == {"a": {"b": 3, "c": None}, "d": [1, 2],
-                                                                            "e": "x"}
+    assert parse_assignments(["a.b=3", "a.c=null", "d=[1, 2]", "e=x"]) == {
+        "a": {"b": 3, "c": None},
+        "d": [1, 2],
+        "e": "x",
+    }
 
 
-@pytest.mark.parametrize("item, fragment", [("epochs", "expected key=value"), ("=3", "expected key=value"),
-                                            ("a=[1", "not valid YAML")])
+@pytest.mark.parametrize(
+    "item, fragment", [("epochs", "expected key=value"), ("=3", "expected key=value"), ("a=[1", "not valid YAML")]
+)
 def test_bad_assignment_is_a_config_error(item, fragment):
     with pytest.raises(ConfigError, match=fragment):
         parse_assignments([item])

@@ -20,19 +20,22 @@ from reasoningrec.errors import ConfigError
 DATASET = {"source": "movielens100k", "path": "ml-100k"}
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"train": {"epochz": 3}}, "train.epochz: Extra inputs are not permitted"),
-    ({"nonsense": {}}, "nonsense"),
-    ({"train": {"lora_dropout": 1}}, "train.lora_dropout"),
-    ({"validate": {"rating_min": 6}}, "rating_min (6) is above rating_max (5)"),
-    ({"datasets": {"a b": DATASET}}, "may hold only letters"),
-    ({"pipeline": {"datasets": ["ml100k"]}}, "not defined under datasets"),
-    ({"pipeline": {"methods": ["sasrec"]}}, "pipeline.methods"),
-    ({"records": {"variants": ["nope"]}}, "unknown record variant"),
-    ({"datasets": {"x": {**DATASET, "encoding": "klingon"}}}, "unknown text encoding 'klingon'"),
-    ({"datasets": {"x": {**DATASET, "columns": {"usr": "u"}}}}, "unknown key(s) ['usr']"),
-    ({"prepare": {"population": "some"}}, "prepare.population"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"train": {"epochz": 3}}, "train.epochz: Extra inputs are not permitted"),
+        ({"nonsense": {}}, "nonsense"),
+        ({"train": {"lora_dropout": 1}}, "train.lora_dropout"),
+        ({"validate": {"rating_min": 6}}, "rating_min (6) is above rating_max (5)"),
+        ({"datasets": {"a b": DATASET}}, "may hold only letters"),
+        ({"pipeline": {"datasets": ["ml100k"]}}, "not defined under datasets"),
+        ({"pipeline": {"methods": ["sasrec"]}}, "pipeline.methods"),
+        ({"records": {"variants": ["nope"]}}, "unknown record variant"),
+        ({"datasets": {"x": {**DATASET, "encoding": "klingon"}}}, "unknown text encoding 'klingon'"),
+        ({"datasets": {"x": {**DATASET, "columns": {"usr": "u"}}}}, "unknown key(s) ['usr']"),
+        ({"prepare": {"population": "some"}}, "prepare.population"),
+    ],
+)
 def test_invalid_settings_name_the_key_and_what_was_expected(raw, fragment):
     with pytest.raises(ConfigError) as caught:
         parse_params(raw, "mine.yaml")

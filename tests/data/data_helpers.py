@@ -8,9 +8,27 @@ from pathlib import Path
 
 from reasoningrec.config import parse_params
 
-GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-          "War", "Western"]
+GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
 def make_params(root: Path, datasets: dict, **sections):
@@ -45,8 +63,15 @@ def ml100k(folder: Path, data: str | None = None, items: list[str] | None = None
 
 
 def amazon2018_line(user="U1", asin="A1", overall=5.0, time=1400000000, text="great", **extra) -> str:
-    obj = {"overall": overall, "reviewerID": user, "asin": asin, "reviewText": text, "summary": "s",
-           "unixReviewTime": time, **extra}
+    obj = {
+        "overall": overall,
+        "reviewerID": user,
+        "asin": asin,
+        "reviewText": text,
+        "summary": "s",
+        "unixReviewTime": time,
+        **extra,
+    }
     return json.dumps(obj)
 
 

@@ -15,9 +15,14 @@ def test_ingest_and_prepare_commands(tmp_path, monkeypatch):
     rows = "".join(f"{u}\t{i}\t{(u + i) % 5 + 1}\t{880000000 + i}\n" for u in (1, 2) for i in (1, 2, 3))
     ml100k(tmp_path / "raw" / "ml", data=rows)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({
-        "paths": {"data_dir": str(tmp_path / "raw"), "work_dir": str(tmp_path / "work")},
-        "datasets": {"m": {"source": "movielens100k", "path": "ml", "kcore": {"k": 3}}}}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "paths": {"data_dir": str(tmp_path / "raw"), "work_dir": str(tmp_path / "work")},
+                "datasets": {"m": {"source": "movielens100k", "path": "ml", "kcore": {"k": 3}}},
+            }
+        )
+    )
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", "-d", "m", "--params", str(params)])
     assert result.exit_code == 0, result.output

@@ -19,9 +19,15 @@ from reasoningrec.errors import ConfigError, DataError
 
 def chunk(users, items=None, ratings=None, stamps=None):
     n = len(users)
-    table = pa.table({"user_id": pa.array(users, pa.string()), "item_id": pa.array(items or ["i"] * n, pa.string()),
-                      "rating": pa.array(ratings or [5.0] * n, pa.float64()),
-                      "timestamp": pa.array(stamps or [1] * n, pa.int64()), "review": pa.nulls(n, pa.string())})
+    table = pa.table(
+        {
+            "user_id": pa.array(users, pa.string()),
+            "item_id": pa.array(items or ["i"] * n, pa.string()),
+            "rating": pa.array(ratings or [5.0] * n, pa.float64()),
+            "timestamp": pa.array(stamps or [1] * n, pa.int64()),
+            "review": pa.nulls(n, pa.string()),
+        }
+    )
     return Chunk(table, "f.csv", lambda i: {"line": i + 2}, {"user_id": "user", "rating": "stars"})
 
 
@@ -44,9 +50,15 @@ def test_empty_or_missing_ids_name_the_line(users, problem):
     assert (err.value.line, err.value.field) == (2, "user")
 
 
-@pytest.mark.parametrize("ratings, stamps, field, line", [
-    ([5.0, float("nan")], [1, 1], "stars", 3), ([5.0, float("inf")], [1, 1], "stars", 3),
-    ([5.0, 6.0], [1, 1], "stars", 3), ([5.0, 5.0], [1, -1], "timestamp", 3)])
+@pytest.mark.parametrize(
+    "ratings, stamps, field, line",
+    [
+        ([5.0, float("nan")], [1, 1], "stars", 3),
+        ([5.0, float("inf")], [1, 1], "stars", 3),
+        ([5.0, 6.0], [1, 1], "stars", 3),
+        ([5.0, 5.0], [1, -1], "timestamp", 3),
+    ],
+)
 def test_ratings_and_timestamps_in_range(ratings, stamps, field, line):
     with pytest.raises(DataError, match="outside the allowed range") as err:
         check_chunk(chunk(["a", "b"], ratings=ratings, stamps=stamps), 1, 5)
@@ -60,8 +72,10 @@ def test_setting_errors_name_the_key_before_any_data():
         parse_params({"datasets": {"x": {"source": "table", "path": "a.csv", "encoding": "nope"}}})
     with pytest.raises(ConfigError, match=r"datasets.x.columns: .*unknown key\(s\) \['usr'\]"):
         parse_params({"datasets": {"x": {"source": "table", "path": "a.csv", "columns": {"usr": "u"}}}})
-    assert parse_params({"datasets": {"x": {"source": "movielens1m", "path": "m"}}}).dataset("x").text_encoding() \
+    assert (
+        parse_params({"datasets": {"x": {"source": "movielens1m", "path": "m"}}}).dataset("x").text_encoding()
         == "latin-1"
+    )
 
 
 def test_repeats_match_pandas_on_random_keys():
@@ -106,15 +120,30 @@ def test_kcore_mask_matches_the_definition(mode):
 def test_lazy_review_sampling_equals_the_in_memory_one(tmp_path):
     rng = np.random.default_rng(0)
     n = 400
-    texts = [None if i % 9 == 0 else ("  " if i % 11 == 0 else f"review {i} " + "w " * int(rng.integers(1, 80)))
-             for i in range(n)]
-    frame = interactions_frame([f"u{i % 30}" for i in range(n)], [f"i{int(x)}" for x in rng.integers(0, 25, n)],
-                               rng.integers(1, 6, n).astype(float), np.arange(n), texts)
+    texts = [
+        None if i % 9 == 0 else ("  " if i % 11 == 0 else f"review {i} " + "w " * int(rng.integers(1, 80)))
+        for i in range(n)
+    ]
+    frame = interactions_frame(
+        [f"u{i % 30}" for i in range(n)],
+        [f"i{int(x)}" for x in rng.integers(0, 25, n)],
+        rng.integers(1, 6, n).astype(float),
+        np.arange(n),
+        texts,
+    )
     path = write_contract_table(tmp_path / "interactions.parquet", frame, "interactions")
     codes, names = pd.factorize(frame["item_id"])
     keep = np.flatnonzero(rng.random(n) < 0.8)
-    lazy = item_reviews(path, keep, codes[keep], frame["rating"].to_numpy()[keep],
-                        pa.array(np.asarray(names, dtype=object), pa.string()), p=4, words=6, seed=42)
+    lazy = item_reviews(
+        path,
+        keep,
+        codes[keep],
+        frame["rating"].to_numpy()[keep],
+        pa.array(np.asarray(names, dtype=object), pa.string()),
+        p=4,
+        words=6,
+        seed=42,
+    )
     eager = sample_reviews(frame.iloc[keep], p=4, words=6, seed=42)
     assert lazy["item_id"].tolist() == eager["item_id"].tolist()
     assert [list(r) for r in lazy["reviews"]] == [list(r) for r in eager["reviews"]]

@@ -16,8 +16,9 @@ pytest.importorskip("dask.dataframe")
 @pytest.fixture
 def table(tmp_path, monkeypatch):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-    ratings = pd.read_csv(data_file("ml-100k/u.data"), sep="\t", names=["user", "item", "rating", "timestamp"],
-                          dtype=str, nrows=20_000)
+    ratings = pd.read_csv(
+        data_file("ml-100k/u.data"), sep="\t", names=["user", "item", "rating", "timestamp"], dtype=str, nrows=20_000
+    )
     (tmp_path / "raw").mkdir()
     ratings.to_csv(tmp_path / "raw" / "t.csv", index=False)
     return make_params(tmp_path, {"t": {"source": "table", "path": "t.csv", "kcore": {"k": 10}, "history_len": 5}})
@@ -36,8 +37,9 @@ def test_dask_ingest_and_prepare_match_the_single_machine_stages(table, tmp_path
     single = pd.read_parquet(work / "interactions.parquet")
     spread = pd.read_parquet(tmp_path / "dask-interactions")
     assert len(spread) == len(single) == 20_000
-    assert spread[["user_id", "item_id", "rating", "timestamp"]].equals(single[["user_id", "item_id", "rating",
-                                                                                   "timestamp"]])
+    assert spread[["user_id", "item_id", "rating", "timestamp"]].equals(
+        single[["user_id", "item_id", "rating", "timestamp"]]
+    )
     samples = prepare_samples(table, "t", tmp_path / "dask-interactions", npartitions=4)
     assert samples.num_rows > 300
     assert samples.equals(pq.read_table(work / "samples.parquet"))

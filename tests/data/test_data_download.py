@@ -98,11 +98,18 @@ def test_plain_file_and_http_error(params, server):
 def test_plan_urls(params):
     from reasoningrec.config import parse_params
 
-    p = parse_params({"datasets": {
-        "a": {"source": "amazon2018", "path": "amazon2018/AMAZON_FASHION_5.jsonl.gz"},
-        "b": {"source": "paper", "path": "reasoningrec-paper/beauty"},
-        "m": {"source": "movielens1m", "path": "ml-1m"}}})
+    p = parse_params(
+        {
+            "datasets": {
+                "a": {"source": "amazon2018", "path": "amazon2018/AMAZON_FASHION_5.jsonl.gz"},
+                "b": {"source": "paper", "path": "reasoningrec-paper/beauty"},
+                "m": {"source": "movielens1m", "path": "ml-1m"},
+            }
+        }
+    )
     assert plan(p.dataset("a"))[0].url.endswith("/categoryFilesSmall/AMAZON_FASHION_5.json.gz")
-    assert [a.target for a in plan(p.dataset("b"))] == ["reasoningrec-paper/beauty/ratings.csv",
-                                                       "reasoningrec-paper/beauty/processed_item_information.json"]
+    assert [a.target for a in plan(p.dataset("b"))] == [
+        "reasoningrec-paper/beauty/ratings.csv",
+        "reasoningrec-paper/beauty/processed_item_information.json",
+    ]
     assert plan(p.dataset("m"))[0].url == "https://files.grouplens.org/datasets/movielens/ml-1m.zip"

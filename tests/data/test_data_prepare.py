@@ -35,8 +35,18 @@ def test_drop_duplicates_keeps_first_occurrence():
 def test_kcore_user_mode_is_one_pass_and_iterative_converges():
     # u1: a b c ; u2: a b ; u3: a c d. With k=3: user mode keeps u1,u3 (6 rows). Iterative: items
     # b (1 left) and d (1) fall, then u1 (a,c) and u3 (a,c) fall below 3 -> nothing left.
-    f = frame([("u1", "a", 5, 1), ("u1", "b", 5, 2), ("u1", "c", 5, 3), ("u2", "a", 5, 1), ("u2", "b", 5, 2),
-               ("u3", "a", 5, 1), ("u3", "c", 5, 2), ("u3", "d", 5, 3)])
+    f = frame(
+        [
+            ("u1", "a", 5, 1),
+            ("u1", "b", 5, 2),
+            ("u1", "c", 5, 3),
+            ("u2", "a", 5, 1),
+            ("u2", "b", 5, 2),
+            ("u3", "a", 5, 1),
+            ("u3", "c", 5, 2),
+            ("u3", "d", 5, 3),
+        ]
+    )
     assert sorted(kcore(f, 3, "user")["user_id"].unique()) == ["u1", "u3"]
     assert kcore(f, 3, "iterative").empty
     # k=2 iterative: d (only u3) drops, u3 keeps a,c -> stable with every user and item >= 2.
@@ -103,8 +113,9 @@ def test_review_sampling_without_replacement_deterministic_trimmed():
 
 
 def test_review_sampling_few_reviews_and_no_text():
-    f = frame([("u", "a", 5, 1, "one two three"), ("v", "a", 1, 2, "four"), ("u", "b", 5, 3, None),
-               ("v", "b", 4, 4, "  ")])
+    f = frame(
+        [("u", "a", 5, 1, "one two three"), ("v", "a", 1, 2, "four"), ("u", "b", 5, 3, None), ("v", "b", 4, 4, "  ")]
+    )
     out = sample_reviews(f, p=10, words=2, seed=1).set_index("item_id")["reviews"]
     assert sorted(out["a"]) == ["four", "one two"] and list(out["b"]) == []
 
@@ -114,9 +125,11 @@ def prepared(tmp_path, monkeypatch):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
 
     def run(rows, k=2, mode="user", max_users=None, **dataset):
-        params = make_params(tmp_path, {"d": {"source": "table", "path": "x.csv", "kcore": {"k": k, "mode": mode},
-                                              "history_len": 2, **dataset}},
-                             prepare={"profile_items": 3, "reviews_per_item": 2})
+        params = make_params(
+            tmp_path,
+            {"d": {"source": "table", "path": "x.csv", "kcore": {"k": k, "mode": mode}, "history_len": 2, **dataset}},
+            prepare={"profile_items": 3, "reviews_per_item": 2},
+        )
         write_contract_table(params.work_dir("d") / "interactions.parquet", frame(rows), "interactions")
         return run_prepare(params, "d", max_users=max_users), params.work_dir("d")
 
@@ -128,8 +141,18 @@ def test_run_prepare_writes_samples_reviews_and_summary(prepared):
     rows += [("2", "i0", 4, 1, "x"), ("2", "i1", 4, 2, None), ("2", "i1", 4, 2, None), ("3", "i0", 1, 5, None)]
     summary, out = prepared(rows, k=3)
     samples = pq.read_table(out / "samples.parquet")
-    assert samples.schema.names == ["user_id", "split", "target_item", "target_rating", "target_timestamp",
-                                    "label", "history_items", "history_labels", "profile_items", "profile_labels"]
+    assert samples.schema.names == [
+        "user_id",
+        "split",
+        "target_item",
+        "target_rating",
+        "target_timestamp",
+        "label",
+        "history_items",
+        "history_labels",
+        "profile_items",
+        "profile_labels",
+    ]
     assert summary.samples == {"train": 1, "valid": 1, "test": 1}
     assert summary.duplicates_dropped == 1
     assert summary.users_dropped == {"kcore": 2, "max_users": 0, "fewer_than_3_items": 0}

@@ -73,9 +73,12 @@ def test_fashion_history_len_matches_the_papers_records(pipeline, shared_data, p
     _, prepare, _ = pipeline("fashion")
     h = params.dataset("fashion").history_len
     for split in ("train", "valid", "test"):
-        records = json.loads(gzip.decompress((shared_data / f"reasoningrec-paper/fashion/sft_{split}.json.gz").read_bytes()))
-        counts = {sum(line.lstrip().startswith(("Liked ", "Disliked ")) for line in r["input"].splitlines())
-                  for r in records}
+        records = json.loads(
+            gzip.decompress((shared_data / f"reasoningrec-paper/fashion/sft_{split}.json.gz").read_bytes())
+        )
+        counts = {
+            sum(line.lstrip().startswith(("Liked ", "Disliked ")) for line in r["input"].splitlines()) for r in records
+        }
         assert counts == {h}
         assert len(records) == prepare.users_with_profile_items == 896
 
@@ -95,8 +98,10 @@ def test_chronology_rules_on_real_samples(pipeline, dataset, params):
     h = params.dataset(dataset).history_len
     # Each user's interactions in time order, equal timestamps in file order (stable sort).
     inter = inter.iloc[np.lexsort((np.arange(len(inter)), inter["timestamp"].to_numpy()))]
-    seqs = {u: (g["item_id"].tolist(), g["timestamp"].tolist(), g["rating"].tolist())
-            for u, g in inter.groupby("user_id", sort=False)}
+    seqs = {
+        u: (g["item_id"].tolist(), g["timestamp"].tolist(), g["rating"].tolist())
+        for u, g in inter.groupby("user_id", sort=False)
+    }
     assert (samples["label"] == (samples["target_rating"] > 3).astype("int8")).all()
     splits = samples.groupby("user_id")["split"].agg(list)
     assert all(sorted(v) == ["test", "train", "valid"] for v in splits) and len(splits) == len(seqs)

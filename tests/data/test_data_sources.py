@@ -43,8 +43,13 @@ def test_ml100k_reads_ratings_items_genres_and_latin1_titles(tmp_path):
     assert summary.rating_histogram == {"3": 1, "4": 1, "5": 1}
     assert summary.time_source == "timestamp"
     schema = pq.read_schema(out / "interactions.parquet")
-    assert {f.name: str(f.type) for f in schema} == {"user_id": "string", "item_id": "string", "rating": "double",
-                                                     "timestamp": "int64", "review": "string"}
+    assert {f.name: str(f.type) for f in schema} == {
+        "user_id": "string",
+        "item_id": "string",
+        "rating": "double",
+        "timestamp": "int64",
+        "review": "string",
+    }
     assert inter["review"].isna().all()
     assert items.loc["2", "title"] == "Misérables, Les" and items.loc["2", "year"] == 1995
     assert items.loc["2", "genres"] == "Action" and pd.isna(items.loc["1", "genres"])
@@ -55,8 +60,7 @@ def test_ml100k_reads_ratings_items_genres_and_latin1_titles(tmp_path):
 
 def test_ml1m_without_timestamps_uses_file_order(tmp_path):
     folder = tmp_path / "raw" / "ml1m"
-    write(folder / "ratings_no_timestamp.dat.gz",
-          gzip.compress(b"2::10::4\n1::10::5\n1::20::2\n"))
+    write(folder / "ratings_no_timestamp.dat.gz", gzip.compress(b"2::10::4\n1::10::5\n1::20::2\n"))
     write(folder / "movies.dat", "10::Amélie (2001)::Comedy|Romance\n20::Heat (1995)::Action\n", "latin-1")
     write(folder / "users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n")
     summary, out = _ingest(tmp_path, "m", {"source": "movielens1m", "path": "ml1m"})
@@ -82,8 +86,7 @@ def test_ml1m_prefers_real_timestamps(tmp_path):
 
 @pytest.mark.parametrize("name", ["r.json.gz", "r.jsonl", "r.json"])
 def test_amazon2018_plain_or_gzipped_with_and_without_meta(tmp_path, name):
-    lines = "\n".join([amazon2018_line("U1", "A1", 5.0, 100, "nice"),
-                       amazon2018_line("U2", "A2", 2.0, 200, ""), ""])
+    lines = "\n".join([amazon2018_line("U1", "A1", 5.0, 100, "nice"), amazon2018_line("U2", "A2", 2.0, 200, ""), ""])
     path = tmp_path / "raw" / name
     gz(path, lines) if name.endswith(".gz") else write(path, lines)
     summary, out = _ingest(tmp_path, "a", {"source": "amazon2018", "path": name})
@@ -92,23 +95,49 @@ def test_amazon2018_plain_or_gzipped_with_and_without_meta(tmp_path, name):
     assert pd.read_parquet(out / "items.parquet")["title"].tolist() == ["A1", "A2"]
     assert any("asin stands in" in note for note in summary.notes)
 
-    meta = {"asin": "A1", "title": "Soap", "brand": "Acme", "price": "$4.99",
-            "description": ["Gentle", "bar"], "category": ["Beauty", "Soap"]}
+    meta = {
+        "asin": "A1",
+        "title": "Soap",
+        "brand": "Acme",
+        "price": "$4.99",
+        "description": ["Gentle", "bar"],
+        "category": ["Beauty", "Soap"],
+    }
     write(tmp_path / "raw" / "meta.json", json.dumps(meta) + "\n")
     summary, out = _ingest(tmp_path, "a", {"source": "amazon2018", "path": name, "meta_path": "meta.json"})
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
     assert items.loc["A1"].drop("year").to_dict() == {
-        "title": "Soap", "brand": "Acme", "price": "$4.99", "genres": "Beauty|Soap", "description": "Gentle bar"}
+        "title": "Soap",
+        "brand": "Acme",
+        "price": "$4.99",
+        "genres": "Beauty|Soap",
+        "description": "Gentle bar",
+    }
     assert items.loc["A2", "title"] == "A2"
 
 
 def test_amazon2023_milliseconds_and_parent_asin(tmp_path):
-    rows = [{"rating": 4.0, "user_id": "U", "parent_asin": "P1", "asin": "X", "text": "ok", "title": "t",
-             "timestamp": 1588687728923},
-            {"rating": 1.0, "user_id": "U", "asin": "P2", "text": "bad", "title": "t", "timestamp": 1588687729000}]
+    rows = [
+        {
+            "rating": 4.0,
+            "user_id": "U",
+            "parent_asin": "P1",
+            "asin": "X",
+            "text": "ok",
+            "title": "t",
+            "timestamp": 1588687728923,
+        },
+        {"rating": 1.0, "user_id": "U", "asin": "P2", "text": "bad", "title": "t", "timestamp": 1588687729000},
+    ]
     gz(tmp_path / "raw" / "r.jsonl.gz", "\n".join(json.dumps(r) for r in rows))
-    meta = {"parent_asin": "P1", "title": "Mug", "store": "Acme", "price": 9.5, "description": [],
-            "categories": ["Home"]}
+    meta = {
+        "parent_asin": "P1",
+        "title": "Mug",
+        "store": "Acme",
+        "price": 9.5,
+        "description": [],
+        "categories": ["Home"],
+    }
     write(tmp_path / "raw" / "meta.jsonl", json.dumps(meta))
     _, out = _ingest(tmp_path, "a", {"source": "amazon2023", "path": "r.jsonl.gz", "meta_path": "meta.jsonl"})
     inter = pd.read_parquet(out / "interactions.parquet")
@@ -122,8 +151,10 @@ def test_amazon2023_milliseconds_and_parent_asin(tmp_path):
 def test_paper_source_keeps_the_authors_descriptions(tmp_path):
     folder = tmp_path / "raw" / "p"
     write(folder / "ratings.csv", "item,user,rating,timestamp\n0,0,4.0,1155081600\n1,0,2.0,1268697600\n")
-    info = {"0": {"title": "Soap", "brand": "A", "price": "$1", "description": "\n\nA soap."},
-            "1": {"title": "Brush", "description": "A brush."}}
+    info = {
+        "0": {"title": "Soap", "brand": "A", "price": "$1", "description": "\n\nA soap."},
+        "1": {"title": "Brush", "description": "A brush."},
+    }
     write(folder / "processed_item_information.json", json.dumps(info))
     _, out = _ingest(tmp_path, "p", {"source": "paper", "path": "p"})
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
@@ -133,15 +164,26 @@ def test_paper_source_keeps_the_authors_descriptions(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_table_source_maps_columns(tmp_path, fmt):
-    frame = pd.DataFrame({"userId": [7, 7], "movieId": [1, 2], "stars": [4.5, 1.0],
-                          "ts": ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"], "txt": ["good", None]})
+    frame = pd.DataFrame(
+        {
+            "userId": [7, 7],
+            "movieId": [1, 2],
+            "stars": [4.5, 1.0],
+            "ts": ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"],
+            "txt": ["good", None],
+        }
+    )
     path = tmp_path / "raw" / f"t.{fmt}"
     path.parent.mkdir(parents=True)
     frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
     items = pd.DataFrame({"movieId": ["1"], "title": ["Heat"], "year": [1995]})
     items.to_csv(tmp_path / "raw" / "items.csv", index=False)
-    config = {"source": "table", "path": f"t.{fmt}", "meta_path": "items.csv",
-              "columns": {"user": "userId", "item": "movieId", "rating": "stars", "timestamp": "ts", "review": "txt"}}
+    config = {
+        "source": "table",
+        "path": f"t.{fmt}",
+        "meta_path": "items.csv",
+        "columns": {"user": "userId", "item": "movieId", "rating": "stars", "timestamp": "ts", "review": "txt"},
+    }
     _, out = _ingest(tmp_path, "t", config)
     inter = pd.read_parquet(out / "interactions.parquet")
     assert inter["timestamp"].tolist() == [1577836800, 1577923200]
@@ -191,8 +233,15 @@ def test_missing_column_paper_csv(tmp_path):
 def test_missing_column_table(tmp_path):
     write(tmp_path / "raw" / "t.csv", "u,i,r\n1,2,3\n")
     with pytest.raises(DataError) as err:
-        _ingest(tmp_path, "t", {"source": "table", "path": "t.csv", "columns": {"user": "u", "item": "i",
-                                                                              "rating": "r", "timestamp": "ts"}})
+        _ingest(
+            tmp_path,
+            "t",
+            {
+                "source": "table",
+                "path": "t.csv",
+                "columns": {"user": "u", "item": "i", "rating": "r", "timestamp": "ts"},
+            },
+        )
     assert err.value.field == "ts"
     _assert_no_outputs(tmp_path)
 
@@ -205,8 +254,9 @@ def test_missing_field_in_json_line(tmp_path):
     assert (err.value.line, err.value.field) == (2, "reviewerID")
 
 
-@pytest.mark.parametrize("rating, problem", [("five", "expected a number, found 'five'"),
-                                             ("7", "outside the allowed range [1, 5]")])
+@pytest.mark.parametrize(
+    "rating, problem", [("five", "expected a number, found 'five'"), ("7", "outside the allowed range [1, 5]")]
+)
 def test_bad_rating(tmp_path, rating, problem):
     ml100k(tmp_path / "raw" / "ml", data=f"1\t1\t5\t880000000\n\n1\t2\t{rating}\t880000100\n")
     with pytest.raises(DataError) as err:

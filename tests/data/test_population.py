@@ -62,13 +62,16 @@ def our_samples(frame):
 
 def record(history, target, label, profile=None):
     """An authors-style record: ``history`` = [(item, liked)], ``target`` an item, ``label`` the gold."""
-    lines = [f"{'Liked' if liked else 'Disliked'} {TITLES[i]} Brand: B Description: text about {i}\n"
-             for i, liked in history]
+    lines = [
+        f"{'Liked' if liked else 'Disliked'} {TITLES[i]} Brand: B Description: text about {i}\n" for i, liked in history
+    ]
     head = f"User Profile - {profile}\n        " if profile else ""
-    text = (f"{head}User purchased the following items in the given order. List of recent items and their "
-            f"description -\n        {''.join(lines)}\nThe user will purchase the next target item - "
-            f"{TITLES[target]} Brand: B\nDo not use any information not mentioned above. Explain with reasoning "
-            f"whether the user will like or dislike the next target item - \"{TITLES[target]}\" in atmost 100 words.")
+    text = (
+        f"{head}User purchased the following items in the given order. List of recent items and their "
+        f"description -\n        {''.join(lines)}\nThe user will purchase the next target item - "
+        f"{TITLES[target]} Brand: B\nDo not use any information not mentioned above. Explain with reasoning "
+        f'whether the user will like or dislike the next target item - "{TITLES[target]}" in atmost 100 words.'
+    )
     return {"instruction": "x", "input": text, "output": f"Prediction: {'Yes' if label else 'No'} \n because."}
 
 
@@ -84,8 +87,9 @@ def scored_records():
 
 def authors(test=None, valid=None, profiles=None, **kwargs):
     valid = valid if valid is not None else [record([("b", 0), ("c", 1)], "d", 1)]  # user 1 only
-    return authors_records({"valid": valid, "test": test if test is not None else scored_records()}, TITLES,
-                           profiles or {}, **kwargs)
+    return authors_records(
+        {"valid": valid, "test": test if test is not None else scored_records()}, TITLES, profiles or {}, **kwargs
+    )
 
 
 def test_first_interaction_labels_take_the_earliest_rating():
@@ -119,9 +123,17 @@ def test_paper_population_rows_follow_the_records():
     # Gold labels: e No; user 2 scored on j (rating 2) while shown h; k's first rating is 2; q liked.
     assert test["label"].to_dict() == {"1": 0, "2": 0, "4": 0, "5": 1, "6": 1}
     assert summary["test"] == {
-        "records": 5, "matched": 5, "unmatched": 0, "shown_target": {"test": 3, "train": 2},
-        "majority_shown_target": "test", "ambiguous_offsets": 1, "label_disagrees_with_record": 0,
-        "label_is_not_the_shown_items": 2, "rows": 5, "likes": 2}
+        "records": 5,
+        "matched": 5,
+        "unmatched": 0,
+        "shown_target": {"test": 3, "train": 2},
+        "majority_shown_target": "test",
+        "ambiguous_offsets": 1,
+        "label_disagrees_with_record": 0,
+        "label_is_not_the_shown_items": 2,
+        "rows": 5,
+        "likes": 2,
+    }
     assert rows[rows["split"] == "valid"]["user_id"].tolist() == ["1"]
     assert list(rows.columns) == SAMPLE_SCHEMA.names
 
@@ -134,8 +146,10 @@ def test_with_population_keeps_train_rows_and_the_order():
     assert merged.schema == SAMPLE_SCHEMA
     out = merged.to_pandas()
     assert out["split"].value_counts().to_dict() == {"train": 6, "test": 5, "valid": 1}
-    pd.testing.assert_frame_equal(out[out["split"] == "train"].reset_index(drop=True),
-                                  table.to_pandas().query("split == 'train'").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        out[out["split"] == "train"].reset_index(drop=True),
+        table.to_pandas().query("split == 'train'").reset_index(drop=True),
+    )
     assert out["user_id"].tolist()[:3] == ["1", "1", "1"] and out["split"].tolist()[:3] == ["train", "valid", "test"]
 
 
@@ -145,8 +159,9 @@ def test_an_unmatched_record_is_an_error_unless_a_slice_allows_it():
     stray["input"] = stray["input"].replace("Title A", "Nobody Has This")
     with pytest.raises(DataError, match="1 of 6 records match no user"):
         paper_population(our_samples(frame), frame, authors(test=[*scored_records(), stray]), 3)
-    _, summary = paper_population(our_samples(frame), frame,
-                                  authors(test=[*scored_records(), stray], allow_unmatched=True), 3)
+    _, summary = paper_population(
+        our_samples(frame), frame, authors(test=[*scored_records(), stray], allow_unmatched=True), 3
+    )
     assert summary["test"]["unmatched"] == 1 and summary["test"]["rows"] == 5
 
 
@@ -176,10 +191,21 @@ def test_scored_subset_is_the_authors_random_sample():
 
 
 def test_repeated_inputs_and_their_report_line():
-    raw = {"train": [{"input": "x"}, {"input": "y"}], "valid": [{"input": "x"}], "test": [{"input": "z"}, {"input": "y"}]}
+    raw = {
+        "train": [{"input": "x"}, {"input": "y"}],
+        "valid": [{"input": "x"}],
+        "test": [{"input": "z"}, {"input": "y"}],
+    }
     assert repeated_inputs(raw) == {"valid": 1, "test": 1}
-    line = {"dataset": "d", "population": "all", "users": 2, "like_rate": 0.5, "one_label_history": 1.0,
-            "user_like_rate_auc": 0.5, "repeated_inputs": {"test": "1 of 2"}}
+    line = {
+        "dataset": "d",
+        "population": "all",
+        "users": 2,
+        "like_rate": 0.5,
+        "one_label_history": 1.0,
+        "user_like_rate_auc": 0.5,
+        "repeated_inputs": {"test": "1 of 2"},
+    }
     assert "d: records whose input is verbatim a training record's input: test 1 of 2" in format_report([line])
 
 
@@ -342,11 +368,16 @@ def test_population_report_figures(paper_run, shared_data, tmp_path, monkeypatch
     stats = {name: population_stats(rows, 0.77) for name, rows in populations.items()}
     assert stats["all"] == {"users": 1273, "like_rate": 0.77, "one_label_history": 0.616, "user_like_rate_auc": 0.81}
     assert stats["paper"]["users"] == 896 and stats["paper"]["user_like_rate_auc"] == 0.714
-    assert stats["all minus paper"] == {"users": 377, "like_rate": 0.833, "one_label_history": 0.968,
-                                        "user_like_rate_auc": 0.971}
+    assert stats["all minus paper"] == {
+        "users": 377,
+        "like_rate": 0.833,
+        "one_label_history": 0.968,
+        "user_like_rate_auc": 0.971,
+    }
     assert stats["paper, scored sample (800, seed 42)"]["users"] == 800
-    assert "| fashion | paper | 896 |" in format_report([{"dataset": "fashion", "population": n, **s}
-                                                         for n, s in stats.items()])
+    assert "| fashion | paper | 896 |" in format_report(
+        [{"dataset": "fashion", "population": n, **s} for n, s in stats.items()]
+    )
 
 
 @pytest.mark.parametrize("dataset", ["beauty", "fashion"])

@@ -25,7 +25,10 @@ def test_content_tokens_and_plural_folding():
     assert not F.is_content("great", 3)  # an opinion word, on the stop list
     assert not F.is_content("user", 3)  # recommendation talk
     assert F.plural_forms(["brushes", "brush", "gloss", "berries", "berry", "shoes", "shoe"]) == {
-        "brushes": "brush", "berries": "berry", "shoes": "shoe"}
+        "brushes": "brush",
+        "berries": "berry",
+        "shoes": "shoe",
+    }
 
 
 def test_ngrams_stop_at_stop_words_and_punctuation():
@@ -34,16 +37,20 @@ def test_ngrams_stop_at_stop_words_and_punctuation():
     assert grams == {"dry", "skin", "dry skin", "long", "lasting", "scent", "long lasting", "lasting scent", "soft"}
 
 
-ITEMS = pd.DataFrame({
-    "item_id": ["1", "2", "3", "4"],
-    "title": ["Zipper Hoodie", "Zipper Jacket", "Cotton Scarf", "Wool Scarf"],
-    "description": [None, "", None, None],
-})
-DESCRIPTIONS = pd.DataFrame({
-    "item_id": ["1", "2", "3", "4"],
-    "description": ["A warm hoodie with deep pockets.", "Deep pockets, warm lining.", "Soft cotton.", "junk"],
-    "valid": [True, True, True, False],  # item 4's text is unusable: left out, as in the records
-})
+ITEMS = pd.DataFrame(
+    {
+        "item_id": ["1", "2", "3", "4"],
+        "title": ["Zipper Hoodie", "Zipper Jacket", "Cotton Scarf", "Wool Scarf"],
+        "description": [None, "", None, None],
+    }
+)
+DESCRIPTIONS = pd.DataFrame(
+    {
+        "item_id": ["1", "2", "3", "4"],
+        "description": ["A warm hoodie with deep pockets.", "Deep pockets, warm lining.", "Soft cotton.", "junk"],
+        "valid": [True, True, True, False],  # item 4's text is unusable: left out, as in the records
+    }
+)
 REVIEWS = pd.DataFrame({"item_id": ["3"], "reviews": [["Nice pockets on this scarf!"]]})
 
 

@@ -47,10 +47,21 @@ def test_parse_scores(reply, expected):
 
 
 def test_summary_counts_bad_replies():
-    summary = summarise_judgements([{"grounded": 4, "personalised": 2, "specific": 5, "consistent": 1}, None,
-                                    {"grounded": 2, "personalised": 2, "specific": 3, "consistent": 5}])
-    assert summary == {"judge_grounded": 3.0, "judge_personalised": 2.0, "judge_specific": 4.0,
-                       "judge_consistent": 3.0, "judge_judged": 3.0, "judge_bad_replies": 1.0}
+    summary = summarise_judgements(
+        [
+            {"grounded": 4, "personalised": 2, "specific": 5, "consistent": 1},
+            None,
+            {"grounded": 2, "personalised": 2, "specific": 3, "consistent": 5},
+        ]
+    )
+    assert summary == {
+        "judge_grounded": 3.0,
+        "judge_personalised": 2.0,
+        "judge_specific": 4.0,
+        "judge_consistent": 3.0,
+        "judge_judged": 3.0,
+        "judge_bad_replies": 1.0,
+    }
     assert math.isnan(summarise_judgements([None])["judge_grounded"])
 
 
@@ -98,9 +109,12 @@ class JudgeServer:
                 user = body["messages"][-1]["content"]
                 explanation = user.split("<explanation>")[1].split("</explanation>")[0]
                 reply = GOOD if "Cream" in explanation else "I would rate it quite well overall."
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply},
-                                                   "finish_reason": "stop"}],
-                                      "usage": {"prompt_tokens": 10, "completion_tokens": 8}}).encode()
+                payload = json.dumps(
+                    {
+                        "choices": [{"message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 8},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -126,15 +140,26 @@ def test_judge_against_a_local_server_and_its_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("RR_JUDGE_KEY", raising=False)
     rows = EXPLANATIONS.assign(prediction=[1, 0, 0])
     with JudgeServer() as server:
-        config = JudgeConfig(enabled=True, limit=None, llm=LLMConfig(
-            backend="openai", model="judge-model", base_url=server.url, api_key_env="RR_JUDGE_KEY", max_retries=0))
+        config = JudgeConfig(
+            enabled=True,
+            limit=None,
+            llm=LLMConfig(
+                backend="openai", model="judge-model", base_url=server.url, api_key_env="RR_JUDGE_KEY", max_retries=0
+            ),
+        )
         summary, per_row = judge_explanations(rows, frames(), config, cache_dir=tmp_path)
         assert len(server.requests) == 3
         body = server.requests[0]
         assert (body["model"], body["temperature"], body["max_tokens"], body["seed"]) == ("judge-model", 0.0, 64, 0)
         # Row 3 ("A nice Citrus Hand Cream.") gets scores; the other two replies are bad and counted.
-        assert summary == {"judge_grounded": 4.0, "judge_personalised": 3.0, "judge_specific": 5.0,
-                           "judge_consistent": 2.0, "judge_judged": 3.0, "judge_bad_replies": 2.0}
+        assert summary == {
+            "judge_grounded": 4.0,
+            "judge_personalised": 3.0,
+            "judge_specific": 5.0,
+            "judge_consistent": 2.0,
+            "judge_judged": 3.0,
+            "judge_bad_replies": 2.0,
+        }
         assert per_row["judge_valid"].tolist() == [False, False, True]
         assert math.isnan(per_row["judge_grounded"][0]) and per_row["judge_specific"][2] == 5.0
         assert per_row["judge_reply"][2] == GOOD
@@ -170,8 +195,17 @@ def test_cli_reference_with_the_judge(tmp_path, capsys, monkeypatch):
         settings = {
             "paths": {"work_dir": str(tmp_path / "work"), "cache_dir": str(tmp_path / "cache")},
             "datasets": {"mine": {"source": "table", "path": "x", "domain": "beauty"}},
-            "explanations": {"judge": {"llm": {"backend": "openai", "model": "m", "base_url": server.url,
-                                               "api_key_env": "RR_JUDGE_KEY", "max_retries": 0}}},
+            "explanations": {
+                "judge": {
+                    "llm": {
+                        "backend": "openai",
+                        "model": "m",
+                        "base_url": server.url,
+                        "api_key_env": "RR_JUDGE_KEY",
+                        "max_retries": 0,
+                    }
+                }
+            },
         }
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
         assert main(["reference", "--dataset", "mine", "--params", str(tmp_path / "params.yaml"), "--judge"]) == 0

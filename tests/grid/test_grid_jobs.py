@@ -38,7 +38,14 @@ def test_data_calls_are_what_the_jobs_need_and_compare_comes_after(params):
     plans, _ = _jobs(params)
     beauty, ml100k = plans
     assert [c.name for c in beauty.data] == [*DATA, "import_texts", "vocabulary", "records"]  # the authors' texts
-    assert [c.name for c in ml100k.data] == [*DATA, "describe", "profile", "reason", "vocabulary", "records"]  # written by llm
+    assert [c.name for c in ml100k.data] == [
+        *DATA,
+        "describe",
+        "profile",
+        "reason",
+        "vocabulary",
+        "records",
+    ]  # written by llm
     assert [c.name for c in beauty.after] == ["compare"]
     no_gates = grid_plans(params, ["beauty"], None, KS, SEEDS, skip_validation=True)[0]
     assert [c.name for c in no_gates.data] == ["ingest", "prepare", "import_texts", "vocabulary", "records"]
@@ -59,12 +66,16 @@ def test_order_largest_k_first_seed_first_then_other_seeds_then_smaller_k(params
     first = [j for j in jobs if priority(j, KS, SEEDS) == (0, 0)]
     # every method of every dataset has its K=256 seed-0 (or K-free) job in the first tier
     assert {(j.dataset, j.method) for j in first} == {
-        (d, m) for d in ("beauty", "ml100k") for m in (*methods.names(llm=True), None)}
+        (d, m) for d in ("beauty", "ml100k") for m in (*methods.names(llm=True), None)
+    }
     assert all(j.k_shots == 256 and j.seed == 0 for j in first if methods.method(j.method or "sasrec").fine_tuned)
     # the baselines (CPU) start first; then ReasoningRec on every dataset, then what it is judged against
-    assert [j.job_id for j in jobs[:4]] == ["beauty/baselines", "ml100k/baselines",
-                                            "beauty/experiment-reasoningrec-k256-s0",
-                                            "ml100k/experiment-reasoningrec-k256-s0"]
+    assert [j.job_id for j in jobs[:4]] == [
+        "beauty/baselines",
+        "ml100k/baselines",
+        "beauty/experiment-reasoningrec-k256-s0",
+        "ml100k/experiment-reasoningrec-k256-s0",
+    ]
     assert [j.method for j in jobs[4:6]] == ["tallrec", "tallrec"]
     position = {j.job_id: i for i, j in enumerate(jobs)}
     assert position["beauty/experiment-label-only-k256-s2"] < position["beauty/experiment-reasoningrec-k128-s0"]
@@ -85,4 +96,3 @@ def test_settings_that_cannot_serve_the_grid_stop_it_before_any_work(params):
         grid_plans(params, ["beauty"], None, KS, [])
     with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
         grid_plans(params, ["nope"], None, KS, SEEDS)
-

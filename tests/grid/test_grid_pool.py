@@ -60,8 +60,9 @@ def slow_runner(job, folder):
 
 def test_a_job_out_of_gpu_memory_is_retried_once_with_one_fewer_worker(jobs, tmp_path):
     seen = []
-    outcome = run_pool(jobs, oom_runner, str(tmp_path), workers=2, deadline=time.monotonic() + 300,
-                       on_result=seen.append)
+    outcome = run_pool(
+        jobs, oom_runner, str(tmp_path), workers=2, deadline=time.monotonic() + 300, on_result=seen.append
+    )
     by_job = {r["job"]: r for r in outcome.results}
     assert set(by_job) == {j.job_id for j in jobs} and len(outcome.results) == len(seen) == 4
     assert by_job["beauty/experiment-tallrec-k64-s0"]["status"] == "ok"  # the retry succeeded
@@ -86,8 +87,7 @@ def test_pool_starts_nothing_after_the_deadline_and_ends_jobs_at_the_hard_deadli
     outcome = run_pool(jobs, slow_runner, str(tmp_path), workers=2, deadline=time.monotonic() - 1)
     assert outcome.results == [] and outcome.not_started == [j.job_id for j in jobs]
     started = time.monotonic()
-    outcome = run_pool(jobs, slow_runner, str(tmp_path), workers=2, deadline=started + 300,
-                       hard_deadline=started + 3)
+    outcome = run_pool(jobs, slow_runner, str(tmp_path), workers=2, deadline=started + 300, hard_deadline=started + 3)
     assert time.monotonic() - started < 30
     assert outcome.stopped == [j.job_id for j in jobs[:2]] and outcome.results == []
     assert outcome.not_started == [j.job_id for j in jobs[2:]]

@@ -20,8 +20,24 @@ DATA = ["ingest", "validate_interactions", "prepare", "validate_samples", "impor
 
 
 def grid(overlay: Path, *args: str):
-    result = CliRunner().invoke(app, ["grid", "--params", str(PARAMS), "--overlay", str(overlay), "--methods", METHODS,
-                                      "--k", "4", "--seeds", "0", *args], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "grid",
+            "--params",
+            str(PARAMS),
+            "--overlay",
+            str(overlay),
+            "--methods",
+            METHODS,
+            "--k",
+            "4",
+            "--seeds",
+            "0",
+            *args,
+        ],
+        catch_exceptions=False,
+    )
     return result
 
 
@@ -82,7 +98,10 @@ def test_a_second_call_runs_nothing_and_a_set_reruns_exactly_the_calls_it_change
     assert result.exit_code == 0, result.output
     again = records(root)
     assert {c for c in again if again[c] != after[c]} == {
-        "experiment-reasoningrec-k4-s0", "experiment-zeroshot-vanilla-k0-s0", "compare"}
+        "experiment-reasoningrec-k4-s0",
+        "experiment-zeroshot-vanilla-k0-s0",
+        "compare",
+    }
     explained = read_json(root / "work" / "fashion" / "runs" / "reasoningrec-k4-s0" / "metrics.json")
     assert explained["metrics"]["bertscore_pairs"] == 1
 
@@ -105,8 +124,9 @@ def test_a_failing_job_does_not_stop_the_others(copy_of_first):
     settings changed too, run beside it. The failed run leaves no completion record: the next call
     runs it again."""
     root, overlay = copy_of_first
-    result = grid(overlay, "--workers", "1", "--set", "train.target_modules=[no_such_proj]",
-                  "--set", "baselines.hidden=16")
+    result = grid(
+        overlay, "--workers", "1", "--set", "train.target_modules=[no_such_proj]", "--set", "baselines.hidden=16"
+    )
     assert result.exit_code == 1, result.output
     status = read_json(root / "work" / ".grid" / "status.json")
     assert status["summary"]["failed"] == ["fashion/experiment-reasoningrec-k4-s0"]
@@ -124,8 +144,15 @@ def test_a_failing_job_does_not_stop_the_others(copy_of_first):
 
 def test_a_dataset_whose_data_fails_is_reported_and_the_others_go_on(copy_of_first):
     root, overlay = copy_of_first
-    result = grid(overlay, "--workers", "0", "--datasets", "broken,fashion",
-                  "--set", "datasets.broken={source: table, path: missing/ratings.csv}")
+    result = grid(
+        overlay,
+        "--workers",
+        "0",
+        "--datasets",
+        "broken,fashion",
+        "--set",
+        "datasets.broken={source: table, path: missing/ratings.csv}",
+    )
     assert result.exit_code == 1, result.output
     status = read_json(root / "work" / ".grid" / "status.json")
     assert status["summary"]["datasets_failed"] == ["broken"] and "missing" in status["datasets"]["broken"]["error"]
@@ -155,6 +182,16 @@ def test_only_the_llm_text_stages_run_with_the_synthesis_settings(tmp_path, monk
     options = GridOptions(datasets=("ml100k",), methods=("tallrec",), k_shots=(64,), seeds=(0,))
     status = run_grid(params, options, synthesis_params=synthesis, say=lambda line: None)
     assert status["summary"]["up_to_date"] == 1
-    assert seen == [("ingest", 8), ("validate_interactions", 8), ("prepare", 8), ("validate_samples", 8),
-                    ("describe", 128), ("profile", 128), ("reason", 128), ("vocabulary", 8), ("records", 8),
-                    ("experiment-tallrec-k64-s0", 8), ("compare", 8)]
+    assert seen == [
+        ("ingest", 8),
+        ("validate_interactions", 8),
+        ("prepare", 8),
+        ("validate_samples", 8),
+        ("describe", 128),
+        ("profile", 128),
+        ("reason", 128),
+        ("vocabulary", 8),
+        ("records", 8),
+        ("experiment-tallrec-k64-s0", 8),
+        ("compare", 8),
+    ]

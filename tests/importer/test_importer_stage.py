@@ -20,15 +20,19 @@ from reasoningrec.importer.stage import run_import
 def test_run_import_on_a_small_folder(tmp_path, monkeypatch):
     texts = tmp_path / "raw" / "texts"
     texts.mkdir(parents=True)
-    (texts / "processed_item_information.json").write_text(json.dumps(
-        {k: {"title": v, "description": "\n\nProduct Description: A nice thing."} for k, v in TITLES.items()}))
+    (texts / "processed_item_information.json").write_text(
+        json.dumps(
+            {k: {"title": v, "description": "\n\nProduct Description: A nice thing."} for k, v in TITLES.items()}
+        )
+    )
     (texts / "user_profile_summary.json").write_text(json.dumps({"1": "\nLikes mild soap."}))
     with gzip.open(texts / "sft_train.json.gz", "wt") as handle:
         json.dump([record(label="No"), record(profile=False, target="Balm")], handle)
     out = tmp_path / "work"
     out.mkdir()
-    samples_frame([("1", "train", "3", 1, ["1", "2"], [1, 0], ["4"]),
-              ("2", "train", "5", 1, ["1", "2"], [1, 0], [])]).to_parquet(out / "samples.parquet")
+    samples_frame(
+        [("1", "train", "3", 1, ["1", "2"], [1, 0], ["4"]), ("2", "train", "5", 1, ["1", "2"], [1, 0], [])]
+    ).to_parquet(out / "samples.parquet")
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "raw"))
     params = parse_params({"datasets": {"mine": {"source": "table", "path": "x", "texts_path": "texts"}}})
     summary = run_import(params, "mine", out)
@@ -105,8 +109,9 @@ def test_real_import_matches_every_record(imported, dataset):
     assert (joined["target_item"] == joined["target_item_s"]).all()
     profiles = pd.read_parquet(out / "profiles.parquet")
     assert (profiles["profile"] != "").sum() == n_profiles == summary.profiles["imported"]
-    assert len(pd.read_parquet(out / "descriptions.parquet")) == len(json.loads(
-        (data_file(f"reasoningrec-paper/{dataset}") / "processed_item_information.json").read_text()))
+    assert len(pd.read_parquet(out / "descriptions.parquet")) == len(
+        json.loads((data_file(f"reasoningrec-paper/{dataset}") / "processed_item_information.json").read_text())
+    )
 
 
 @pytest.mark.data

@@ -20,9 +20,7 @@ def test_benchmark_runs_on_cpu_and_appends_its_row(tiny_model_dir, tmp_path):
     model = tiny_model_dir
     out = tmp_path / "bench.md"
     argv = ["--model", str(model), "--device", "cpu", "--batch-size", "3", "--new-tokens", "4"]
-    (result,) = bench.main(
-        [*argv, "--naive-prompts", "1", "--warmup", "0", "--hbm-gbps", "100", "--out", str(out)]
-    )
+    (result,) = bench.main([*argv, "--naive-prompts", "1", "--warmup", "0", "--hbm-gbps", "100", "--out", str(out)])
     assert result.batched_tps > 0 and result.naive_tps > 0 and 0 < result.roofline < 1
     lines = out.read_text().splitlines()
     assert lines[:2] == bench.HEADER.splitlines()
@@ -90,7 +88,9 @@ def test_static_engine_matches_greedy_generate_on_the_7b_family_shape():
 def test_smoke_run_covers_both_engines(tmp_path):
     argv = ["--smoke", "--model", "mistral-7b-random", "--engines", "static", "generate", "--batch-size", "2"]
     profile = tmp_path / "profile.txt"
-    results = bench.main([*argv, "--new-tokens", "3", "--naive-prompts", "1", "--warmup", "0", "--profile", str(profile)])
+    results = bench.main(
+        [*argv, "--new-tokens", "3", "--naive-prompts", "1", "--warmup", "0", "--profile", str(profile)]
+    )
     assert [r.engine for r in results] == ["static", "generate"]
     assert profile.read_text().count("new tokens") == 2  # a kernel table per engine
     assert all(r.batched_tps > 0 and r.step_ms > 0 for r in results)
@@ -117,8 +117,35 @@ def _tiny_spm_model(path: Path) -> Path:
     proto.normalizer_spec.escape_whitespaces, proto.normalizer_spec.remove_extra_whitespaces = True, False
     for piece, kind in [("<unk>", 2), ("<s>", 3), ("</s>", 3)] + [(f"<0x{b:02X}>", 6) for b in range(256)]:
         proto.pieces.add(piece=piece, score=0.0, type=kind)
-    merged = ["▁▁", "▁t", "he", "▁the", "in", "▁a", "er", "▁in", "re", "on", "▁w", "ll", "▁the▁", "ou", "▁u",
-              "se", "▁use", "▁user", "ike", "▁l", "▁like", "ed", "▁liked", "ye", "▁ye", "s", "▁yes"]
+    merged = [
+        "▁▁",
+        "▁t",
+        "he",
+        "▁the",
+        "in",
+        "▁a",
+        "er",
+        "▁in",
+        "re",
+        "on",
+        "▁w",
+        "ll",
+        "▁the▁",
+        "ou",
+        "▁u",
+        "se",
+        "▁use",
+        "▁user",
+        "ike",
+        "▁l",
+        "▁like",
+        "ed",
+        "▁liked",
+        "ye",
+        "▁ye",
+        "s",
+        "▁yes",
+    ]
     chars = sorted(set("".join(merged) + "abcdefghijklmnopqrstuvwxyz:.?,PYN"))
     for rank, piece in enumerate(merged + [c for c in chars if c not in merged]):
         proto.pieces.add(piece=piece, score=-float(rank), type=1)
@@ -132,8 +159,14 @@ def test_protobuf_bpe_matches_the_transformers_tokenizer(tmp_path):
     reference = bench.load_spm_tokenizer(model)
     ours = bench.SpmTokenizer(model, impl="protobuf")
     assert ours.impl == "protobuf" and len(ours) == len(reference)
-    texts = ["the user liked the", "Prediction: Yes", "will they like it?", "inner rewrite, sound",
-             "héllo wörld 🎉", "yes"]
+    texts = [
+        "the user liked the",
+        "Prediction: Yes",
+        "will they like it?",
+        "inner rewrite, sound",
+        "héllo wörld 🎉",
+        "yes",
+    ]
     for text in texts:
         expected = reference(text, add_special_tokens=False)["input_ids"]
         assert ours.encode(text, add_special_tokens=False) == expected, text

@@ -151,9 +151,7 @@ def test_errors_are_returned_but_not_stored(tmp_path):
 def test_malformed_messages_name_the_conversation(tmp_path):
     cached = CachedBackend(EchoBackend(), tmp_path / "c.sqlite")
     with pytest.raises(ValueError, match="conversation 1, message 0"):
-        cached.generate(
-            [[{"role": "user", "content": "ok"}], [{"role": "bot", "content": "x"}]], GenerationSettings()
-        )
+        cached.generate([[{"role": "user", "content": "ok"}], [{"role": "bot", "content": "x"}]], GenerationSettings())
     with pytest.raises(ValueError, match="conversation 0: empty"):
         cached.generate([[]], GenerationSettings())
 
@@ -369,5 +367,6 @@ def test_a_labelled_call_shows_one_progress_over_its_chunks(tmp_path, monkeypatc
     caplog.clear()
     with pytest.raises(LLMBackendError):
         CachedBackend(ShowingBackend(fail={"q5"}), db, chunk_size=4).generate(
-            convs([f"q{i}" for i in range(8)]), GenerationSettings(), progress="judge")
+            convs([f"q{i}" for i in range(8)]), GenerationSettings(), progress="judge"
+        )
     assert shown()[-1].startswith("judge: stopped at 5/8 replies in ")

@@ -44,10 +44,7 @@ def test_conversion_runs_once_atomically_under_concurrency(monkeypatch, tmp_path
     calls: list = []
     monkeypatch.setattr(embedded, "convert_gguf", fake_convert(calls))
     results: list = []
-    threads = [
-        threading.Thread(target=lambda: results.append(embedded.embedded_model_dir(tmp_path)))
-        for _ in range(3)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(embedded.embedded_model_dir(tmp_path))) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -56,9 +53,7 @@ def test_conversion_runs_once_atomically_under_concurrency(monkeypatch, tmp_path
     assert results == [target] * 3
     assert len(calls) == 1  # the others waited on the lock, then found the folder
     assert calls[0].parent == tmp_path and calls[0] != target  # written aside, then renamed
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
-        embedded.FOLDER_NAME
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [embedded.FOLDER_NAME]
     start = time.monotonic()
     assert embedded.embedded_model_dir(tmp_path) == target
     assert time.monotonic() - start < 0.05

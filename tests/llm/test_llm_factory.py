@@ -29,9 +29,7 @@ def test_each_backend_from_settings(tmp_path):
     )
     assert isinstance(api, OpenAIBackend) and api.base_urls == ["http://a/v1", "http://b/v1"]
     assert api.max_concurrency == 3
-    tuned = make_backend(
-        LLMConfig(backend="openai", backoff_base_s=0.5, backoff_max_s=7, retry_after_cap_s=42), None
-    )
+    tuned = make_backend(LLMConfig(backend="openai", backoff_base_s=0.5, backoff_max_s=7, retry_after_cap_s=42), None)
     assert (tuned.backoff_base_s, tuned.backoff_max_s, tuned.retry_after_cap_s) == (0.5, 7, 42)
     assert make_backend(LLMConfig(backend="openai"), None).retry_after_cap_s == 300  # the documented default
 
@@ -58,6 +56,8 @@ def test_cached_factory_backend_round_trip_with_tiny_model(tiny_model_dir, tmp_p
 
 
 def test_importing_the_package_stays_light():
-    code = "import sys, reasoningrec.llm; print(sorted(m for m in ('torch', 'transformers', 'httpx') if m in sys.modules))"
+    code = (
+        "import sys, reasoningrec.llm; print(sorted(m for m in ('torch', 'transformers', 'httpx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -57,9 +57,7 @@ def test_replies_come_back_in_input_order_with_token_counts(backend):
     settings = GenerationSettings(temperature=0, max_new_tokens=6)
     out = backend.generate(PROMPTS, settings)
     assert len(out) == len(PROMPTS)
-    expected = [
-        len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in backend.prompt_texts(PROMPTS)
-    ]
+    expected = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in backend.prompt_texts(PROMPTS)]
     assert len(set(expected)) == len(expected)  # distinct lengths: a mix-up could not hide
     assert [g.prompt_tokens for g in out] == expected
     for g in out:
@@ -94,9 +92,7 @@ def test_batched_greedy_equals_one_at_a_time(backend, tiny_model_dir):
 
 def test_max_new_tokens_hit_reports_length(backend):
     # min_new_tokens forbids EOS, so every row must run out of its token budget.
-    forced = HFBackend.from_loaded(
-        *backend.load()[:2], model_id="tiny", generate_kwargs={"min_new_tokens": 4}
-    )
+    forced = HFBackend.from_loaded(*backend.load()[:2], model_id="tiny", generate_kwargs={"min_new_tokens": 4})
     out = forced.generate(PROMPTS[:2], GenerationSettings(temperature=0, max_new_tokens=4))
     assert [(g.completion_tokens, g.finish_reason) for g in out] == [(4, "length"), (4, "length")]
 

@@ -84,8 +84,9 @@ def test_replies_come_from_the_cache_on_a_rerun_with_another_number_of_workers(t
     first = single.generate(prompts[:2], GREEDY)
     single.close()
     log.unlink()
-    spread = MultiDeviceBackend(partial(scripted, log_path=str(log)), ["cpu", "cpu"], name="scripted",
-                                model_id="scripted-1", batch_size=1)
+    spread = MultiDeviceBackend(
+        partial(scripted, log_path=str(log)), ["cpu", "cpu"], name="scripted", model_id="scripted-1", batch_size=1
+    )
     cached = CachedBackend(spread, tmp_path / "cache.sqlite")
     streamed = {}
     try:

@@ -147,9 +147,7 @@ def test_replies_in_order_with_bearer_key_that_never_leaks(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     with FakeServer("A", ["status:500"]) as server:
         backend = make(server.url)
-        out = backend.generate(
-            convs(6), GenerationSettings(temperature=0.2, top_p=0.8, max_new_tokens=32, seed=3)
-        )
+        out = backend.generate(convs(6), GenerationSettings(temperature=0.2, top_p=0.8, max_new_tokens=32, seed=3))
         backend.close()
     assert [g.text for g in out] == [f"echo q{i} from A" for i in range(6)]
     assert [g.prompt_tokens for g in out] == [2] * 6 and all(g.completion_tokens == 4 for g in out)
@@ -325,6 +323,7 @@ def test_connection_refused_fails_with_the_url_and_the_cause():
 def test_replies_reach_on_reply_on_the_calling_thread_before_a_failure_is_raised():
     caller = threading.get_ident()
     seen: list[tuple[int, str, int]] = []
+
     def on_reply(pairs):
         seen.extend((i, g.text, threading.get_ident()) for i, g in pairs)
 
@@ -382,9 +381,7 @@ def cached_prompts(db) -> set[str]:
     "failure",
     ["slow:0.4:status:500", "slow:0.4:status:429:86400", "slow:0.4:badjson", "hang"],
 )
-def test_a_failure_after_partial_success_keeps_every_reply_and_the_rerun_sends_only_the_rest(
-    tmp_path, failure
-):
+def test_a_failure_after_partial_success_keeps_every_reply_and_the_rerun_sends_only_the_rest(tmp_path, failure):
     names = [f"q{i}" for i in range(20)]
     settings = GenerationSettings()
     # The cache sends q0-q7, q8-q15, q16-q19 (shortest first); q12 fails slowly (0.4 s, or two 0.8 s
@@ -398,9 +395,15 @@ def test_a_failure_after_partial_success_keeps_every_reply_and_the_rerun_sends_o
         assert answered == {f"q{i}" for i in range(16)} - {"q12"}
         message = str(err.value)
         assert f"POST {server.url}/chat/completions" in message
-        assert {"status:500": "HTTP 500", "status:429:86400": "retry after 86400 s", "badjson": "not JSON",
-                "hang": "timeout after 0.8 s"}[failure.removeprefix("slow:0.4:")] in message
-        assert f"describe: 15 of the 20 replies this call had to generate are kept in {tmp_path / CACHE_FILE}" in message
+        assert {
+            "status:500": "HTTP 500",
+            "status:429:86400": "retry after 86400 s",
+            "badjson": "not JSON",
+            "hang": "timeout after 0.8 s",
+        }[failure.removeprefix("slow:0.4:")] in message
+        assert (
+            f"describe: 15 of the 20 replies this call had to generate are kept in {tmp_path / CACHE_FILE}" in message
+        )
         assert "a rerun sends only the 5 requests without a reply" in message
         assert cached_prompts(tmp_path / CACHE_FILE) == answered
 

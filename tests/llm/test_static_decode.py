@@ -73,7 +73,10 @@ def test_sampled_generations_repeat_with_the_same_seed(tiny_model_dir):
     settings = GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=12, seed=3)
     first = [g.text for g in static.generate(PROMPTS, settings)]
     assert [g.text for g in static.generate(PROMPTS, settings)] == first
-    other = [g.text for g in static.generate(PROMPTS, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=12, seed=4))]
+    other = [
+        g.text
+        for g in static.generate(PROMPTS, GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=12, seed=4))
+    ]
     assert other != first
 
 

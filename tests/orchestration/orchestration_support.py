@@ -37,8 +37,12 @@ def project_params(tmp_path: Path, shared_data: Path, tiny_model_dir: Path, **se
     import yaml
 
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    raw["paths"].update(work_dir=str(tmp_path / "work"), cache_dir=str(tmp_path / "cache"),
-                        data_dir=str(shared_data), metrics_dir=str(tmp_path / "metrics"))
+    raw["paths"].update(
+        work_dir=str(tmp_path / "work"),
+        cache_dir=str(tmp_path / "cache"),
+        data_dir=str(shared_data),
+        metrics_dir=str(tmp_path / "metrics"),
+    )
     raw["validate"]["data_docs"] = False
     raw["llm"].update(backend="hf", model=str(tiny_model_dir), batch_size=4)
     for name in ("describe", "profile", "reason"):

@@ -17,8 +17,11 @@ DATA = ("ingest", "validate_interactions", "prepare", "validate_samples")
 
 
 def _finished(work) -> dict[str, str]:
-    return {name: json.loads((work / ".completion" / f"{name}.json").read_text())["finished"]
-            for name in DATA if (work / ".completion" / f"{name}.json").is_file()}
+    return {
+        name: json.loads((work / ".completion" / f"{name}.json").read_text())["finished"]
+        for name in DATA
+        if (work / ".completion" / f"{name}.json").is_file()
+    }
 
 
 def _users(work) -> int:
@@ -30,8 +33,11 @@ def _cli(project, users: int) -> int:
 
     from reasoningrec.cli import app
 
-    result = CliRunner().invoke(app, ["run", "--through", "data", "--params", str(project / "params.yaml"),
-                                      "--set", f"prepare.max_users={users}"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        ["run", "--through", "data", "--params", str(project / "params.yaml"), "--set", f"prepare.max_users={users}"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     record = project / "data" / "work" / "fashion" / ".completion" / "prepare.json"
     return json.loads(record.read_text())["summary"]["users"]
@@ -61,8 +67,11 @@ def _check(order, prefect_api, tmp_path, shared_data, tiny_model_dir, monkeypatc
     monkeypatch.delenv("REASONINGREC_DATA_DIR", raising=False)
     monkeypatch.setenv("REASONINGREC_METRICS_DIR", str(project / "metrics"))
     work = project / "data" / "work" / "fashion"
-    runners = {"cli": lambda n: _cli(project, n), "prefect": lambda n: _prefect(project, n),
-               "dvc": lambda n: _dvc(project, env, n)}
+    runners = {
+        "cli": lambda n: _cli(project, n),
+        "prefect": lambda n: _prefect(project, n),
+        "dvc": lambda n: _dvc(project, env, n),
+    }
     previous = None
     for name in order:
         before = _finished(work)
@@ -71,8 +80,10 @@ def _check(order, prefect_api, tmp_path, shared_data, tiny_model_dir, monkeypatc
         assert _users(work) == SLICE[name] == reported, (order, name)  # never a stale result
         if previous is not None and name != "dvc":  # (DVC's first repro replaces every output it declares)
             # Only max_users changed: ingest and the first validation keep their records, prepare re-runs.
-            assert after["ingest"] == before["ingest"] and after["validate_interactions"] == before[
-                "validate_interactions"], (order, name)
+            assert (
+                after["ingest"] == before["ingest"]
+                and after["validate_interactions"] == before["validate_interactions"]
+            ), (order, name)
         if before:
             assert after["prepare"] != before["prepare"], (order, name)
         # The same runner again finds every call up to date: nothing runs.
@@ -87,8 +98,9 @@ CYCLIC = [("cli", "prefect", "dvc"), ("prefect", "dvc", "cli"), ("dvc", "cli", "
 
 @pytest.mark.data
 @pytest.mark.parametrize("order", CYCLIC, ids="->".join)
-def test_runners_in_turn_never_serve_a_stale_result(order, prefect_api, tmp_path, shared_data, tiny_model_dir,
-                                                    monkeypatch):
+def test_runners_in_turn_never_serve_a_stale_result(
+    order, prefect_api, tmp_path, shared_data, tiny_model_dir, monkeypatch
+):
     _check(order, prefect_api, tmp_path, shared_data, tiny_model_dir, monkeypatch)
 
 

@@ -34,8 +34,15 @@ def _in_terminal(args: list[str], cwd: Path, env: dict, timeout: float) -> tuple
     """Run ``args`` with a terminal as stdout/stderr (so Prefect may prompt) and no input at all: a
     prompt reads end-of-file and fails the command instead of waiting."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen(args, cwd=cwd, env={**env, "TERM": "xterm", "COLUMNS": "200"},
-                               stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, close_fds=True)
+    process = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env={**env, "TERM": "xterm", "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
     os.close(follower)
     output, deadline = bytearray(), time.monotonic() + timeout
     try:
@@ -71,15 +78,24 @@ def prefect_server(tmp_path):
     home = tmp_path / "prefect-home"
     home.mkdir()
     url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"{url}/api",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"{url}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     for name in ("PREFECT_LOCAL_STORAGE_PATH", "REASONINGREC_DATA_DIR", "REASONINGREC_PARAMS"):
         env.pop(name, None)
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                               "--port", url.rsplit(":", 1)[1]], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -124,15 +140,21 @@ def test_deploy_all_without_prompts_then_a_worker_runs_one_deployment(prefect_se
     assert output.count("successfully created") == len(specs) == 12
     deployed = _deployment(env, f"{FLOW}/{DEPLOYMENT}")
     assert deployed.work_pool_name == "local"
-    assert deployed.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
-        "directory": str(project.resolve())}}]  # where `prefect deploy` ran, found by the build step
+    assert deployed.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(project.resolve())}}
+    ]  # where `prefect deploy` ran, found by the build step
 
     # A worker started in another folder runs the deployment in the project (the pull step).
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    watch = subprocess.Popen([prefect, "deployment", "run", f"{FLOW}/{DEPLOYMENT}", "--watch",
-                              "--watch-timeout", "300"], cwd=elsewhere, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    watch = subprocess.Popen(
+        [prefect, "deployment", "run", f"{FLOW}/{DEPLOYMENT}", "--watch", "--watch-timeout", "300"],
+        cwd=elsewhere,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(2)  # the run exists before the worker's one poll
         _run([prefect, "worker", "start", "--pool", "local", "--run-once"], elsewhere, env, timeout=300)

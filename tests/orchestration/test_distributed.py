@@ -16,9 +16,14 @@ def _synthesize(folder, shared_data, tiny_model_dir, **orchestration) -> tuple[d
     from reasoningrec.orchestration.flows import pipeline
 
     folder.mkdir()
-    params = project_params(folder, shared_data, tiny_model_dir, prepare={"max_users": 6},
-                            describe={"limit": None, "max_new_tokens": 4},
-                            orchestration={"max_workers": 2, "llm_retries": 0, **orchestration})
+    params = project_params(
+        folder,
+        shared_data,
+        tiny_model_dir,
+        prepare={"max_users": 6},
+        describe={"limit": None, "max_new_tokens": 4},
+        orchestration={"max_workers": 2, "llm_retries": 0, **orchestration},
+    )
     state = pipeline("ml100k", str(params), through="synthesis", shards=2, return_state=True)
     assert state.is_completed(), state.message
     work = folder / "work" / "ml100k"
@@ -45,7 +50,8 @@ def test_runner_settings_reach_the_dask_and_ray_runners():
         ray = make_task_runner(OrchestrationConfig(task_runner="ray", max_workers=2))
         assert ray.address is None and ray.init_kwargs["num_cpus"] == 2 and not ray.init_kwargs["include_dashboard"]
         assert make_task_runner(OrchestrationConfig(task_runner="ray", address="ray://head:10001")).address == (
-            "ray://head:10001")
+            "ray://head:10001"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +60,20 @@ def thread_run(prefect_api, shared_data, tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.data
-def test_sharded_synthesis_on_a_dask_cluster_equals_the_thread_runner(thread_run, shared_data, tiny_model_dir,
-                                                                       tmp_path):
+def test_sharded_synthesis_on_a_dask_cluster_equals_the_thread_runner(
+    thread_run, shared_data, tiny_model_dir, tmp_path
+):
     pytest.importorskip("prefect_dask")
     from distributed import Client, LocalCluster, get_task_stream
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client, get_task_stream(client) as stream:
-        outputs, states = _synthesize(tmp_path / "dask", shared_data, tiny_model_dir, task_runner="dask",
-                                      address=cluster.scheduler_address)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        get_task_stream(client) as stream,
+    ):
+        outputs, states = _synthesize(
+            tmp_path / "dask", shared_data, tiny_model_dir, task_runner="dask", address=cluster.scheduler_address
+        )
         workers = set(client.scheduler_info()["workers"])
     ran_on = [(task["key"], task["worker"]) for task in stream.data]  # (collected when the stream closed)
     _same(outputs, thread_run[0])
@@ -75,8 +86,9 @@ def test_sharded_synthesis_on_a_dask_cluster_equals_the_thread_runner(thread_run
 
 @pytest.mark.data
 @pytest.mark.slow  # ~90 s here: each sharded stage starts (and stops) a local cluster of its own
-def test_dask_runner_starts_its_own_local_cluster_when_no_address_is_given(thread_run, shared_data, tiny_model_dir,
-                                                                           tmp_path):
+def test_dask_runner_starts_its_own_local_cluster_when_no_address_is_given(
+    thread_run, shared_data, tiny_model_dir, tmp_path
+):
     pytest.importorskip("prefect_dask")
     outputs, states = _synthesize(tmp_path / "dask-own", shared_data, tiny_model_dir, task_runner="dask")
     _same(outputs, thread_run[0])

@@ -28,11 +28,28 @@ def test_pipeline_flow_runs_the_plan_and_skips_what_is_done(prefect_api, shared_
     state = pipeline("fashion", str(params), through="synthesis", return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
-    assert list(result) == ["ingest", "validate_interactions", "prepare", "validate_samples", "import_texts",
-                            "describe-llm", "vocabulary"]
+    assert list(result) == [
+        "ingest",
+        "validate_interactions",
+        "prepare",
+        "validate_samples",
+        "import_texts",
+        "describe-llm",
+        "vocabulary",
+    ]
     assert result["prepare"]["users"] == 20
-    assert set(task_states(state.state_details.flow_run_id)) == {f"{s}-fashion" for s in (
-        "ingest", "validate_interactions", "prepare", "validate_samples", "import_texts", "describe", "vocabulary")}
+    assert set(task_states(state.state_details.flow_run_id)) == {
+        f"{s}-fashion"
+        for s in (
+            "ingest",
+            "validate_interactions",
+            "prepare",
+            "validate_samples",
+            "import_texts",
+            "describe",
+            "vocabulary",
+        )
+    }
     work = tmp_path / "work" / "fashion"
     first = _records(work)
 
@@ -54,14 +71,21 @@ def test_sharded_synthesis_equals_the_unsharded_run(prefect_api, shared_data, ti
     for shards in (1, 3):
         folder = tmp_path / f"shards{shards}"
         folder.mkdir()
-        params = project_params(folder, shared_data, tiny_model_dir, prepare={"max_users": 12},
-                                describe={"limit": None, "max_new_tokens": 4},
-                                orchestration={"task_runner": "thread", "max_workers": 3, "llm_retries": 0})
+        params = project_params(
+            folder,
+            shared_data,
+            tiny_model_dir,
+            prepare={"max_users": 12},
+            describe={"limit": None, "max_new_tokens": 4},
+            orchestration={"task_runner": "thread", "max_workers": 3, "llm_retries": 0},
+        )
         state = pipeline("ml100k", str(params), through="synthesis", shards=shards, return_state=True)
         assert state.is_completed(), state.message
         work = folder / "work" / "ml100k"
-        outputs[shards] = {name: pd.read_parquet(work / name) for name in
-                           ("descriptions.parquet", "profiles.parquet", "reasoning.parquet")}
+        outputs[shards] = {
+            name: pd.read_parquet(work / name)
+            for name in ("descriptions.parquet", "profiles.parquet", "reasoning.parquet")
+        }
         if shards == 3:
             states = task_states(state.state_details.flow_run_id)
             assert states["describe-ml100k"] == ["Completed"] * 3 and states["merge-describe"] == ["Completed"]
@@ -73,7 +97,7 @@ def test_sharded_synthesis_equals_the_unsharded_run(prefect_api, shared_data, ti
         pd.testing.assert_frame_equal(outputs[3][name], frame, check_like=False), name
 
 
-TOY = '''
+TOY = """
 from pathlib import Path
 
 def out_of_memory(params, dataset, out_dir):
@@ -89,7 +113,7 @@ def flaky(params, dataset, out_dir):
         raise ConnectionError("server restarting")
     (Path(out_dir) / "flaky.json").write_text("{}")
     return {"ok": True}
-'''
+"""
 
 
 def test_oom_is_never_retried_but_transient_errors_are(prefect_api, tmp_path, monkeypatch):
@@ -103,8 +127,9 @@ def test_oom_is_never_retried_but_transient_errors_are(prefect_api, tmp_path, mo
     monkeypatch.setattr(completion, "require_upstream", lambda *args: None)  # toy calls have no upstream
     stages = {
         "oom": pipeline.Stage("oom", "toy_stages:out_of_memory", "training", "gpu", "oom -d {dataset}"),
-        "flaky": pipeline.Stage("flaky", "toy_stages:flaky", "synthesis", "llm", "flaky -d {dataset}",
-                                outputs=("flaky.json",)),
+        "flaky": pipeline.Stage(
+            "flaky", "toy_stages:flaky", "synthesis", "llm", "flaky -d {dataset}", outputs=("flaky.json",)
+        ),
     }
     monkeypatch.setattr(pipeline, "STAGES", {**pipeline.STAGES, **stages})
     params = tmp_path / "params.yaml"
@@ -186,11 +211,20 @@ def test_shards_are_stable_disjoint_and_summaries_merge():
     assert [len(p) for p in parts] == [sum(shard_of(str(i), 4) == s for i in range(200)) for s in range(4)]
     assert all(len(p) > 20 for p in parts)
     assert sorted(pd.concat(parts)["x"]) == list(range(200))
-    merged = merge_summaries([
-        {"count": 3, "match_rate": 0.5, "model": "m", "settings": {"t": 0.1}, "examples": ["a"]},
-        {"count": 2, "match_rate": 1.0, "model": "m", "settings": {"t": 0.1}, "examples": ["b"]},
-    ])
-    assert merged == {"count": 5, "match_rate": 0.75, "model": "m", "settings": {"t": 0.1},
-                      "examples": [["a"], ["b"]], "shards": 2}
+    merged = merge_summaries(
+        [
+            {"count": 3, "match_rate": 0.5, "model": "m", "settings": {"t": 0.1}, "examples": ["a"]},
+            {"count": 2, "match_rate": 1.0, "model": "m", "settings": {"t": 0.1}, "examples": ["b"]},
+        ]
+    )
+    assert merged == {
+        "count": 5,
+        "match_rate": 0.75,
+        "model": "m",
+        "settings": {"t": 0.1},
+        "examples": [["a"], ["b"]],
+        "shards": 2,
+    }
     assert endpoint_overrides("http://a/v1,http://b/v1", 3) == [
-        {"llm": {"base_url": u}} for u in ("http://a/v1", "http://b/v1", "http://a/v1")]
+        {"llm": {"base_url": u}} for u in ("http://a/v1", "http://b/v1", "http://a/v1")
+    ]

@@ -14,8 +14,18 @@ from reasoningrec.records.stage import run_records
 def test_build_records_end_to_end(tiny_tokenizer):
     samples, items, descriptions, profiles, reasoning = stage_inputs()
     out, summary = build_records(
-        samples, items, tokenizer=tiny_tokenizer, domain="beauty", variants=["full", "titles"], k_shots=[8, 16],
-        valid_size=6, max_length=2048, seed=1, descriptions=descriptions, profiles=profiles, reasoning=reasoning,
+        samples,
+        items,
+        tokenizer=tiny_tokenizer,
+        domain="beauty",
+        variants=["full", "titles"],
+        k_shots=[8, 16],
+        valid_size=6,
+        max_length=2048,
+        seed=1,
+        descriptions=descriptions,
+        profiles=profiles,
+        reasoning=reasoning,
     )
     full = out[out["variant"] == "full"]
     assert summary["splits"] == {
@@ -50,8 +60,13 @@ def test_build_records_catches_bad_inputs(tiny_tokenizer):
 
 def test_run_records_writes_parquet_and_summary(tiny_tokenizer, tmp_path, params):
     samples, items, descriptions, profiles, reasoning = stage_inputs(12)
-    for name, frame in [("samples", samples), ("items", items), ("descriptions", descriptions),
-                        ("profiles", profiles), ("reasoning", reasoning)]:
+    for name, frame in [
+        ("samples", samples),
+        ("items", items),
+        ("descriptions", descriptions),
+        ("profiles", profiles),
+        ("reasoning", reasoning),
+    ]:
         frame.to_parquet(tmp_path / f"{name}.parquet")
     cfg = params.records.model_copy(update={"k_shots": [4, 8], "valid_size": 4})
     summary = run_records(params.model_copy(update={"records": cfg}), "beauty", tmp_path, tokenizer=tiny_tokenizer)

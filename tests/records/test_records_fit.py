@@ -29,7 +29,9 @@ def test_real_paper_items_fit_with_real_lengths(tiny_tokenizer):
     from conftest import data_file
 
     info = json.loads(data_file("reasoningrec-paper/beauty/processed_item_information.json").read_text())
-    texts = [ItemText(v["title"], f"Brand: {v.get('brand', '')}", v.get("description", "")) for v in list(info.values())[:12]]
+    texts = [
+        ItemText(v["title"], f"Brand: {v.get('brand', '')}", v.get("description", "")) for v in list(info.values())[:12]
+    ]
     history = [(i % 2, t) for i, t in enumerate(texts[:10])]
     fitted = fit_record(tiny_tokenizer, "full", "beauty", PROFILE, history, texts[10], "Prediction: No\nBecause.", 1024)
     assert fitted.n_tokens <= 1024 and fitted.history_kept < 10

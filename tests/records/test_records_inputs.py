@@ -14,10 +14,14 @@ def test_page_long_titles_are_clipped():
 
 
 def test_looping_or_echoing_texts_are_not_shown_but_cut_off_ones_are():
-    frame = pd.DataFrame({
-        "user_id": ["a", "b", "c", "d"], "profile": ["Likes dramas.", "Likes drama", "loop loop", "<title>X"],
-        "valid": [True, False, False, False], "problem": [None, "truncated", "repetitive", "echo"],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "d"],
+            "profile": ["Likes dramas.", "Likes drama", "loop loop", "<title>X"],
+            "valid": [True, False, False, False],
+            "problem": [None, "truncated", "repetitive", "echo"],
+        }
+    )
     assert usable_texts(frame)["user_id"].tolist() == ["a", "b"]
     assert usable_texts(frame.drop(columns=["problem"]))["user_id"].tolist() == ["a"]
     assert usable_texts(frame.drop(columns=["valid", "problem"])) is not None and usable_texts(None) is None

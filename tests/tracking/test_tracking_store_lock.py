@@ -27,9 +27,17 @@ def _log_runs(uri: str, artifacts: str, worker: int) -> list[str]:
 
     params = parse_params({**NO_PIPELINE, "tracking": {"tracking_uri": uri, "artifact_location": artifacts}})
     return [
-        log_run(params, dataset="beauty", method="tallrec", k_shots=8, seed=10 * worker + i,
-                settings={"train": {"lora_r": 8}}, metrics={"test_auc": 0.5 + i / 10},
-                epoch_history=[{"epoch": 1, "train_loss": 1.0}], repo_root=artifacts)
+        log_run(
+            params,
+            dataset="beauty",
+            method="tallrec",
+            k_shots=8,
+            seed=10 * worker + i,
+            settings={"train": {"lora_r": 8}},
+            metrics={"test_auc": 0.5 + i / 10},
+            epoch_history=[{"epoch": 1, "train_loss": 1.0}],
+            repo_root=artifacts,
+        )
         for i in range(3)
     ]
 

@@ -12,7 +12,6 @@ def test_empty_adapter_is_refused(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     peft = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))  # B starts at zero
     with pytest.raises(TrainingError, match="empty"):

@@ -85,10 +85,19 @@ def run_ranks(size: int, work):
 # --------------------------------------------------------------------------- pure helpers
 
 
-@pytest.mark.parametrize(("batch", "accum", "processes", "expected"), [
-    (2, 4, 1, (2, 4)), (2, 4, 2, (2, 2)), (2, 4, 4, (2, 1)), (2, 4, 8, (1, 1)), (8, 1, 2, (4, 1)),
-    (2, 3, 2, (1, 3)), (6, 1, 4, None), (1, 1, 2, None),
-])
+@pytest.mark.parametrize(
+    ("batch", "accum", "processes", "expected"),
+    [
+        (2, 4, 1, (2, 4)),
+        (2, 4, 2, (2, 2)),
+        (2, 4, 4, (2, 1)),
+        (2, 4, 8, (1, 1)),
+        (8, 1, 2, (4, 1)),
+        (2, 3, 2, (1, 3)),
+        (6, 1, 4, None),
+        (1, 1, 2, None),
+    ],
+)
 def test_the_global_batch_is_the_same_on_every_number_of_processes(batch, accum, processes, expected):
     if expected is None:
         with pytest.raises(ConfigError, match=f"cannot be split evenly over {processes} processes"):
@@ -166,7 +175,10 @@ def test_rank_zero_decides_every_epoch_and_saves_alone_and_all_ranks_stop_togeth
 
     def work(comm):
         callback = ValidationAUCCallback(
-            scorer=lambda model: np.zeros(2), labels=[0, 1], patience=3, comm=comm,
+            scorer=lambda model: np.zeros(2),
+            labels=[0, 1],
+            patience=3,
+            comm=comm,
             save_best=lambda model, epoch, auc: saved.append((comm.rank, epoch, auc)),
         )
         control = Control()
@@ -217,8 +229,16 @@ def test_processes_setting():
 
 
 def test_the_launch_command_and_environment(tmp_path):
-    command = launch.launch_command(2, dataset="beauty", method="reasoningrec", k_shots=256, seed=1,
-                                    out_dir=tmp_path, settings_file=tmp_path / "s.json", python="py")
+    command = launch.launch_command(
+        2,
+        dataset="beauty",
+        method="reasoningrec",
+        k_shots=256,
+        seed=1,
+        out_dir=tmp_path,
+        settings_file=tmp_path / "s.json",
+        python="py",
+    )
     assert command[:5] == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     assert command[5:9] == ["-m", "reasoningrec", "train", "-d"] and "--out" in command
     assert launch.launch_env({"PATH": "/bin"}, 2, cpu_count=16)["OMP_NUM_THREADS"] == "8"
@@ -228,8 +248,11 @@ def test_the_launch_command_and_environment(tmp_path):
 def test_a_failed_launch_says_why_and_leaves_no_settings_file(tmp_path, monkeypatch):
     from reasoningrec.config import parse_params
 
-    monkeypatch.setattr(launch, "launch_command", lambda *a, **k: [
-        sys.executable, "-c", "import sys; print('rank 1 ran out of memory'); sys.exit(3)"])
+    monkeypatch.setattr(
+        launch,
+        "launch_command",
+        lambda *a, **k: [sys.executable, "-c", "import sys; print('rank 1 ran out of memory'); sys.exit(3)"],
+    )
     with pytest.raises(TrainingError, match="exit code 3") as caught:
         launch.launch_training(parse_params({}), "tiny", "reasoningrec", 8, 0, tmp_path / "run", 2)
     assert "rank 1 ran out of memory" in str(caught.value)
@@ -261,13 +284,23 @@ def test_training_on_two_processes_writes_one_adapter_and_the_gathered_auc(tiny_
     from reasoningrec.scoring import score_prompts
     from reasoningrec.training.train import TrainResult, run_train
 
-    params = parse_params({
-        "paths": {"work_dir": str(tmp_path / "work"), "models_dir": str(tmp_path / "models")},
-        "datasets": {"tiny": {"source": "table", "path": "unused"}},
-        "records": {"k_shots": [8], "max_length": 128},
-        "train": {"base_model": str(tiny_model_dir), "epochs": 2, "batch_size": 2, "grad_accum": 2, "patience": 2,
-                  "learning_rate": 1e-2, "precision": "fp32", "processes": 2},
-    })
+    params = parse_params(
+        {
+            "paths": {"work_dir": str(tmp_path / "work"), "models_dir": str(tmp_path / "models")},
+            "datasets": {"tiny": {"source": "table", "path": "unused"}},
+            "records": {"k_shots": [8], "max_length": 128},
+            "train": {
+                "base_model": str(tiny_model_dir),
+                "epochs": 2,
+                "batch_size": 2,
+                "grad_accum": 2,
+                "patience": 2,
+                "learning_rate": 1e-2,
+                "precision": "fp32",
+                "processes": 2,
+            },
+        }
+    )
     records = records_frame(8, 9, 8)
     write_parquet(params.work_dir("tiny") / "records.parquet", records)
     result = run_train(params, "tiny", "reasoningrec", 8, 0)
@@ -308,8 +341,14 @@ def test_the_train_command_sets_the_processes_and_prints_once_per_launch(monkeyp
 
     def fake_run_train(params, dataset, method, k, seed, out):
         seen.append(params.train.processes)
-        return TrainResult(adapter_dir=tmp_path / "adapter", best_epoch=1, best_valid_auc=0.5, epochs_run=1,
-                           precision="fp32", processes=2)
+        return TrainResult(
+            adapter_dir=tmp_path / "adapter",
+            best_epoch=1,
+            best_valid_auc=0.5,
+            epochs_run=1,
+            precision="fp32",
+            processes=2,
+        )
 
     monkeypatch.setattr(train_module, "run_train", fake_run_train)
     runner = CliRunner()
@@ -365,12 +404,20 @@ def test_the_experiment_under_torchrun_trains_on_every_rank_and_logs_one_run(tin
     from reasoningrec.records.stage import run_records
 
     params = mlflow_support.tracking_params(
-        tmp_path, mlflow_support.migrated_store(tmp_path / "template"),
+        tmp_path,
+        mlflow_support.migrated_store(tmp_path / "template"),
         datasets={"tiny": {"source": "table", "path": "unused", "domain": "beauty"}},
         records={"k_shots": [4], "valid_size": 6, "max_length": 512, "variants": ["full"]},
-        train={"base_model": str(tiny_model_dir), "epochs": 1, "batch_size": 2, "grad_accum": 2, "precision": "fp32",
-               "patience": 1},
-        llm={"batch_size": 4}, evaluate={"explain_limit": 2, "explain_max_new_tokens": 4, "bertscore_model": "none"},
+        train={
+            "base_model": str(tiny_model_dir),
+            "epochs": 1,
+            "batch_size": 2,
+            "grad_accum": 2,
+            "precision": "fp32",
+            "patience": 1,
+        },
+        llm={"batch_size": 4},
+        evaluate={"explain_limit": 2, "explain_max_new_tokens": 4, "bertscore_model": "none"},
     )
     _dataset_folder(params.work_dir("tiny"))
     run_vocabulary(params, "tiny")
@@ -379,9 +426,32 @@ def test_the_experiment_under_torchrun_trains_on_every_rank_and_logs_one_run(tin
     settings.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True)))
     env = {**os.environ, "MLFLOW_TRACKING_URI": params.tracking.tracking_uri, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "reasoningrec",
-         "experiment", "-d", "tiny", "--method", "reasoningrec", "--k", "4", "--seed", "0", "--params", str(settings),
-         "--allow-stale"], env=env, capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "reasoningrec",
+            "experiment",
+            "-d",
+            "tiny",
+            "--method",
+            "reasoningrec",
+            "--k",
+            "4",
+            "--seed",
+            "0",
+            "--params",
+            str(settings),
+            "--allow-stale",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = params.work_dir("tiny") / "runs" / "reasoningrec-k4-s0"
     summary = json.loads((out / "metrics.json").read_text())

@@ -11,10 +11,12 @@ def test_answer_weights_mark_only_the_first_answer_token():
     import torch
 
     yes, no = 7, 8
-    labels = torch.tensor([
-        [-100, -100, 5, 6, 7, 9, 8, 7],   # prompt, "Prediction", ":", Yes, ..., later yes/no tokens in reasoning
-        [-100, 5, 6, 8, 9, -100, -100, -100],  # No, then padding
-    ])
+    labels = torch.tensor(
+        [
+            [-100, -100, 5, 6, 7, 9, 8, 7],  # prompt, "Prediction", ":", Yes, ..., later yes/no tokens in reasoning
+            [-100, 5, 6, 8, 9, -100, -100, -100],  # No, then padding
+        ]
+    )
     w = answer_token_weights(labels, yes, no, 10.0)
     assert w.tolist() == [[0, 0, 1, 1, 10, 1, 1, 1], [0, 1, 1, 10, 1, 0, 0, 0]]
 

@@ -22,10 +22,10 @@ def test_a_real_tiny_training_reports_every_optimizer_step(tiny_model_dir, tmp_p
     monkeypatch.setenv("REASONINGREC_PROGRESS", "never")
     monkeypatch.setenv("REASONINGREC_PROGRESS_INTERVAL", "0.000001")
     caplog.set_level(logging.INFO, logger="reasoningrec.progress")
-    cfg = TrainConfig(epochs=2, batch_size=2, grad_accum=2, learning_rate=1e-2, patience=2,
-                      target_modules=["q_proj", "v_proj"])
-    result = train_adapter(str(tiny_model_dir), planted(8), planted(4), cfg, tmp_path / "run", max_length=128,
-                           seed=0)
+    cfg = TrainConfig(
+        epochs=2, batch_size=2, grad_accum=2, learning_rate=1e-2, patience=2, target_modules=["q_proj", "v_proj"]
+    )
+    result = train_adapter(str(tiny_model_dir), planted(8), planted(4), cfg, tmp_path / "run", max_length=128, seed=0)
     assert result.epochs_run == 2
     lines = [line for line in progress_lines(caplog) if line.startswith("train:")]
     assert lines[0] == "train: 4 steps"

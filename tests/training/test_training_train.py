@@ -17,12 +17,26 @@ def test_training_learns_a_planted_signal_and_resumes(tiny_model_dir, tmp_path):
     from reasoningrec.models import load_adapter
     from reasoningrec.scoring import score_prompts
 
-    cfg = TrainConfig(epochs=4, learning_rate=3e-2, batch_size=8, patience=4, answer_loss_weight=5.0,
-                      target_modules=["q_proj", "v_proj", "o_proj"])
+    cfg = TrainConfig(
+        epochs=4,
+        learning_rate=3e-2,
+        batch_size=8,
+        patience=4,
+        answer_loss_weight=5.0,
+        target_modules=["q_proj", "v_proj", "o_proj"],
+    )
     valid = planted(8)
-    result = train_adapter(str(tiny_model_dir), planted(32), valid, cfg, tmp_path / "run", max_length=128,
-                           seed=0, meta={"dataset": "planted", "method": "tallrec", "k_shots": 32},
-                           keep_checkpoints=True)
+    result = train_adapter(
+        str(tiny_model_dir),
+        planted(32),
+        valid,
+        cfg,
+        tmp_path / "run",
+        max_length=128,
+        seed=0,
+        meta={"dataset": "planted", "method": "tallrec", "k_shots": 32},
+        keep_checkpoints=True,
+    )
     losses = [h["train_loss"] for h in result.history]
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert result.best_valid_auc == 1.0
@@ -33,13 +47,15 @@ def test_training_learns_a_planted_signal_and_resumes(tiny_model_dir, tmp_path):
     scores = score_prompts(model, tok, [render_chat(tok, p) for p in valid.prompt_text])
     assert scores[valid.label == 1].min() > scores[valid.label == 0].max()
     # A second call finds the finished checkpoint and does not train again.
-    again = train_adapter(str(tiny_model_dir), planted(32), valid, cfg, tmp_path / "run", max_length=128, seed=0,
-                          keep_checkpoints=True)
+    again = train_adapter(
+        str(tiny_model_dir), planted(32), valid, cfg, tmp_path / "run", max_length=128, seed=0, keep_checkpoints=True
+    )
     assert again.history == result.history and again.epochs_run == 4
     # Other settings do not resume those checkpoints: they are moved aside and training starts over.
     other = cfg.model_copy(update={"epochs": 1})
-    fresh = train_adapter(str(tiny_model_dir), planted(32), valid, other, tmp_path / "run", max_length=128, seed=0,
-                          keep_checkpoints=True)
+    fresh = train_adapter(
+        str(tiny_model_dir), planted(32), valid, other, tmp_path / "run", max_length=128, seed=0, keep_checkpoints=True
+    )
     assert fresh.epochs_run == 1 and len(fresh.history) == 1
     (parked,) = (tmp_path / "run" / ".superseded").iterdir()
     assert parked.name.startswith("checkpoints-") and any(parked.glob("checkpoint-*"))

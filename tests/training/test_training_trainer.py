@@ -23,13 +23,25 @@ def trainer_setup(tiny_model_dir):
     records = planted(4, reasoning=True)
     pairs = [render_example(tok, p, c) for p, c in zip(records.prompt_text, records.completion_text, strict=True)]
     data = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
-    args = SFTConfig(output_dir="/tmp/unused", completion_only_loss=True, max_length=256, report_to=[],
-                     use_cpu=True, bf16=False, gradient_checkpointing=False, per_device_train_batch_size=4)
+    args = SFTConfig(
+        output_dir="/tmp/unused",
+        completion_only_loss=True,
+        max_length=256,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        per_device_train_batch_size=4,
+    )
     torch.manual_seed(0)
     trainer = sft_trainer_class()(
-        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), args=args, train_dataset=data,
-        processing_class=tok, peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
-        answer_ids=answer_token_ids(tok), answer_loss_weight=5.0,
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+        args=args,
+        train_dataset=data,
+        processing_class=tok,
+        peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+        answer_ids=answer_token_ids(tok),
+        answer_loss_weight=5.0,
     )
     batch = next(iter(trainer.get_train_dataloader()))
     return trainer, tok, pairs, batch
@@ -57,8 +69,9 @@ def test_trainer_loss_is_the_hand_weighted_cross_entropy(trainer_setup):
         loss = trainer.compute_loss(model, dict(batch)).item()
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     labels = batch["labels"][:, 1:]
-    ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="none",
-                         ignore_index=-100).view(labels.shape)
+    ce = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="none", ignore_index=-100
+    ).view(labels.shape)
     weights = (labels != -100).float()
     for row in range(labels.size(0)):  # by hand: the answer is the 3rd completion token here
         first = int((labels[row] != -100).nonzero()[0])

@@ -14,8 +14,13 @@ def planted(n: int, reasoning: bool = False) -> pd.DataFrame:
         completion = f"Prediction: {'Yes' if label else 'No'}"
         if reasoning:
             completion += "\nbecause the user enjoyed similar movies"
-        rows.append({"prompt_text": f"Will the user like the target item {title}?", "completion_text": completion,
-                     "label": label})
+        rows.append(
+            {
+                "prompt_text": f"Will the user like the target item {title}?",
+                "completion_text": completion,
+                "label": label,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -32,10 +37,17 @@ def records_frame(n_train: int, n_valid: int, k_shots: int) -> pd.DataFrame:
             label = (i * 7 + len(split)) % 3 % 2
             title = "Toy Story (1995)" if label else "Heat (1995)"
             extra = " ".join(fillers[(i + j) % len(fillers)] for j in range(i % 4))
-            rows.append({"user_id": f"{split}{i}", "split": split, "label": label, "variant": "full",
-                         "target_item": f"item{i}",
-                         "prompt_text": f"The user liked {extra}. Will the user like the target item {title}?",
-                         "completion_text": f"Prediction: {'Yes' if label else 'No'}"})
+            rows.append(
+                {
+                    "user_id": f"{split}{i}",
+                    "split": split,
+                    "label": label,
+                    "variant": "full",
+                    "target_item": f"item{i}",
+                    "prompt_text": f"The user liked {extra}. Will the user like the target item {title}?",
+                    "completion_text": f"Prediction: {'Yes' if label else 'No'}",
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["label"] = frame["label"].astype("int8")
     frame[kshot_column(k_shots)] = frame["split"] == "train"

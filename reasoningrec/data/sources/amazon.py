@@ -59,8 +59,9 @@ def _read(path: Path, context: ReadContext, fields: Fields, parse_meta) -> Sourc
         meta_path = context.params.data_dir / config.meta_path
         meta_text = read_text(meta_path, context.encoding, context.setting("encoding"))
         facts[str(meta_path)] = meta_text.facts()
-        items = items_frame(pd.DataFrame(parse_meta(meta_text), columns=["item_id", "title", "brand", "price",
-                                                                          "genres", "description"]))
+        items = items_frame(
+            pd.DataFrame(parse_meta(meta_text), columns=["item_id", "title", "brand", "price", "genres", "description"])
+        )
         files.append(meta_path)
         note = "{n} items have no metadata row: their asin stands in for the title"
     else:
@@ -68,13 +69,24 @@ def _read(path: Path, context: ReadContext, fields: Fields, parse_meta) -> Sourc
         notes.append("no item metadata (meta_path unset): every item's asin stands in for its title")
         note = "{n} items without metadata"
     chunks = _chunks(path, context, fields)
-    return SourceData(chunks, items, files, notes=notes, items_rated_only=True, text_facts=facts,
-                      missing_items_note=note if config.meta_path else "")
+    return SourceData(
+        chunks,
+        items,
+        files,
+        notes=notes,
+        items_rated_only=True,
+        text_facts=facts,
+        missing_items_note=note if config.meta_path else "",
+    )
 
 
 def _chunks(path: Path, context: ReadContext, fields: Fields) -> Iterator[Chunk]:
-    names = {"user_id": " or ".join(fields.user), "item_id": " or ".join(fields.item), "rating": fields.rating,
-             "timestamp": fields.time}
+    names = {
+        "user_id": " or ".join(fields.user),
+        "item_id": " or ".join(fields.item),
+        "rating": fields.rating,
+        "timestamp": fields.time,
+    }
     for block in text_blocks(path, context.encoding, context.setting("encoding")):
         table = _fast_block(block.data, fields)
         if table is None:
@@ -92,8 +104,13 @@ def _block_lines(block: Block):
 
 def _schema(fields: Fields) -> pa.Schema:
     strings = [*fields.user, *fields.item, *fields.text]
-    return pa.schema([*((name, pa.string()) for name in dict.fromkeys(strings)), (fields.rating, pa.float64()),
-                      (fields.time, pa.int64())])
+    return pa.schema(
+        [
+            *((name, pa.string()) for name in dict.fromkeys(strings)),
+            (fields.rating, pa.float64()),
+            (fields.time, pa.int64()),
+        ]
+    )
 
 
 def _first_present(table: pa.Table, names: tuple[str, ...]) -> pa.Array:
@@ -115,19 +132,28 @@ def _fast_block(data: bytes, fields: Fields) -> pa.Table | None:
         table = pj.read_json(
             pa.BufferReader(pa.py_buffer(data)),
             read_options=pj.ReadOptions(use_threads=True, block_size=4 << 20),
-            parse_options=pj.ParseOptions(explicit_schema=_schema(fields), unexpected_field_behavior="ignore",
-                                          newlines_in_values=False),
+            parse_options=pj.ParseOptions(
+                explicit_schema=_schema(fields), unexpected_field_behavior="ignore", newlines_in_values=False
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     body, headline = (nonempty_text(table.column(name)) for name in fields.text)
     stamps = table.column(fields.time).combine_chunks()
     if fields.per_second != 1:
-        stamps = pa.array(np.floor_divide(stamps.fill_null(0).to_numpy(), fields.per_second), mask=stamps.is_null().to_numpy(zero_copy_only=False))
-    return pa.table({
-        "user_id": _first_present(table, fields.user), "item_id": _first_present(table, fields.item),
-        "rating": table.column(fields.rating), "timestamp": stamps, "review": pc.coalesce(body, headline),
-    })
+        stamps = pa.array(
+            np.floor_divide(stamps.fill_null(0).to_numpy(), fields.per_second),
+            mask=stamps.is_null().to_numpy(zero_copy_only=False),
+        )
+    return pa.table(
+        {
+            "user_id": _first_present(table, fields.user),
+            "item_id": _first_present(table, fields.item),
+            "rating": table.column(fields.rating),
+            "timestamp": stamps,
+            "review": pc.coalesce(body, headline),
+        }
+    )
 
 
 def _number(path: Path, value, line: int, field: str, integer: bool = False) -> float:
@@ -153,15 +179,26 @@ def _precise_block(path: Path, block: Block, fields: Fields) -> pa.Table:
         stamp = _number(path, required(path, obj, number, fields.time), number, fields.time, integer=True)
         times.append(int(stamp) // fields.per_second)
         body, headline = (obj.get(name) for name in fields.text)
-        reviews.append(body if isinstance(body, str) and body.strip() else
-                       headline if isinstance(headline, str) and headline.strip() else None)
+        reviews.append(
+            body
+            if isinstance(body, str) and body.strip()
+            else headline
+            if isinstance(headline, str) and headline.strip()
+            else None
+        )
     return _assemble(users, items, ratings, times, reviews, fields)
 
 
 def _assemble(users, items, ratings, times, reviews, fields: Fields) -> pa.Table:
-    return pa.table({"user_id": pa.array(users, pa.string()), "item_id": pa.array(items, pa.string()),
-                     "rating": pa.array(ratings, pa.float64()), "timestamp": pa.array(times, pa.int64()),
-                     "review": pa.array(reviews, pa.string())})
+    return pa.table(
+        {
+            "user_id": pa.array(users, pa.string()),
+            "item_id": pa.array(items, pa.string()),
+            "rating": pa.array(ratings, pa.float64()),
+            "timestamp": pa.array(times, pa.int64()),
+            "review": pa.array(reviews, pa.string()),
+        }
+    )
 
 
 # --- item metadata ---------------------------------------------------------------------------
@@ -196,16 +233,25 @@ def _meta_objects(text):
 def _meta_2018(text):
     for number, obj in _meta_objects(text):
         categories = obj.get("category") or []
-        yield (str(required(text.path, obj, number, "asin")), _text(obj.get("title")), _text(obj.get("brand")),
-               _text(obj.get("price")), "|".join(categories) if isinstance(categories, list) else _text(categories),
-               _text(obj.get("description")))
+        yield (
+            str(required(text.path, obj, number, "asin")),
+            _text(obj.get("title")),
+            _text(obj.get("brand")),
+            _text(obj.get("price")),
+            "|".join(categories) if isinstance(categories, list) else _text(categories),
+            _text(obj.get("description")),
+        )
 
 
 def _meta_2023(text):
     for number, obj in _meta_objects(text):
         categories = obj.get("categories") or []
         price = obj.get("price")
-        yield (str(required(text.path, obj, number, "parent_asin", "asin")), _text(obj.get("title")),
-               _text(obj.get("store")), None if price in (None, "") else str(price),
-               "|".join(categories) if isinstance(categories, list) else _text(categories),
-               _text(obj.get("description")))
+        yield (
+            str(required(text.path, obj, number, "parent_asin", "asin")),
+            _text(obj.get("title")),
+            _text(obj.get("store")),
+            None if price in (None, "") else str(price),
+            "|".join(categories) if isinstance(categories, list) else _text(categories),
+            _text(obj.get("description")),
+        )

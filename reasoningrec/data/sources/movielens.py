@@ -73,8 +73,11 @@ def _ratings(path: Path, context: ReadContext, sep: str, names: list[str]) -> tu
     table = _fast_ratings(text, sep, names)
     if table is None:
         columns, numbers = split_fields(text, sep, names)
-        out = {"user": columns["user"], "item": columns["item"],
-               "rating": pa.array(numeric_column(path, columns["rating"], numbers, "rating"))}
+        out = {
+            "user": columns["user"],
+            "item": columns["item"],
+            "rating": pa.array(numeric_column(path, columns["rating"], numbers, "rating")),
+        }
         if "timestamp" in names:
             out["timestamp"] = pa.array(numeric_column(path, columns["timestamp"], numbers, "timestamp", integer=True))
         table = pa.table(out)
@@ -122,8 +125,10 @@ def read_ml100k(root: Path, context: ReadContext) -> SourceData:
     titles, years = zip(*(split_title_year(t) for t in columns["title"].to_pylist()), strict=True)
     release_year = pd.to_numeric(pc.utf8_slice_codeunits(columns["release"], -4).to_pandas(), errors="coerce")
     flags = np.column_stack(
-        [numeric_column(item_path, columns[f"g{i}"], numbers, f"genre flag {genres[i]}", integer=True)
-         for i in range(len(genres))]
+        [
+            numeric_column(item_path, columns[f"g{i}"], numbers, f"genre flag {genres[i]}", integer=True)
+            for i in range(len(genres))
+        ]
     )
     items = items_frame(
         pd.DataFrame(
@@ -136,9 +141,14 @@ def read_ml100k(root: Path, context: ReadContext) -> SourceData:
         )
     )
     facts = {str(data_path): data_facts, str(item_path): item_text.facts()}
-    return SourceData([chunk], items, [data_path, item_path, genre_path], text_facts=facts,
-                      declared=_declared_ml100k(root / "u.info"),
-                      missing_items_note="{n} rated items missing from u.item got their id as title")
+    return SourceData(
+        [chunk],
+        items,
+        [data_path, item_path, genre_path],
+        text_facts=facts,
+        declared=_declared_ml100k(root / "u.info"),
+        missing_items_note="{n} rated items missing from u.item got their id as title",
+    )
 
 
 def _genre_names(path: Path, context: ReadContext) -> list[str]:
@@ -166,8 +176,12 @@ def read_ml1m(root: Path, context: ReadContext) -> SourceData:
     titles, years = zip(*(split_title_year(t) for t in columns["title"].to_pylist()), strict=True)
     items = items_frame(
         pd.DataFrame(
-            {"item_id": columns["item_id"].to_pylist(), "title": titles, "year": years,
-             "genres": columns["genres"].to_pylist()}
+            {
+                "item_id": columns["item_id"].to_pylist(),
+                "title": titles,
+                "year": years,
+                "genres": columns["genres"].to_pylist(),
+            }
         )
     )
     files, extra = [rating_file, movies_path], {}
@@ -182,6 +196,14 @@ def read_ml1m(root: Path, context: ReadContext) -> SourceData:
         extra["users"] = users
         files.append(users_path)
         facts[str(users_path)] = users_text.facts()
-    return SourceData([chunk], items, files, time_source=time_source, notes=notes, extra_tables=extra,
-                      text_facts=facts, declared=_declared_ml1m(root / "README"),
-                      missing_items_note="{n} rated items missing from movies.dat got their id as title")
+    return SourceData(
+        [chunk],
+        items,
+        files,
+        time_source=time_source,
+        notes=notes,
+        extra_tables=extra,
+        text_facts=facts,
+        declared=_declared_ml1m(root / "README"),
+        missing_items_note="{n} rated items missing from movies.dat got their id as title",
+    )

@@ -34,8 +34,14 @@ from reasoningrec.errors import DataError
 REQUIRED = ("user", "item", "rating", "timestamp")
 CONTRACT = {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp", "review": "review"}
 # kind -> the type pyarrow parses it to on the fast path (None: let pyarrow infer)
-FAST_TYPES = {"id": ID_TYPE, "int_id": pa.int64(), "number": pa.float64(), "integer": pa.int64(), "time": None,
-              "text": pa.string()}
+FAST_TYPES = {
+    "id": ID_TYPE,
+    "int_id": pa.int64(),
+    "number": pa.float64(),
+    "integer": pa.int64(),
+    "time": None,
+    "text": pa.string(),
+}
 
 
 def _convert(path: Path, column, kind: str, where, field: str):
@@ -51,8 +57,9 @@ def _convert(path: Path, column, kind: str, where, field: str):
     return nonempty_text(column)
 
 
-def read_csv_columns(text: Text, wanted: dict[str, tuple[str, str]], delimiter: str,
-                     missing_hint, reopen=None) -> tuple[dict[str, object], object, int]:
+def read_csv_columns(
+    text: Text, wanted: dict[str, tuple[str, str]], delimiter: str, missing_hint, reopen=None
+) -> tuple[dict[str, object], object, int]:
     """Columns of a header-led CSV: ``wanted`` maps a key to (the file's column name, kind).
 
     Returns {key: column}, the record locator and the row count. Fast path: pyarrow with the kinds'
@@ -63,8 +70,9 @@ def read_csv_columns(text: Text, wanted: dict[str, tuple[str, str]], delimiter: 
     header, header_line = csv_header(text, delimiter)
     for key, (name, _) in wanted.items():
         if name not in header:
-            raise DataError(text.path, f"missing column (columns: {header}); {missing_hint(key)}", line=header_line,
-                            field=name)
+            raise DataError(
+                text.path, f"missing column (columns: {header}); {missing_hint(key)}", line=header_line, field=name
+            )
     names = [name for name, _ in wanted.values()]
     where = line_locator(text, header=True, quoted=True, delimiter=delimiter)
 
@@ -81,8 +89,9 @@ def read_csv_columns(text: Text, wanted: dict[str, tuple[str, str]], delimiter: 
     except (pa.ArrowInvalid, DataError):
         pass  # the precise path below says what and where
     try:
-        table = arrow_csv(text, delimiter=delimiter, names=None, types=dict.fromkeys(names, pa.string()),
-                          include=names, quoted=True)
+        table = arrow_csv(
+            text, delimiter=delimiter, names=None, types=dict.fromkeys(names, pa.string()), include=names, quoted=True
+        )
     except pa.ArrowInvalid as exc:
         error = csv_field_count_error(text, delimiter, len(header), header=True)
         raise error or DataError(text.path, f"not a readable CSV file ({str(exc).splitlines()[0]})") from None
@@ -171,7 +180,8 @@ def read_table(path: Path, context: ReadContext) -> SourceData:
         if names["review"] in header:
             wanted["review"] = (names["review"], "text")
         columns, where, rows = read_csv_columns(
-            text, wanted, sep, hint, lambda: read_text(path, context.encoding, context.setting("encoding")))
+            text, wanted, sep, hint, lambda: read_text(path, context.encoding, context.setting("encoding"))
+        )
         del text
     table = pa.table({CONTRACT[key]: value for key, value in columns.items()})
     if "review" not in table.column_names:
@@ -187,8 +197,13 @@ def read_table(path: Path, context: ReadContext) -> SourceData:
         meta = meta.rename(columns={item_col: "item_id"})
         items = items_frame(meta[[c for c in ITEM_COLUMNS if c in meta.columns]])
         files.append(meta_path)
-    return SourceData([chunk], items, files, text_facts=facts,
-                      missing_items_note="{n} items have no metadata: their id stands in for the title")
+    return SourceData(
+        [chunk],
+        items,
+        files,
+        text_facts=facts,
+        missing_items_note="{n} items have no metadata: their id stands in for the title",
+    )
 
 
 def _parquet_has(path: Path, column: str) -> bool:
