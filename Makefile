@@ -43,6 +43,7 @@ test-all: setup
 
 lint: setup
 	$(BIN)/ruff check reasoningrec tests benchmarks tools
+	$(BIN)/ruff format --check reasoningrec tests benchmarks tools
 
 bench: setup
 	$(BIN)/python -m benchmarks.run_all
