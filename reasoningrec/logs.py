@@ -90,6 +90,13 @@ def setup_logging(level: str | None = None) -> None:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     # One progress convention (reasoningrec.progress): MLflow's per-download bars are not long steps.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from reasoningrec.progress import shows_bar
+
+    if not shows_bar(sys.stderr):
+        # Third-party bars (model loading, GGUF conversion) follow the same rule as ours: none
+        # where ours would print log lines. Only defaults: an explicit setting of the user wins.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

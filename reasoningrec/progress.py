@@ -195,6 +195,7 @@ class Progress:
                 unit=unit,
                 initial=self.initial,
                 file=stream,
+                disable=False,  # the rule above decided; a TQDM_DISABLE default is for other bars
                 dynamic_ncols=not size,
                 mininterval=0.5,
                 **size,
