@@ -131,7 +131,7 @@ def test_oom_is_never_retried_but_transient_errors_are(prefect_api, tmp_path, mo
             "flaky", "toy_stages:flaky", "synthesis", "llm", "flaky -d {dataset}", outputs=("flaky.json",)
         ),
     }
-    monkeypatch.setattr(pipeline, "STAGES", {**pipeline.STAGES, **stages})
+    monkeypatch.setattr(pipeline.stages, "STAGES", {**pipeline.STAGES, **stages})  # where stage() reads it
     params = tmp_path / "params.yaml"
     params.write_text(f"paths: {{work_dir: {tmp_path / 'work'}}}\ndatasets: {{toy: {{source: table, path: x}}}}\n")
     work = tmp_path / "work" / "toy"
