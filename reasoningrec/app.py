@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -72,3 +73,29 @@ def run_stage(
     if not outcome.ran:
         typer.echo(f"{call.name} {dataset}: up to date, not run again (--force runs it)", err=True)
     return outcome
+
+
+def stage_command(
+    stage: str, summary: str, say: Callable[[str, Any], str], *, help: str, name: str | None = None
+) -> None:
+    """Register ``reasoningrec <name>`` for a stage that takes only the common options: it runs the
+    stage's call through the completion rule and prints ``say(dataset, summary)``. ``summary`` is the
+    stage's summary class as ``module:Class``, imported when the command runs (heavy imports stay
+    out of the CLI's start)."""
+
+    def command(
+        dataset: DatasetOption,
+        params: ParamsOption = None,
+        set_: SetOption = None,
+        force: ForceOption = False,
+        allow_stale: AllowStaleOption = False,
+    ) -> None:
+        import importlib
+
+        outcome = run_stage(params_from(params, set_), dataset, stage, force=force, allow_stale=allow_stale)
+        module, _, cls = summary.partition(":")
+        if line := say(dataset, outcome.summary_as(getattr(importlib.import_module(module), cls))):
+            typer.echo(line)
+
+    command.__doc__ = help
+    app.command(name or stage.replace("_", "-"))(command)

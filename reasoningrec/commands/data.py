@@ -15,23 +15,15 @@ from reasoningrec.app import (
     app,
     params_from,
     run_stage,
+    stage_command,
 )
 
-
-@app.command()
-def ingest(
-    dataset: DatasetOption,
-    params: ParamsOption = None,
-    set_: SetOption = None,
-    force: ForceOption = False,
-    allow_stale: AllowStaleOption = False,
-) -> None:
-    """Read a dataset's raw files into interactions.parquet + items.parquet (+ ingest.json)."""
-    from reasoningrec.data.ingest import IngestSummary
-
-    outcome = run_stage(params_from(params, set_), dataset, "ingest", force=force, allow_stale=allow_stale)
-    s = outcome.summary_as(IngestSummary)
-    typer.echo(f"ingest {dataset}: {s.rows:,} ratings, {s.users:,} users, {s.items:,} items (time: {s.time_source})")
+stage_command(
+    "ingest",
+    "reasoningrec.data.ingest:IngestSummary",
+    lambda d, s: f"ingest {d}: {s.rows:,} ratings, {s.users:,} users, {s.items:,} items (time: {s.time_source})",
+    help="Read a dataset's raw files into interactions.parquet + items.parquet (+ ingest.json).",
+)
 
 
 @app.command()

@@ -8,14 +8,12 @@ from typing import Annotated
 import typer
 
 from reasoningrec.app import (
-    AllowStaleOption,
     DatasetOption,
-    ForceOption,
     ParamsOption,
     SetOption,
     app,
     params_from,
-    run_stage,
+    stage_command,
 )
 from reasoningrec.methods import names
 
@@ -27,25 +25,21 @@ KOption = Annotated[int, typer.Option("--k", "-k", help="K-shot training set siz
 SeedOption = Annotated[int, typer.Option("--seed", help="Training seed.")]
 
 
-@app.command()
-def records(
-    dataset: DatasetOption,
-    params: ParamsOption = None,
-    set_: SetOption = None,
-    force: ForceOption = False,
-    allow_stale: AllowStaleOption = False,
-) -> None:
-    """Build prompt/completion records (K-shot train, validation, test) -> records.parquet + records.json."""
-    from reasoningrec.records.stage import RecordsSummary
-
-    outcome = run_stage(params_from(params, set_), dataset, "records", force=force, allow_stale=allow_stale)
-    s = outcome.summary_as(RecordsSummary)
+def _records_line(dataset: str, s) -> str:
     splits = ", ".join(f"{k} {v['records']} ({v['likes']} likes)" for k, v in s.splits.items())
-    typer.echo(
+    return (
         f"records {dataset}: variants {', '.join(s.variants)}; {splits}; "
         f"{sum(s.shortened.values())} prompts shortened, {sum(s.overlong.values())} over max_length; "
         f"max {s.max_tokens} tokens"
     )
+
+
+stage_command(
+    "records",
+    "reasoningrec.records.stage:RecordsSummary",
+    _records_line,
+    help="Build prompt/completion records (K-shot train, validation, test) -> records.parquet + records.json.",
+)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from reasoningrec.app import (
     invocation,
     params_from,
     run_stage,
+    stage_command,
 )
 
 
@@ -90,18 +91,17 @@ def report(
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
 
 
-@app.command()
-def compare(
-    dataset: DatasetOption,
-    params: ParamsOption = None,
-    set_: SetOption = None,
-    force: ForceOption = False,
-    allow_stale: AllowStaleOption = False,
-) -> None:
-    """Test AUC against K for the runs of the dataset's plan (compare/auc_vs_k.png + compare.json)."""
-    from reasoningrec.report.compare import CompareSummary
+def _compare_lines(dataset: str, s) -> str:
+    lines = []
+    for name, cell in s.cells.items():
+        auc = "n/a" if cell.test_auc is None else f"{cell.test_auc:.3f}"
+        lines.append(f"{dataset} {name}: test AUC {auc} over {cell.seeds} seed(s)")
+    return "\n".join(lines)
 
-    outcome = run_stage(params_from(params, set_), dataset, "compare", force=force, allow_stale=allow_stale)
-    for name, cell in outcome.summary_as(CompareSummary).cells.items():
-        auc = cell.test_auc
-        typer.echo(f"{dataset} {name}: test AUC {'n/a' if auc is None else f'{auc:.3f}'} over {cell.seeds} seed(s)")
+
+stage_command(
+    "compare",
+    "reasoningrec.report.compare:CompareSummary",
+    _compare_lines,
+    help="Test AUC against K for the runs of the dataset's plan (compare/auc_vs_k.png + compare.json).",
+)

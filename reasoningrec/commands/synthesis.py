@@ -19,6 +19,7 @@ from reasoningrec.app import (
     app,
     params_from,
     run_stage,
+    stage_command,
 )
 
 
@@ -84,19 +85,7 @@ def reason(
     _synthesize("reason", dataset, params, limit, set_, force, allow_stale)
 
 
-@app.command("import-texts")
-def import_texts(
-    dataset: DatasetOption,
-    params: ParamsOption = None,
-    set_: SetOption = None,
-    force: ForceOption = False,
-    allow_stale: AllowStaleOption = False,
-) -> None:
-    """Import the paper authors' descriptions, profiles and reasoning instead of generating them."""
-    from reasoningrec.importer.stage import ImportSummary
-
-    outcome = run_stage(params_from(params, set_), dataset, "import_texts", force=force, allow_stale=allow_stale)
-    s = outcome.summary_as(ImportSummary)
+def _import_line(dataset: str, s) -> str:
     parts = []
     if s.descriptions is not None:
         parts.append(f"{s.descriptions['count']:,} descriptions")
@@ -104,20 +93,18 @@ def import_texts(
         parts.append(f"{s.profiles['imported']:,} profiles")
     for split, r in (s.reasoning or {}).items():
         parts.append(f"{split} {r['matched']}/{r['records']} records matched ({r['invalid']} flagged)")
-    typer.echo(f"import-texts {dataset}: " + ", ".join(parts or ["nothing to import"]))
+    return f"import-texts {dataset}: " + ", ".join(parts or ["nothing to import"])
 
 
-@app.command()
-def vocabulary(
-    dataset: DatasetOption,
-    params: ParamsOption = None,
-    set_: SetOption = None,
-    force: ForceOption = False,
-    allow_stale: AllowStaleOption = False,
-) -> None:
-    """Extract the feature vocabulary of the item texts (feature_vocabulary.json, for explanation metrics)."""
-    from reasoningrec.explanations.features import VocabularySummary
-
-    outcome = run_stage(params_from(params, set_), dataset, "vocabulary", force=force, allow_stale=allow_stale)
-    s = outcome.summary_as(VocabularySummary)
-    typer.echo(f"vocabulary {dataset}: {s.features:,} features from {s.items:,} items (digest {s.digest[:12]})")
+stage_command(
+    "import_texts",
+    "reasoningrec.importer.stage:ImportSummary",
+    _import_line,
+    help="Import the paper authors' descriptions, profiles and reasoning instead of generating them.",
+)
+stage_command(
+    "vocabulary",
+    "reasoningrec.explanations.features:VocabularySummary",
+    lambda d, s: f"vocabulary {d}: {s.features:,} features from {s.items:,} items (digest {s.digest[:12]})",
+    help="Extract the feature vocabulary of the item texts (feature_vocabulary.json, for explanation metrics).",
+)
