@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.docs_section import write_section
+
 HEADING = "## Data pipeline (ML-1M)"
 
 
@@ -79,21 +81,6 @@ def render(rows, total: float, rss: float, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), leaving other sections alone."""
-    from reasoningrec.io import atomic_open
-
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Performance\n\n"
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with atomic_open(path) as handle:
-        handle.write(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml1m")
@@ -107,7 +94,7 @@ def main() -> None:
     section = render(rows, total, rss, command)
     print(section)
     if args.out:
-        write_section(args.out, section)
+        write_section(args.out, HEADING, section)
 
 
 if __name__ == "__main__":

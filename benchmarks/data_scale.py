@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.docs_section import write_section
 from reasoningrec import pipeline
 
 HEADING = "## Data stages at scale"
@@ -334,21 +335,6 @@ def plot_png(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_section(path: Path, section: str) -> None:
-    from reasoningrec.io import atomic_open
-
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Performance\n\n"
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        first = text.find("\n## ")
-        text = text + "\n" + section if first < 0 else text[: first + 1] + section + "\n" + text[first + 1 :]
-    with atomic_open(path) as handle:
-        handle.write(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[1, 5, 10, 20], help="ML-1M copies (table)")
@@ -380,7 +366,7 @@ def main() -> None:
         print(section)
         if args.out:
             plot_png(rows, args.out.parent / PLOT)
-            write_section(args.out, section)
+            write_section(args.out, HEADING, section, first=True)
         return
     data_dir = Path(os.environ.get("REASONINGREC_DATA_DIR", "data/raw"))
     work = args.work or Path(tempfile.mkdtemp(prefix="data-scale-"))
@@ -408,7 +394,7 @@ def main() -> None:
     print(section)
     if args.out:
         plot_png(rows, args.out.parent / PLOT)
-        write_section(args.out, section)
+        write_section(args.out, HEADING, section, first=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scoring_flops import layer_weights  # noqa: E402
 
+from benchmarks.docs_section import write_section
+
 HEADING = "## Serving latency (`mlflow models serve`, 2-core CPU)"
 KINDS = (("score", 1), ("score", 32), ("score + explanation", 1), ("score + explanation", 32))
 
@@ -363,7 +365,7 @@ def main(argv=None) -> int:
     section = render(results, args)
     print(section)
     if args.out:
-        write_section(args.out, section)
+        write_section(args.out, HEADING, section)
     return 0
 
 
@@ -403,21 +405,6 @@ def render(results: dict, args) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), leaving other sections alone."""
-    from reasoningrec.io import atomic_open
-
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Performance\n\n"
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with atomic_open(path) as handle:
-        handle.write(text)
 
 
 if __name__ == "__main__":
