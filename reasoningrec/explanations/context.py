@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from reasoningrec.errors import ConfigError, DataError
+from reasoningrec.io import read_table
 from reasoningrec.methods import VARIANTS
 from reasoningrec.records.inputs import item_texts as prompt_item_texts
 from reasoningrec.records.inputs import usable_texts
@@ -69,16 +70,8 @@ class DatasetFrames:
         work_dir = Path(work_dir)
 
         def read(name: str, required: bool, columns: tuple[str, ...]) -> pd.DataFrame | None:
-            path = work_dir / name
-            if not path.is_file():
-                if required:
-                    raise DataError(path, "file not found; run `reasoningrec ingest` and `prepare` first")
-                return None
-            frame = pd.read_parquet(path)
-            missing = [c for c in columns if c not in frame.columns]
-            if missing:
-                raise DataError(path, f"missing columns {missing}; expected at least {list(columns)}")
-            return frame
+            hint = "run `reasoningrec ingest` and `prepare` first"
+            return read_table(work_dir / name, columns, required=required, missing_hint=hint)
 
         return cls(
             samples=read(

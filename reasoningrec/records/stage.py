@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from reasoningrec.errors import DataError
+from reasoningrec.io import read_table
 from reasoningrec.models import load_tokenizer
 from reasoningrec.records.assemble import build_records
 from reasoningrec.records.prompt import variant_spec
@@ -36,15 +37,7 @@ class RecordsSummary(Summary):
 
 
 def _read(path: Path, required: bool, columns: Sequence[str]) -> pd.DataFrame | None:
-    if not path.is_file():
-        if required:
-            raise DataError(path, "file not found; run the earlier pipeline stages first")
-        return None
-    frame = pd.read_parquet(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"missing columns {missing}; expected at least {list(columns)}")
-    return frame
+    return read_table(path, columns, required=required, missing_hint="run the earlier pipeline stages first")
 
 
 def run_records(params, dataset: str, out_dir: str | Path | None = None, *, tokenizer=None) -> RecordsSummary:
