@@ -115,7 +115,7 @@ EXAMPLES = {
             "like_threshold": 3.0,
         },
         "suites": [{"suite": "interactions", "success": True, "rows": 100000, "expectations": []}],
-        "results_path": "/work/ml100k/validation/validate_interactions.json",
+        "results_path": "data/work/ml100k/validation/validate_interactions.json",
         "data_docs": None,
         "data_docs_run": None,
     },

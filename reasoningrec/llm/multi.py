@@ -384,7 +384,7 @@ class MultiDeviceBackend:
                 break  # cut off by its death: the sentinel says so below
             kind, ident = message[0], message[1]
             if ident != request:
-                continue  # a reply of an earlier call that ended early (its sink raised)
+                continue  # a reply to a previous request that ended early (its sink raised)
             if kind == "reply":
                 pairs = [(share[local], generation) for local, generation in message[2]]
                 for position, generation in pairs:
