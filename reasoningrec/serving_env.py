@@ -24,7 +24,7 @@ import base64
 import hashlib
 import io
 import zipfile
-from importlib.metadata import Distribution, PackageNotFoundError, distribution
+from importlib.metadata import Distribution, PackageNotFoundError, distribution, distributions
 from pathlib import Path
 
 from reasoningrec.errors import ReasoningRecError
@@ -65,8 +65,18 @@ def pinned(name: str) -> str | None:
         return None
 
 
+def installed_distribution() -> Distribution:
+    """The installed ``reasoningrec`` distribution (its ``.dist-info``). A source checkout on
+    ``sys.path`` can also hold a ``reasoningrec.egg-info`` folder left by ``pip install -e .``,
+    which has no ``METADATA`` file and must not be mistaken for it."""
+    found = [d for d in distributions(name=PACKAGE) if d.read_text("METADATA") is not None]
+    if not found:
+        raise PackageNotFoundError(PACKAGE)
+    return found[0]
+
+
 def wheel_name(dist: Distribution | None = None) -> str:
-    dist = dist or distribution(PACKAGE)
+    dist = dist or installed_distribution()
     return f"{_normalise(dist.metadata['Name'])}-{dist.version}-py3-none-any.whl"
 
 
@@ -79,7 +89,7 @@ def package_wheel(out_dir: str | Path) -> Path:
     import reasoningrec
 
     try:
-        dist = distribution(PACKAGE)
+        dist = installed_distribution()
     except PackageNotFoundError:
         raise ReasoningRecError(
             f"the {PACKAGE} package is imported from {Path(reasoningrec.__file__).parent} but not installed "

@@ -177,7 +177,7 @@ def test_every_requirement_resolves_from_the_package_indexes(model_folder, tmp_p
         item["metadata"]["name"].lower(): item["metadata"]["version"]
         for item in json.loads(report.read_text())["install"]
     }
-    assert resolved["reasoningrec"] == serving_env.distribution("reasoningrec").version
+    assert resolved["reasoningrec"] == serving_env.installed_distribution().version
     assert set(resolved) == {"reasoningrec", *serving_env.SERVED_IMPORTS}
 
 

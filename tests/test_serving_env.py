@@ -59,9 +59,10 @@ def test_the_package_wheel_is_what_setuptools_builds(tmp_path):
             return {n: wheel.read(n) for n in wheel.namelist() if ".dist-info/" not in n}
 
     assert package_files(first) == package_files(built)
-    info = f"reasoningrec-{distribution('reasoningrec').version}.dist-info"
+    installed = serving_env.installed_distribution()
+    info = f"reasoningrec-{installed.version}.dist-info"
     with zipfile.ZipFile(first) as wheel:
-        assert wheel.read(f"{info}/METADATA").decode() == distribution("reasoningrec").read_text("METADATA")
+        assert wheel.read(f"{info}/METADATA").decode() == installed.read_text("METADATA") != ""
         assert b"reasoningrec = reasoningrec.cli:main" in wheel.read(f"{info}/entry_points.txt")
         record = wheel.read(f"{info}/RECORD").decode().splitlines()
     assert len(record) == len(package_files(first)) + 5  # METADATA, WHEEL, entry points, top level, RECORD
