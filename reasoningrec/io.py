@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -119,26 +119,6 @@ def write_parquet(path: str | Path, frame) -> Path:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(path)
-
-
-def read_table(path: str | Path, columns: Sequence[str], *, required: bool = True, missing_hint: str = ""):
-    """A parquet table of a work folder with at least ``columns``; None when it is absent and not
-    ``required``. A missing file or column is a :class:`~reasoningrec.errors.DataError` naming the
-    file (and ``missing_hint``: what makes it)."""
-    import pandas as pd
-
-    from reasoningrec.errors import DataError
-
-    path = Path(path)
-    if not path.is_file():
-        if required:
-            raise DataError(path, "file not found" + (f"; {missing_hint}" if missing_hint else ""))
-        return None
-    frame = pd.read_parquet(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"missing columns {missing}; expected at least {list(columns)}")
-    return frame
 
 
 def read_json(path: str | Path) -> Any:

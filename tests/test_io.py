@@ -67,19 +67,3 @@ def test_an_interrupted_write_leaves_a_temporary_that_the_next_sweep_clears(tmp_
     left = [p.name for p in tmp_path.iterdir()]
     assert len(left) == 1 and left[0].startswith(".out.json.") and left[0].endswith(".tmp")
     assert remove_stale_temps(tmp_path, ["out.json"]) and list(tmp_path.iterdir()) == []
-
-
-def test_read_table_names_the_file_and_the_missing_columns(tmp_path):
-    import pandas as pd
-    import pytest
-
-    from reasoningrec.errors import DataError
-    from reasoningrec.io import read_table, write_parquet
-
-    path = write_parquet(tmp_path / "items.parquet", pd.DataFrame({"item_id": [1], "title": ["a"]}))
-    assert list(read_table(path, ["item_id"]).columns) == ["item_id", "title"]
-    assert read_table(tmp_path / "absent.parquet", ["x"], required=False) is None
-    with pytest.raises(DataError, match=r"absent.parquet.*file not found; run prepare"):
-        read_table(tmp_path / "absent.parquet", ["x"], missing_hint="run prepare")
-    with pytest.raises(DataError, match=r"items.parquet.*missing columns \['description'\]"):
-        read_table(path, ["item_id", "description"])

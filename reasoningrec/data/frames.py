@@ -7,6 +7,7 @@ counting and joining touch 4 bytes per id instead of a Python string.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,22 @@ def read_table(
     try:
         reader = pq.ParquetFile(path, read_dictionary=[c for c in dictionary if c in wanted]) if dictionary else handle
         return reader.read(columns=wanted)
+    except (pa.ArrowException, OSError) as exc:
+        raise _damaged(path, exc, hint) from None
+
+
+def read_frame(path: Path, columns: Sequence[str], hint: str, *, required: bool = True) -> pd.DataFrame | None:
+    """A stage's whole Parquet file as a DataFrame, checked to hold ``columns`` (None when it is
+    absent and not ``required``); the same errors as :func:`read_table`."""
+    path = Path(path)
+    if not required and not path.is_file():
+        return None
+    handle = parquet_file(path, hint)
+    missing = [c for c in columns if c not in handle.schema_arrow.names]
+    if missing:
+        raise DataError(path, f"missing column(s) {missing}; expected {list(columns)}", field=missing[0])
+    try:
+        return handle.read().to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise _damaged(path, exc, hint) from None
 

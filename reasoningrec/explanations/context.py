@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from reasoningrec.data.frames import read_frame
 from reasoningrec.errors import ConfigError, DataError
-from reasoningrec.io import read_table
 from reasoningrec.methods import VARIANTS
 from reasoningrec.records.inputs import item_texts as prompt_item_texts
 from reasoningrec.records.inputs import usable_texts
@@ -70,8 +70,7 @@ class DatasetFrames:
         work_dir = Path(work_dir)
 
         def read(name: str, required: bool, columns: tuple[str, ...]) -> pd.DataFrame | None:
-            hint = "run `reasoningrec ingest` and `prepare` first"
-            return read_table(work_dir / name, columns, required=required, missing_hint=hint)
+            return read_frame(work_dir / name, columns, "run `reasoningrec ingest` and `prepare`", required=required)
 
         return cls(
             samples=read(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from reasoningrec.data.frames import read_frame
 from reasoningrec.errors import DataError
-from reasoningrec.io import read_table
 from reasoningrec.models import load_tokenizer
 from reasoningrec.records.assemble import build_records
 from reasoningrec.records.prompt import variant_spec
@@ -37,7 +37,7 @@ class RecordsSummary(Summary):
 
 
 def _read(path: Path, required: bool, columns: Sequence[str]) -> pd.DataFrame | None:
-    return read_table(path, columns, required=required, missing_hint="run the earlier pipeline stages first")
+    return read_frame(path, columns, "run the earlier pipeline stages", required=required)
 
 
 def run_records(params, dataset: str, out_dir: str | Path | None = None, *, tokenizer=None) -> RecordsSummary:
