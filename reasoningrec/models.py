@@ -248,6 +248,14 @@ def load_adapter(
     return model, tokenizer, meta
 
 
+def model_precision(model) -> str:
+    """The precision name of a loaded (not quantized) model's weights: ``fp32``, ``bf16``, else the dtype."""
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype).removeprefix("torch."))
+
+
 def model_device(model):
     """The device of a model's first parameter."""
     return next(model.parameters()).device

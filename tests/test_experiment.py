@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from mlflow_support import template_store, tracking_params
 
-from reasoningrec import evaluation, experiment, serving, serving_requests, tracking
+from reasoningrec import evaluation, experiment, models, serving, serving_requests, tracking
 from reasoningrec.errors import ConfigError
 from reasoningrec.io import read_json, write_parquet
 from reasoningrec.predictions import COLUMNS
+from reasoningrec.records.stage import read_records
+from reasoningrec.training.train import TrainResult
 
 N_USERS = 12
 TITLES = [
@@ -129,6 +131,13 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     assert explained["stated_label"].tolist() == (explained["p_yes"] >= 0.5).astype(int).tolist()
     assert {"test_roc.png", "test_calibration.csv"} <= {p.name for p in (out / "plots").iterdir()}
     assert (out / "adapter" / "reasoningrec.json").is_file()
+    # The validation scores are the best epoch's, kept by the training, and equal to a fresh scoring.
+    trained = TrainResult.read(out / "train.json")
+    assert predictions.loc[predictions["split"] == "valid", "p_yes"].tolist() == trained.valid_scores
+    model, tokenizer, _ = models.load_adapter(out / "adapter")
+    valid = read_records(params.work_dir("tiny") / "records.parquet", "full").query("split == 'valid'")
+    fresh = experiment._score(params, model, tokenizer, valid.reset_index(drop=True), "score valid")
+    assert fresh.tolist() == trained.valid_scores
 
     metrics = summary.metrics
     for name in (
@@ -188,6 +197,18 @@ def test_fine_tuned_experiment_logs_registers_and_writes_files(setup, tmp_path):
     scored = champion.predict(pd.DataFrame({"prompt_text": [_test_prompt(params)]}))
     test_rows = predictions[predictions["split"] == "test"].reset_index(drop=True)
     assert np.isclose(scored["p_yes"].iloc[0], test_rows["p_yes"].iloc[0], atol=1e-5)
+
+
+def test_valid_scores_are_reused_only_when_a_fresh_scoring_gives_the_same_numbers(tmp_path):
+    kept = TrainResult(adapter_dir=tmp_path, best_epoch=1, best_valid_auc=0.5, valid_scores=[0.2, 0.7])
+    assert experiment.reusable_valid_scores(kept, "fp32", 8, 2)
+    assert not experiment.reusable_valid_scores(kept, "bf16", 8, 2)  # other weights' precision
+    bf16 = kept.model_copy(update={"precision": "bf16"})
+    assert not experiment.reusable_valid_scores(bf16, "bf16", 8, 2)  # bf16 scores are not reproduced exactly
+    assert not experiment.reusable_valid_scores(kept, "fp32", 4, 2)  # other batches
+    assert not experiment.reusable_valid_scores(kept, "fp32", 8, 3)  # other records
+    assert not experiment.reusable_valid_scores(kept.model_copy(update={"processes": 2}), "fp32", 8, 2)  # shards
+    assert not experiment.reusable_valid_scores(kept.model_copy(update={"valid_scores": None}), "fp32", 8, 2)
 
 
 def test_zero_shot_experiment_is_logged_but_not_registered(setup):

@@ -33,7 +33,8 @@ def _callback_base():
 
 
 class ValidationAUCCallback(_callback_base()):
-    """After each epoch: P(Yes) on the validation prompts -> AUC; save the adapter when it improves;
+    """After each epoch: P(Yes) on the validation prompts -> AUC; save the adapter when it improves
+    (and keep its scores: the experiment need not score the validation records again);
     stop after ``patience`` epochs without improvement. ``scorer(model) -> scores`` and
     ``save_best(model, epoch, auc)`` are injected so the logic is testable without a Trainer.
     State survives resume through a JSON file written into each checkpoint. ``comm``: the
@@ -52,6 +53,7 @@ class ValidationAUCCallback(_callback_base()):
         self.comm: Comm = comm or Single()
         self.best_auc: float | None = None
         self.best_epoch = 0
+        self.best_scores: list[float] | None = None  # the validation P(Yes) of the best epoch
         self.bad_epochs = 0
         self.history: list[dict] = []
         self._losses: list[float] = []
@@ -108,6 +110,7 @@ class ValidationAUCCallback(_callback_base()):
         improved = not math.isnan(valid_auc) and (self.best_auc is None or valid_auc > self.best_auc)
         if improved or self.best_auc is None:
             self.best_auc, self.best_epoch, self.bad_epochs = valid_auc, epoch, 0
+            self.best_scores = [float(score) for score in scores]
         else:
             self.bad_epochs += 1
         self.history.append(
@@ -121,11 +124,13 @@ class ValidationAUCCallback(_callback_base()):
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
+            "best_scores": self.best_scores,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.best_auc, self.best_epoch = state["best_auc"], state["best_epoch"]
         self.bad_epochs, self.history = state["bad_epochs"], list(state["history"])
+        self.best_scores = state.get("best_scores")  # absent in checkpoints of older versions
 
     @property
     def stopped_early(self) -> bool:

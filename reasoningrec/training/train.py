@@ -59,6 +59,10 @@ class TrainResult(Summary):
     meta: dict[str, Any] = {}
     fingerprint: str | None = None  # of the settings and records it was trained with (training_fingerprint)
     processes: int = 1  # data-parallel processes it was trained on (train.processes)
+    # P(Yes) of the validation records (in their order) by the best epoch's adapter, scored in
+    # batches of score_batch_size at `precision` (None: not kept, e.g. a train.json of an older version).
+    valid_scores: list[float] | None = None
+    score_batch_size: int = 8
 
 
 def _records_frame(records) -> pd.DataFrame:
@@ -276,6 +280,8 @@ def train_adapter(
         meta=adapter_meta,
         fingerprint=trained_with[0],
         processes=world.size,
+        valid_scores=callback.best_scores,
+        score_batch_size=score_batch_size,
     )
     return result
 
@@ -343,6 +349,7 @@ def run_train(
         max_length=params.records.max_length,
         seed=seed,
         meta=meta,
+        score_batch_size=params.llm.batch_size,
     )
     on_main(current_comm(), lambda: result.write(out_dir / "train.json"))
     return result

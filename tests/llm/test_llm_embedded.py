@@ -115,3 +115,49 @@ def test_embedded_model_converts_and_generates(tmp_path):
     assert all(g.completion_tokens >= 1 and g.prompt_tokens > 5 for g in out)
     again = backend.generate(batch, settings)
     assert [g.text for g in again] == [g.text for g in out] and all(g.cached for g in again)
+
+
+def test_gguf_read_once_memoises_within_the_block_and_restores_after(monkeypatch, tmp_path):
+    import gguf
+
+    opened = []
+
+    class Reader:
+        def __init__(self, path, mode="r"):
+            opened.append((path, mode))
+
+    maps = []
+    monkeypatch.setattr(gguf, "GGUFReader", Reader)
+    monkeypatch.setattr(gguf, "get_tensor_name_map", lambda arch, n: maps.append((arch, n)) or object())
+    path = tmp_path / "m.gguf"
+    with pytest.raises(RuntimeError), embedded.gguf_read_once():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first  # the same file by another spelling: one parse
+        assert gguf.GGUFReader(path, "c") is not first  # another mode is another reader
+        assert gguf.get_tensor_name_map(1, 30) is gguf.get_tensor_name_map(1, 30)
+        gguf.get_tensor_name_map(1, 2)
+        raise RuntimeError("a failed conversion puts the originals back too")
+    assert opened == [(path, "r"), (path, "c")] and maps == [(1, 30), (1, 2)]
+    assert gguf.GGUFReader is Reader
+    gguf.GGUFReader(path)
+    assert len(opened) == 3  # outside the block nothing is memoised
+
+
+def test_conversion_equals_what_transformers_reads_from_the_gguf(tmp_path):
+    """The memoised reads change nothing: every tensor and the tokenizer match transformers' own load."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = embedded.gguf_path()
+    folder = embedded.convert_gguf(source, tmp_path)
+    reference = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    written = load_file(folder / "model.safetensors")
+    expected = reference.state_dict()
+    assert written and all(torch.equal(tensor, expected[name]) for name, tensor in written.items())
+    assert set(expected) - set(written) <= {"lm_head.weight"}  # tied to the embeddings
+    assert torch.equal(expected["lm_head.weight"], written["model.embed_tokens.weight"])
+    text = "Prediction: Yes. She liked the zipper and the fit 🙂"
+    ours = AutoTokenizer.from_pretrained(folder)
+    theirs = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    assert ours(text)["input_ids"] == theirs(text)["input_ids"] and len(ours) == len(theirs)

@@ -13,8 +13,9 @@ from reasoningrec.training.train import train_adapter
 
 def test_training_learns_a_planted_signal_and_resumes(tiny_model_dir, tmp_path):
     from reasoningrec.chat import render_chat
+    from reasoningrec.experiment import reusable_valid_scores
     from reasoningrec.io import read_json
-    from reasoningrec.models import load_adapter
+    from reasoningrec.models import load_adapter, model_precision
     from reasoningrec.scoring import score_prompts
 
     cfg = TrainConfig(
@@ -43,14 +44,18 @@ def test_training_learns_a_planted_signal_and_resumes(tiny_model_dir, tmp_path):
     assert check_adapter_not_empty(result.adapter_dir) > 0
     meta = read_json(result.adapter_dir / "reasoningrec.json")
     assert meta["best_epoch"] == result.best_epoch and meta["k_shots"] == 32 and meta["method"] == "tallrec"
-    model, tok, _ = load_adapter(result.adapter_dir, device="cpu")
+    model, tok, _ = load_adapter(result.adapter_dir)  # the device and precision an experiment scores with
     scores = score_prompts(model, tok, [render_chat(tok, p) for p in valid.prompt_text])
     assert scores[valid.label == 1].min() > scores[valid.label == 0].max()
+    # The best epoch's validation scores, kept for the experiment, are the numbers it would score.
+    assert reusable_valid_scores(result, model_precision(model), 8, len(valid))
+    assert scores.tolist() == result.valid_scores
     # A second call finds the finished checkpoint and does not train again.
     again = train_adapter(
         str(tiny_model_dir), planted(32), valid, cfg, tmp_path / "run", max_length=128, seed=0, keep_checkpoints=True
     )
     assert again.history == result.history and again.epochs_run == 4
+    assert again.valid_scores == result.valid_scores  # kept in the checkpoint's callback state
     # Other settings do not resume those checkpoints: they are moved aside and training starts over.
     other = cfg.model_copy(update={"epochs": 1})
     fresh = train_adapter(
