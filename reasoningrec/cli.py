@@ -22,10 +22,12 @@ from reasoningrec.commands import (  # noqa: F401  (registers)
 )
 from reasoningrec.errors import ReasoningRecError
 from reasoningrec.logs import setup_logging
+from reasoningrec.process_env import prefer_huge_pages
 
 
 def main() -> None:
     """Entry point: run the app, turning user-facing errors into one clear line and exit code 2."""
+    prefer_huge_pages()  # before any command imports torch
     setup_logging()
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n in this mode

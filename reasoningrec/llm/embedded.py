@@ -78,7 +78,7 @@ def embedded_model_dir(cache_root: Path | None = None, *, source: Path | None = 
     with FileLock(str(root / f".{FOLDER_NAME}.lock")):
         if (target / _MARKER).is_file():  # another process converted it while we waited
             return target
-        log.info("converting %s into %s (once; 20-60 s)", source, target)
+        log.info("converting %s into %s (once; 10-60 s)", source, target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}.", dir=root))
         try:
             convert_gguf(source, tmp)
