@@ -249,11 +249,10 @@ def load_adapter(
 
 
 def model_precision(model) -> str:
-    """The precision name of a loaded (not quantized) model's weights: ``fp32``, ``bf16``, else the dtype."""
-    import torch
-
+    """The precision name of a loaded (not quantized) model's weights (the inverse of :func:`torch_dtype`
+    for ``fp32`` and ``bf16``), else the dtype's name."""
     dtype = next(model.parameters()).dtype
-    return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype).removeprefix("torch."))
+    return next((name for name in ("fp32", "bf16") if torch_dtype(name) == dtype), str(dtype).removeprefix("torch."))
 
 
 def model_device(model):
