@@ -155,6 +155,17 @@ def test_lines_and_durations():
     )
 
 
+def _read_all(fd: int) -> str:
+    """Everything written to a pseudo-terminal so far: one read may return only its first chunk."""
+    import os
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        chunks.append(os.read(fd, 65536))
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 def test_a_terminal_without_a_size_still_gets_a_visible_bar():
     """A fresh pseudo-terminal reports 0 x 0 (``docker run -t``, ``script``): the bar takes a fixed width."""
     import os
@@ -165,6 +176,6 @@ def test_a_terminal_without_a_size_still_gets_a_visible_bar():
         with progress(3, "score", "prompts", file=screen) as bar:
             bar.update(3)
         screen.flush()
-        shown = os.read(main, 65536).decode("utf-8", "replace")
+        shown = _read_all(main)
     os.close(main)
     assert bar.display == "bar" and "score: 100%" in shown and "3/3" in shown
